@@ -1,0 +1,152 @@
+namespace Tulip;
+
+/// <summary>
+/// asyncio's module-level functions. <c>using static Tulip.Asyncio;</c> lets C# read like Python:
+/// <c>await Sleep(0.1)</c>, <c>Run(Main)</c>, <c>CreateTask(Worker)</c>.
+/// </summary>
+public static class Asyncio
+{
+    /// <summary>
+    /// Runs <paramref name="main"/> on a new loop and returns its result (asyncio.run): afterwards the
+    /// tasks still pending are cancelled and awaited, errors they end with are reported, and the loop
+    /// is closed. Refused inside a running loop.
+    /// </summary>
+    public static T Run<T>(Func<Task<T>> main, bool debug = false, LoopClock? clock = null)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        if (EventLoop.RunningOrNull is not null)
+            throw new EventLoopException("asyncio.run() cannot be called from a running event loop");
+        var loop = clock is null ? new EventLoop() : new EventLoop(clock);
+        loop.Debug = debug;
+        var previous = EventLoop.CurrentOrNull;
+        EventLoop.SetEventLoop(loop);
+        try
+        {
+            return loop.RunUntilComplete(main);
+        }
+        finally
+        {
+            try
+            {
+                CancelAllTasks(loop);
+            }
+            finally
+            {
+                EventLoop.SetEventLoop(previous);
+                loop.Close();
+            }
+        }
+    }
+
+    public static void Run(Func<Task> main, bool debug = false, LoopClock? clock = null)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        Run(async () =>
+        {
+            await main();
+            return default(ValueTuple);
+        }, debug, clock);
+    }
+
+    /// <summary>asyncio.runners._cancel_all_tasks: cancel, wait for all, report the ones that failed.</summary>
+    internal static void CancelAllTasks(EventLoop loop)
+    {
+        var toCancel = loop.AllTasks();
+        if (toCancel.Count == 0) return;
+        foreach (var t in toCancel) t.Cancel();
+        var all = new Future<ValueTuple>(loop);
+        int remaining = toCancel.Count;
+        foreach (var t in toCancel)
+        {
+            t.AsFuture().AddDoneCallback(_ =>
+            {
+                if (--remaining == 0 && !all.Done) all.SetResult(default);
+            });
+        }
+
+        loop.RunUntilComplete(all);
+        foreach (var t in toCancel)
+        {
+            if (t.Cancelled) continue;
+            if (t.AsFuture().Exception() is { } e)
+            {
+                loop.CallExceptionHandler(new ExceptionContext("unhandled exception during asyncio.run() shutdown", e)
+                {
+                    Future = t.AsFuture(),
+                });
+            }
+        }
+    }
+
+    /// <summary>
+    /// Suspends the current task for <paramref name="seconds"/> of loop time; 0 or less yields exactly
+    /// one tick (asyncio.sleep).
+    /// </summary>
+    public static SleepAwaitable<ValueTuple> Sleep(double seconds) => Sleep(seconds, default(ValueTuple));
+
+    public static SleepAwaitable<T> Sleep<T>(double seconds, T result)
+    {
+        if (double.IsNaN(seconds)) throw new ArgumentOutOfRangeException(nameof(seconds), "delay is NaN");
+        return SleepTicks(Core.Time.ofSeconds(seconds), result);
+    }
+
+    public static SleepAwaitable<ValueTuple> Sleep(TimeSpan delay) => SleepTicks(delay.Ticks, default(ValueTuple));
+
+    private static SleepAwaitable<T> SleepTicks<T>(long ticks, T result)
+    {
+        var loop = EventLoop.GetRunningLoop();
+        return ticks <= 0 ? new SleepAwaitable<T>(loop, null, result) : new SleepAwaitable<T>(loop, new SleepFuture<T>(loop, ticks, result), result);
+    }
+
+    /// <summary>Creates a task on the running loop (asyncio.create_task).</summary>
+    public static LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name = null) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, name);
+
+    public static LoopTask CreateTask(Func<Task> coroutine, string? name = null) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, name);
+
+    /// <summary>asyncio.ensure_future: a future stays itself; a coroutine becomes a task.</summary>
+    public static Future<T> EnsureFuture<T>(Future<T> future) => future;
+
+    public static LoopTask<T> EnsureFuture<T>(Func<Task<T>> coroutine, EventLoop? loop = null) =>
+        (loop ?? EventLoop.GetEventLoop()).CreateTask(coroutine);
+
+    /// <summary>Wraps a .NET task as a loop future completed on the loop thread (asyncio.wrap_future).</summary>
+    public static Future<T> EnsureFuture<T>(Task<T> task, EventLoop? loop = null)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        return WrapTask(task, loop ?? EventLoop.GetEventLoop());
+    }
+
+    public static Future<T> WrapTask<T>(Task<T> task, EventLoop loop)
+    {
+        var future = new Future<T>(loop);
+        task.ContinueWith(static (t, state) =>
+        {
+            var f = (Future<T>)state!;
+            f.Loop.CallSoonThreadsafe(static s =>
+            {
+                var (t, f) = s;
+                if (f.Done) return;
+                if (t.IsCanceled) f.Cancel();
+                else if (t.IsFaulted) f.SetException(t.Exception!.InnerExceptions.Count == 1 ? t.Exception.InnerException! : t.Exception);
+                else f.SetResult(t.Result);
+            }, (t, f));
+        }, future, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return future;
+    }
+
+    /// <summary>The task running now on the running loop, or null (asyncio.current_task).</summary>
+    public static ILoopTask? CurrentTask() => EventLoop.RunningOrNull?.CurrentTask;
+
+    /// <summary>The pending tasks of the running loop (asyncio.all_tasks).</summary>
+    public static IReadOnlyCollection<ILoopTask> AllTasks() => EventLoop.GetRunningLoop().AllTasks();
+
+    public static EventLoop GetRunningLoop() => EventLoop.GetRunningLoop();
+
+    public static EventLoop GetEventLoop() => EventLoop.GetEventLoop();
+
+    public static EventLoop NewEventLoop() => new();
+
+    public static void SetEventLoop(EventLoop? loop) => EventLoop.SetEventLoop(loop);
+}

@@ -1,0 +1,182 @@
+using Tulip.Diagnostics;
+
+namespace Tulip;
+
+public sealed partial class EventLoop
+{
+    internal ILoopTaskInternal? CurrentTaskInternal;
+    private readonly HashSet<Future> _pendingTasks = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>A new pending future on this loop (asyncio's <c>create_future()</c>).</summary>
+    public Future<T> CreateFuture<T>() => new(this);
+
+    /// <summary>A new pending future with no result value.</summary>
+    public Future<ValueTuple> CreateFuture() => new(this);
+
+    /// <summary>
+    /// Wraps a coroutine in a task and schedules its first step; none of it runs inline (asyncio's
+    /// <c>create_task</c>). The coroutine is a function, so that it has not started yet.
+    /// </summary>
+    public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(coroutine);
+        return new LoopTask<T>(this, coroutine, name);
+    }
+
+    /// <summary>A task of a coroutine with no result.</summary>
+    public LoopTask CreateTask(Func<Task> coroutine, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(coroutine);
+        return new LoopTask(this, coroutine, name);
+    }
+
+    /// <summary>The task whose step is running now, or null (asyncio's <c>current_task()</c>).</summary>
+    public ILoopTask? CurrentTask => CurrentTaskInternal as ILoopTask;
+
+    /// <summary>The tasks of this loop that are not done yet (asyncio's <c>all_tasks()</c>).</summary>
+    public IReadOnlyCollection<ILoopTask> AllTasks() => _pendingTasks.Cast<ILoopTask>().ToArray();
+
+    // The loop holds every pending task strongly, so none is collected mid-flight.
+    internal void TaskStarted(Future task) => _pendingTasks.Add(task);
+
+    internal void TaskFinished(Future task) => _pendingTasks.Remove(task);
+
+    /// <summary>Runs the loop until <paramref name="future"/> is done; returns its result or raises its exception.</summary>
+    public T RunUntilComplete<T>(Future<T> future)
+    {
+        ArgumentNullException.ThrowIfNull(future);
+        RunUntilDone(future);
+        return future.Result();
+    }
+
+    public void RunUntilComplete(Future future)
+    {
+        ArgumentNullException.ThrowIfNull(future);
+        RunUntilDone(future);
+        future.ThrowIfNotSucceeded();
+    }
+
+    /// <summary>Wraps the coroutine in a task, runs until it is done, and returns its result.</summary>
+    public T RunUntilComplete<T>(Func<Task<T>> coroutine) => RunUntilComplete(CreateTask(coroutine));
+
+    public void RunUntilComplete(Func<Task> coroutine) => RunUntilComplete((Future)CreateTask(coroutine));
+
+    private void RunUntilDone(Future future)
+    {
+        if (IsClosed) throw new EventLoopException("Event loop is closed");
+        if (!ReferenceEquals(future.Loop, this)) throw new ArgumentException("The future belongs to a different loop", nameof(future));
+        if (IsRunning) throw new EventLoopException("This event loop is already running");
+        var stopper = new StateHandle<EventLoop>(this, static l => l.Stop(), this);
+        future.AddParked(stopper);
+        try
+        {
+            RunForever();
+        }
+        finally
+        {
+            if (!future.Done) future.RemoveParked(stopper);
+        }
+
+        if (!future.Done) throw new EventLoopException("Event loop stopped before Future completed.");
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // The glue between awaiters and tasks.
+
+    /// <summary>
+    /// An awaiter suspends on a loop future. Inside a task's step the task now waits on it (its wake-up
+    /// is the future's done-callback); anywhere else the continuation is simply scheduled when the
+    /// future is done. From another thread, the registration itself is marshalled to the loop.
+    /// </summary>
+    internal void AwaitFuture(Future future, Action continuation)
+    {
+        if (_threadId != -1 && !OnLoopThread)
+        {
+            CallSoonThreadsafe(static s => s.future.AddParked(new StateHandle<Action>(s.future.Loop, static c => c(), s.continuation)),
+                (future, continuation));
+            return;
+        }
+
+        if (CurrentTaskInternal is { } task && task.TryAwait(future, continuation)) return;
+        future.AddParked(new StateHandle<Action>(this, static c => c(), continuation));
+    }
+
+    /// <summary>A step resumed with must-cancel set raises the cancellation at the await it resumes.</summary>
+    internal void ThrowPendingCancellation()
+    {
+        if (CurrentTaskInternal is { } task) task.ThrowPendingCancellation();
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // The exception handler.
+
+    /// <summary>Sets the handler for errors with no caller (null restores the default).</summary>
+    public void SetExceptionHandler(ExceptionHandler? handler) => _exceptionHandler = handler;
+
+    public ExceptionHandler? GetExceptionHandler() => _exceptionHandler;
+
+    /// <summary>The default handler: writes the context to <see cref="LoopLog"/>.</summary>
+    public void DefaultExceptionHandler(ExceptionContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        LoopLog.Error(context.ToString());
+    }
+
+    /// <summary>
+    /// Reports an error to the handler. A handler that throws is reported through the default handler,
+    /// and the loop goes on either way.
+    /// </summary>
+    public void CallExceptionHandler(ExceptionContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (_exceptionHandler is not { } handler)
+        {
+            try
+            {
+                DefaultExceptionHandler(context);
+            }
+            catch (Exception)
+            {
+                // The default handler must never take the loop down (asyncio logs and goes on).
+            }
+
+            return;
+        }
+
+        try
+        {
+            handler(this, context);
+        }
+        catch (Exception e)
+        {
+            try
+            {
+                DefaultExceptionHandler(new ExceptionContext("Unhandled error in exception handler", e)
+                {
+                    Extra = new Dictionary<string, object?> { ["context"] = context },
+                });
+            }
+            catch (Exception)
+            {
+            }
+        }
+    }
+
+    /// <summary>Reports from any thread (a finalizer, for instance): through the loop if it can still run callbacks.</summary>
+    internal void ReportFromAnyThread(ExceptionContext context)
+    {
+        if (!IsClosed && (_threadId == -1 ? false : !OnLoopThread))
+        {
+            try
+            {
+                CallSoonThreadsafe(static s => s.Item1.CallExceptionHandler(s.Item2), (this, context));
+                return;
+            }
+            catch (EventLoopException)
+            {
+            }
+        }
+
+        CallExceptionHandler(context);
+    }
+}

@@ -1,0 +1,477 @@
+using System.Runtime.CompilerServices;
+using Tulip.Core;
+using Tulip.Core.Interop;
+using Tulip.Scheduling;
+
+namespace Tulip;
+
+/// <summary>
+/// asyncio's event loop: one thread runs callbacks, timers and task steps, in the order the pure core
+/// (Tulip.Core, <c>Loop.step</c>) decides. This class keeps what the core must not see — the callbacks,
+/// the clock, the thread — in tables indexed by id, batches each tick's inputs into one core call, and
+/// applies the effects in order. It has no ordering logic of its own.
+/// </summary>
+public sealed partial class EventLoop : IDisposable
+{
+    [ThreadStatic] private static EventLoop? t_running;
+
+    private readonly LoopClock _clock;
+    private LoopState _core;
+    private readonly HandleTable _table = new();
+
+    // This tick's call_soon ids and call_at entries, handed to the core in one input each.
+    private long[] _soon = new long[64];
+    private int _soonCount;
+    private (long, long)[] _timers = new (long, long)[16];
+    private int _timerCount;
+
+    // Callbacks from other threads (call_soon_threadsafe), taken in at the start of a tick.
+    private readonly object _inboxLock = new();
+    private List<Handle> _inbox = new(), _inboxSpare = new();
+    private volatile bool _inboxNonEmpty;
+
+    private int _threadId = -1;
+    private ExceptionHandler? _exceptionHandler;
+    private int _externalPending;
+
+    /// <summary>A loop on the real monotonic clock.</summary>
+    public EventLoop() : this(new MonotonicClock()) { }
+
+    /// <summary>A loop on the given clock (Tulip.Testing's virtual clock, for instance).</summary>
+    public EventLoop(LoopClock clock)
+    {
+        ArgumentNullException.ThrowIfNull(clock);
+        _clock = clock;
+        _core = LoopCore.Create(clock.Now);
+        TimeProvider = new LoopTimeProvider(this);
+    }
+
+    /// <summary>The clock the loop runs on.</summary>
+    public LoopClock Clock => _clock;
+
+    /// <summary>Loop time in seconds, monotonic (asyncio's <c>loop.time()</c>).</summary>
+    public double Time() => Core.Time.toSeconds(_clock.Now);
+
+    /// <summary>Loop time as a <see cref="TimeSpan"/> since the loop's clock started.</summary>
+    public TimeSpan Now => TimeSpan.FromTicks(_clock.Now);
+
+    /// <summary>A <see cref="System.TimeProvider"/> whose time and timers are the loop's, so
+    /// <c>Task.Delay(d, loop.TimeProvider)</c> and <c>PeriodicTimer</c> obey loop (and virtual) time.</summary>
+    public TimeProvider TimeProvider { get; }
+
+    public bool IsRunning => LoopCore.IsRunning(_core);
+
+    public bool IsClosed => LoopCore.IsClosed(_core);
+
+    /// <summary>Debug mode (asyncio's <c>set_debug</c>): checks thread affinity strictly and reports slow callbacks.</summary>
+    public bool Debug { get; set; }
+
+    /// <summary>In debug mode, a callback running longer than this is reported (asyncio: 0.1 s).</summary>
+    public TimeSpan SlowCallbackDuration { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    public void SetDebug(bool enabled) => Debug = enabled;
+
+    public bool GetDebug() => Debug;
+
+    // ---------------------------------------------------------------------------------------------
+    // Scheduling
+
+    /// <summary>Runs <paramref name="callback"/> on the next tick, after the callbacks already queued.</summary>
+    public Handle CallSoon(Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        var h = new ActionHandle(this, callback);
+        EnqueueSoon(h);
+        return h;
+    }
+
+    /// <summary>call_soon with an argument, allocating no closure.</summary>
+    public Handle CallSoon<TState>(Action<TState> callback, TState state)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        var h = new StateHandle<TState>(this, callback, state);
+        EnqueueSoon(h);
+        return h;
+    }
+
+    /// <summary>Runs <paramref name="callback"/> after <paramref name="delaySeconds"/> of loop time.</summary>
+    public TimerHandle CallLater(double delaySeconds, Action callback) =>
+        CallAtTicks(Core.Time.addSaturating(_clock.Now, DelayTicks(delaySeconds)), callback);
+
+    public TimerHandle CallLater<TState>(double delaySeconds, Action<TState> callback, TState state) =>
+        CallAtTicks(Core.Time.addSaturating(_clock.Now, DelayTicks(delaySeconds)), callback, state);
+
+    public TimerHandle CallLater(TimeSpan delay, Action callback) =>
+        CallAtTicks(Core.Time.addSaturating(_clock.Now, delay.Ticks), callback);
+
+    public TimerHandle CallLater<TState>(TimeSpan delay, Action<TState> callback, TState state) =>
+        CallAtTicks(Core.Time.addSaturating(_clock.Now, delay.Ticks), callback, state);
+
+    /// <summary>Runs <paramref name="callback"/> at loop time <paramref name="whenSeconds"/> (see <see cref="Time"/>).</summary>
+    public TimerHandle CallAt(double whenSeconds, Action callback) => CallAtTicks(WhenTicks(whenSeconds), callback);
+
+    public TimerHandle CallAt<TState>(double whenSeconds, Action<TState> callback, TState state) =>
+        CallAtTicks(WhenTicks(whenSeconds), callback, state);
+
+    public TimerHandle CallAt(TimeSpan when, Action callback) => CallAtTicks(when.Ticks, callback);
+
+    public TimerHandle CallAt<TState>(TimeSpan when, Action<TState> callback, TState state) =>
+        CallAtTicks(when.Ticks, callback, state);
+
+    private TimerHandle CallAtTicks(long deadline, Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        var h = new ActionTimerHandle(this, deadline, callback);
+        EnqueueTimer(h);
+        return h;
+    }
+
+    private TimerHandle CallAtTicks<TState>(long deadline, Action<TState> callback, TState state)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        var h = new StateTimerHandle<TState>(this, deadline, callback, state);
+        EnqueueTimer(h);
+        return h;
+    }
+
+    private static long DelayTicks(double seconds)
+    {
+        if (double.IsNaN(seconds)) throw new ArgumentOutOfRangeException(nameof(seconds), "delay is NaN");
+        return Core.Time.ofSeconds(seconds);
+    }
+
+    private static long WhenTicks(double seconds)
+    {
+        if (double.IsNaN(seconds)) throw new ArgumentOutOfRangeException(nameof(seconds), "time is NaN");
+        return Core.Time.ofSeconds(seconds);
+    }
+
+    /// <summary>
+    /// call_soon from any thread: the only scheduling call that is thread-safe. Wakes a sleeping loop
+    /// at once. Callbacks from one thread run in the order that thread scheduled them.
+    /// </summary>
+    public Handle CallSoonThreadsafe(Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        var h = new ActionHandle(this, callback);
+        PostThreadsafe(h);
+        return h;
+    }
+
+    public Handle CallSoonThreadsafe<TState>(Action<TState> callback, TState state)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        var h = new StateHandle<TState>(this, callback, state);
+        PostThreadsafe(h);
+        return h;
+    }
+
+    private void PostThreadsafe(Handle h)
+    {
+        if (IsClosed) throw new EventLoopException("Event loop is closed");
+        lock (_inboxLock)
+        {
+            _inbox.Add(h);
+            _inboxNonEmpty = true;
+        }
+
+        _clock.Wake();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void EnqueueSoon(Handle h)
+    {
+        if (LoopCore.IsClosed(_core)) throw new EventLoopException("Event loop is closed");
+        CheckThread();
+        _table.Register(h);
+        h.State = Handle.Queued;
+        if (_soonCount == _soon.Length) Array.Resize(ref _soon, _soon.Length * 2);
+        _soon[_soonCount++] = h.Id;
+    }
+
+    private void EnqueueTimer(TimerHandle h)
+    {
+        if (LoopCore.IsClosed(_core)) throw new EventLoopException("Event loop is closed");
+        CheckThread();
+        _table.Register(h);
+        h.State = Handle.Queued;
+        if (_timerCount == _timers.Length) Array.Resize(ref _timers, _timers.Length * 2);
+        _timers[_timerCount++] = (h.Id, h.Deadline);
+    }
+
+    /// <summary>Registers a handle that is not queued yet (a future's done-callback).</summary>
+    internal long RegisterParked(Handle h)
+    {
+        h.State = Handle.Parked;
+        return _table.Register(h);
+    }
+
+    internal Handle? FindHandle(long id) => _table.Find(id);
+
+    internal void ReleaseParked(Handle h)
+    {
+        if (h.State == Handle.Parked) h.State = Handle.CancelledState;
+        _table.Release(h);
+    }
+
+    /// <summary>Queues parked handles the core returned (a done future's callbacks), in order.</summary>
+    internal void ScheduleParked(long[] ids)
+    {
+        foreach (var id in ids) ScheduleParked(id);
+    }
+
+    internal void ScheduleParked(long id)
+    {
+        // A parked handle that was cancelled (released) since has a stale id: nothing to run.
+        if (_table.Find(id) is not { } h) return;
+        if (LoopCore.IsClosed(_core)) return;
+        h.State = Handle.Queued;
+        if (_soonCount == _soon.Length) Array.Resize(ref _soon, _soon.Length * 2);
+        _soon[_soonCount++] = id;
+    }
+
+    internal void CancelHandle(Handle h)
+    {
+        switch (h.State)
+        {
+            case Handle.Parked:
+                h.State = Handle.CancelledState;
+                _table.Release(h);
+                return;
+            case Handle.Queued:
+                CheckThread();
+                Flush();
+                _core = h.IsTimer ? LoopCore.CancelTimer(_core, h.Id) : LoopCore.CancelSoon(_core, h.Id);
+                h.State = Handle.CancelledState;
+                _table.Release(h);
+                return;
+            default:
+                return; // already ran or cancelled: asyncio ignores it
+        }
+    }
+
+    /// <summary>Hands the buffered call_soon / call_at inputs to the core, in order.</summary>
+    private void Flush()
+    {
+        if (_soonCount > 0)
+        {
+            var ids = _soon.AsSpan(0, _soonCount).ToArray();
+            _soonCount = 0;
+            _core = LoopCore.CallSoonMany(_core, ids);
+        }
+
+        if (_timerCount > 0)
+        {
+            var entries = new ValueTuple<long, long>[_timerCount];
+            Array.Copy(_timers, entries, _timerCount);
+            _timerCount = 0;
+            _core = LoopCore.CallAtMany(_core, entries);
+        }
+    }
+
+    private void DrainInbox()
+    {
+        if (!_inboxNonEmpty) return;
+        List<Handle> taken;
+        lock (_inboxLock)
+        {
+            taken = _inbox;
+            _inbox = _inboxSpare;
+            _inboxSpare = taken;
+            _inboxNonEmpty = false;
+        }
+
+        foreach (var h in taken)
+        {
+            if (h.State == Handle.CancelledState) continue;
+            EnqueueSoon(h);
+        }
+
+        taken.Clear();
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Running
+
+    /// <summary>Runs ticks until <see cref="Stop"/> is called (asyncio's <c>run_forever</c>).</summary>
+    public void RunForever()
+    {
+        if (IsClosed) throw new EventLoopException("Event loop is closed");
+        if (IsRunning) throw new EventLoopException("This event loop is already running");
+        if (t_running is not null) throw new EventLoopException("Cannot run the event loop while another loop is running");
+        Flush();
+        _core = LoopCore.Start(_core);
+        _threadId = Environment.CurrentManagedThreadId;
+        var previousContext = SynchronizationContext.Current;
+        t_running = this;
+        try
+        {
+            while (!RunOnce())
+            {
+            }
+        }
+        finally
+        {
+            t_running = null;
+            _threadId = -1;
+            SynchronizationContext.SetSynchronizationContext(previousContext);
+        }
+    }
+
+    /// <summary>One tick (DESIGN.md: the tick recipe). Returns true when the run is over.</summary>
+    private bool RunOnce()
+    {
+        DrainInbox();
+        Flush();
+        _core = LoopCore.BeginTick(_core, _clock.Now, out long timeout);
+        if (timeout != 0)
+        {
+            _clock.Wait(timeout, _externalPending > 0);
+            DrainInbox();
+            Flush();
+        }
+
+        _core = LoopCore.Polled(_core, _clock.Now, out long[] batch);
+        RunBatch(batch);
+        Flush();
+        _core = LoopCore.EndTick(_core, out bool stopped);
+        return stopped;
+    }
+
+    private void RunBatch(long[] batch)
+    {
+        foreach (long id in batch)
+        {
+            // A handle cancelled while the batch ran has been released: its id finds nothing.
+            var h = _table.Find(id);
+            if (h is null) continue;
+            _table.Release(h);
+            h.State = Handle.Finished;
+            if (Debug)
+            {
+                RunTimed(h);
+                continue;
+            }
+
+            try
+            {
+                h.Invoke();
+            }
+            catch (Exception e)
+            {
+                CallExceptionHandler(new ExceptionContext($"Exception in callback {h}", e) { Handle = h });
+            }
+        }
+    }
+
+    private void RunTimed(Handle h)
+    {
+        long start = _clock.Now;
+        try
+        {
+            h.Invoke();
+        }
+        catch (Exception e)
+        {
+            CallExceptionHandler(new ExceptionContext($"Exception in callback {h}", e) { Handle = h });
+        }
+
+        var took = TimeSpan.FromTicks(_clock.Now - start);
+        if (took >= SlowCallbackDuration)
+        {
+            Diagnostics.LoopLog.Error($"Executing {h} took {took.TotalSeconds:0.000} seconds");
+        }
+    }
+
+    /// <summary>Asks the loop to stop after the current tick (asyncio's <c>stop()</c>). Before a run,
+    /// it makes the next <see cref="RunForever"/> run exactly one tick.</summary>
+    public void Stop()
+    {
+        CheckThread();
+        _core = LoopCore.Stop(_core);
+    }
+
+    /// <summary>
+    /// Closes the loop: queued callbacks are discarded and any further scheduling is refused. Refused
+    /// while running; closing twice does nothing.
+    /// </summary>
+    public void Close()
+    {
+        if (IsRunning) throw new EventLoopException("Cannot close a running event loop");
+        if (IsClosed) return;
+        _core = LoopCore.Close(_core);
+        _table.Clear();
+        _soonCount = 0;
+        _timerCount = 0;
+        lock (_inboxLock) _inbox.Clear();
+        if (ReferenceEquals(s_threadLoop, this)) s_threadLoop = null;
+    }
+
+    public void Dispose() => Close();
+
+    /// <summary>
+    /// Raises if called from a thread other than the running loop's: everything but
+    /// <see cref="CallSoonThreadsafe(Action)"/> is loop-affine.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void CheckThread()
+    {
+        if (_threadId != -1 && _threadId != Environment.CurrentManagedThreadId)
+        {
+            ThrowWrongThread();
+        }
+    }
+
+    private static void ThrowWrongThread() =>
+        throw new EventLoopException(
+            "Non-thread-safe operation invoked on an event loop other than the current one; use CallSoonThreadsafe");
+
+    internal bool OnLoopThread => _threadId == Environment.CurrentManagedThreadId;
+
+    /// <summary>Work outside the loop that may still wake it (a virtual clock won't jump while any is pending).</summary>
+    internal void BeginExternal() => Interlocked.Increment(ref _externalPending);
+
+    internal void EndExternal() => Interlocked.Decrement(ref _externalPending);
+
+    /// <summary>Counts for the hygiene checks of tests: live handles (queued or parked).</summary>
+    internal int LiveHandles => _table.Live;
+
+    internal int ReadyCount => LoopCore.ReadyCount(_core) + _soonCount;
+
+    internal int TimerCount => LoopCore.TimerCount(_core) + _timerCount;
+
+    /// <summary>The earliest live deadline (ticks), or long.MinValue when no timer is queued.</summary>
+    internal long NextDeadline()
+    {
+        Flush();
+        return LoopCore.NextDeadline(_core);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // The running loop of this thread, and the thread's current loop (asyncio's policy, simplified).
+
+    [ThreadStatic] private static EventLoop? s_threadLoop;
+
+    /// <summary>The loop running on this thread, or null.</summary>
+    internal static EventLoop? RunningOrNull => t_running;
+
+    /// <summary>The loop running on this thread; <see cref="EventLoopException"/>("no running event loop") if none.</summary>
+    public static EventLoop GetRunningLoop() => t_running ?? throw new EventLoopException("no running event loop");
+
+    /// <summary>
+    /// asyncio 3.11's <c>get_event_loop()</c>: the running loop, else this thread's current loop, made
+    /// (and set) if there is none.
+    /// </summary>
+    public static EventLoop GetEventLoop()
+    {
+        if (t_running is { } r) return r;
+        if (s_threadLoop is { IsClosed: false } l) return l;
+        s_threadLoop = new EventLoop();
+        return s_threadLoop;
+    }
+
+    internal static EventLoop? CurrentOrNull => s_threadLoop;
+
+    /// <summary>Sets this thread's current loop (asyncio's <c>set_event_loop</c>).</summary>
+    public static void SetEventLoop(EventLoop? loop) => s_threadLoop = loop;
+}

@@ -1,0 +1,234 @@
+using System.Runtime.CompilerServices;
+using Tulip.Core;
+using Tulip.Core.Interop;
+
+namespace Tulip;
+
+/// <summary>
+/// asyncio.Future without its result type: the state (pending, result, exception, cancelled), the
+/// done-callbacks and cancellation. The transitions are the core's (<c>FutureState</c>); this class only
+/// keeps the values and applies what the core decides. Loop-affine: complete it on the loop's thread
+/// (from another thread use <see cref="EventLoop.CallSoonThreadsafe(Action)"/>).
+/// </summary>
+public abstract class Future
+{
+    private protected readonly EventLoop LoopRef;
+    internal FutureState CoreState = FutureCore.Pending;
+    private protected System.Exception? StoredException;
+    private UnretrievedExceptionReport? _report;
+
+    private protected Future(EventLoop loop)
+    {
+        ArgumentNullException.ThrowIfNull(loop);
+        LoopRef = loop;
+    }
+
+    /// <summary>The loop this future belongs to (asyncio's <c>get_loop()</c>).</summary>
+    public EventLoop Loop => LoopRef;
+
+    /// <summary>Has a result, an exception, or was cancelled.</summary>
+    public bool Done => CoreState.IsDone;
+
+    /// <summary>Was cancelled (asyncio's <c>cancelled()</c>).</summary>
+    public bool Cancelled => FutureCore.IsCancelled(CoreState);
+
+    /// <summary>
+    /// The exception it ended with, or null if it has a result. Raises <see cref="CancelledException"/>
+    /// if cancelled and <see cref="InvalidStateException"/>("Exception is not set.") if not done.
+    /// </summary>
+    public System.Exception? Exception()
+    {
+        if (!Done) throw new InvalidStateException("Exception is not set.");
+        if (Cancelled) throw MakeCancelledException();
+        MarkRetrieved();
+        return StoredException;
+    }
+
+    /// <summary>
+    /// Cancels a pending future: it becomes cancelled and its callbacks are scheduled. Returns false
+    /// (and changes nothing) if it is already done.
+    /// </summary>
+    public virtual bool Cancel(string? message = null) => CancelCore(message);
+
+    private protected bool CancelCore(string? message)
+    {
+        LoopRef.CheckThread();
+        if (!FutureCore.Cancel(CoreState, message, out var next, out var toSchedule)) return false;
+        CoreState = next;
+        LoopRef.ScheduleParked(toSchedule);
+        return true;
+    }
+
+    /// <summary>Sets the exception (asyncio's <c>set_exception</c>).</summary>
+    public virtual void SetException(System.Exception exception) => SetExceptionCore(exception);
+
+    private protected void SetExceptionCore(System.Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        LoopRef.CheckThread();
+        CoreState = Complete(CoreState, faulted: true, out var toSchedule);
+        StoredException = exception;
+        _report = new UnretrievedExceptionReport(LoopRef, this, exception);
+        LoopRef.ScheduleParked(toSchedule);
+    }
+
+    private protected static FutureState Complete(FutureState state, bool faulted, out long[] toSchedule)
+    {
+        try
+        {
+            return FutureCore.Complete(state, faulted, out toSchedule);
+        }
+        catch (RejectedInputException e)
+        {
+            throw new InvalidStateException(e.Message);
+        }
+    }
+
+    /// <summary>
+    /// Adds a callback run (scheduled with call_soon, never inline) when the future is done, with the
+    /// future as argument; on a done future it is scheduled at once.
+    /// </summary>
+    public void AddDoneCallback(Action<Future> callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        AddParked(new StateHandle<Future>(LoopRef, callback, this));
+    }
+
+    /// <summary>Adds a callback with an extra argument (asyncio's <c>functools.partial</c> idiom).</summary>
+    public void AddDoneCallback<TState>(Action<Future, TState> callback, TState state)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        AddParked(new StateHandle<(Future, Action<Future, TState>, TState)>(
+            LoopRef, static s => s.Item2(s.Item1, s.Item3), (this, callback, state)));
+    }
+
+    /// <summary>Removes every registration of <paramref name="callback"/>; returns how many there were.</summary>
+    public int RemoveDoneCallback(Action<Future> callback)
+    {
+        LoopRef.CheckThread();
+        int removed = 0;
+        foreach (var id in FutureCore.Callbacks(CoreState))
+        {
+            if (LoopRef.FindHandle(id) is StateHandle<Future> h && h.Callback == (Delegate)callback)
+            {
+                CoreState = FutureCore.RemoveCallback(CoreState, id, out int n);
+                removed += n;
+                LoopRef.ReleaseParked(h);
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>Registers a handle (not yet queued) to be scheduled when the future is done.</summary>
+    internal void AddParked(Handle handle)
+    {
+        LoopRef.CheckThread();
+        long id = LoopRef.RegisterParked(handle);
+        CoreState = FutureCore.AddCallback(CoreState, id, out bool now);
+        if (now) LoopRef.ScheduleParked(id);
+    }
+
+    /// <summary>Unregisters a parked handle that was added with <see cref="AddParked"/>.</summary>
+    internal void RemoveParked(Handle handle)
+    {
+        CoreState = FutureCore.RemoveCallback(CoreState, handle.Id, out _);
+        LoopRef.ReleaseParked(handle);
+    }
+
+    private protected void MarkRetrieved()
+    {
+        if (_report is { } r)
+        {
+            _report = null;
+            r.Clear();
+        }
+    }
+
+    private protected CancelledException MakeCancelledException() =>
+        new(FutureCore.CancelMessage(CoreState));
+
+    /// <summary>Throws what the future ended with, if it did not succeed (used by awaiters).</summary>
+    internal void ThrowIfNotSucceeded()
+    {
+        if (!Done) throw new InvalidStateException("Result is not set.");
+        if (Cancelled) throw MakeCancelledException();
+        MarkRetrieved();
+        if (StoredException is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+    }
+
+    /// <summary>Awaits the future: on the loop, the awaiting task resumes in a later tick.</summary>
+    public FutureAwaiter GetAwaiter() => new(this);
+
+    private protected virtual string StateText =>
+        !Done ? "pending" : Cancelled ? "cancelled" : StoredException is { } e ? $"exception={e.GetType().Name}('{e.Message}')" : "finished";
+
+    public override string ToString() => $"<{GetType().Name.Split('`')[0]} {StateText}>";
+}
+
+/// <summary>An asyncio.Future with a result of type <typeparamref name="T"/>.</summary>
+public class Future<T> : Future
+{
+    private protected T? Value;
+
+    /// <summary>A pending future on <paramref name="loop"/> (asyncio: <c>loop.create_future()</c>).</summary>
+    public Future(EventLoop loop) : base(loop) { }
+
+    /// <summary>
+    /// The result. Raises the stored exception, <see cref="CancelledException"/> if cancelled, or
+    /// <see cref="InvalidStateException"/>("Result is not set.") if not done.
+    /// </summary>
+    public T Result()
+    {
+        ThrowIfNotSucceeded();
+        return Value!;
+    }
+
+    /// <summary>Sets the result and schedules the callbacks; <see cref="InvalidStateException"/> if done.</summary>
+    public virtual void SetResult(T result) => SetResultCore(result);
+
+    private protected void SetResultCore(T result)
+    {
+        LoopRef.CheckThread();
+        CoreState = Complete(CoreState, faulted: false, out var toSchedule);
+        Value = result;
+        LoopRef.ScheduleParked(toSchedule);
+    }
+
+    /// <summary>Awaits the future and gives its result.</summary>
+    public new FutureAwaiter<T> GetAwaiter() => new(this);
+
+    private protected override string StateText => Done && !Cancelled && StoredException is null ? $"result={Value}" : base.StateText;
+}
+
+/// <summary>The awaiter of a <see cref="Future"/>.</summary>
+public readonly struct FutureAwaiter : ICriticalNotifyCompletion
+{
+    private readonly Future _future;
+    internal FutureAwaiter(Future future) => _future = future;
+    public bool IsCompleted => _future.Done;
+    public void GetResult()
+    {
+        _future.Loop.ThrowPendingCancellation();
+        _future.ThrowIfNotSucceeded();
+    }
+    public void OnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation);
+    public void UnsafeOnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation);
+}
+
+/// <summary>The awaiter of a <see cref="Future{T}"/>.</summary>
+public readonly struct FutureAwaiter<T> : ICriticalNotifyCompletion
+{
+    private readonly Future<T> _future;
+    internal FutureAwaiter(Future<T> future) => _future = future;
+    public bool IsCompleted => _future.Done;
+
+    public T GetResult()
+    {
+        _future.Loop.ThrowPendingCancellation();
+        return _future.Result();
+    }
+
+    public void OnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation);
+    public void UnsafeOnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation);
+}

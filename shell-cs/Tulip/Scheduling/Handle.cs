@@ -1,0 +1,84 @@
+namespace Tulip;
+
+/// <summary>
+/// A callback scheduled on the loop (asyncio.Handle). <see cref="Cancel"/> keeps it from running if it
+/// has not run yet. Handles are loop-affine: cancel them on the loop's thread.
+/// </summary>
+public abstract class Handle
+{
+    // Life of a handle: Parked (registered, not queued: a future's done-callback) -> Queued -> Done,
+    // or -> Cancelled from Parked/Queued.
+    internal const byte Parked = 0, Queued = 1, Finished = 2, CancelledState = 3;
+
+    internal readonly EventLoop Loop;
+    internal long Id;
+    internal byte State;
+    internal bool IsTimer;
+
+    private protected Handle(EventLoop loop) => Loop = loop;
+
+    /// <summary>Keeps the callback from running. Cancelling twice, or after it ran, does nothing.</summary>
+    public void Cancel() => Loop.CancelHandle(this);
+
+    /// <summary>Whether <see cref="Cancel"/> was called before the callback ran.</summary>
+    public bool Cancelled => State == CancelledState;
+
+    /// <summary>Runs the callback. Exceptions go to the loop's exception handler (the caller's job).</summary>
+    internal abstract void Invoke();
+
+    /// <summary>What the callback is, for messages (asyncio's handle repr).</summary>
+    internal abstract string Describe();
+
+    public override string ToString() =>
+        $"<{GetType().Name.Split('`')[0]} {(Cancelled ? "cancelled " : "")}{Describe()}>";
+}
+
+/// <summary>A handle scheduled for a time (asyncio.TimerHandle), with its deadline.</summary>
+public abstract class TimerHandle : Handle
+{
+    internal long Deadline;
+
+    private protected TimerHandle(EventLoop loop, long deadline) : base(loop)
+    {
+        Deadline = deadline;
+        IsTimer = true;
+    }
+
+    /// <summary>The loop time, in seconds, at which the callback is due (asyncio's <c>when()</c>).</summary>
+    public double When => Core.Time.toSeconds(Deadline);
+
+    /// <summary>The deadline as loop time.</summary>
+    public TimeSpan WhenTime => TimeSpan.FromTicks(Deadline);
+}
+
+internal sealed class ActionHandle(EventLoop loop, Action callback) : Handle(loop)
+{
+    private readonly Action _callback = callback;
+    internal override void Invoke() => _callback();
+    internal override string Describe() => Diagnostics.Naming.Of(_callback);
+}
+
+internal sealed class StateHandle<TState>(EventLoop loop, Action<TState> callback, TState state) : Handle(loop)
+{
+    private readonly Action<TState> _callback = callback;
+    internal Delegate Callback => _callback;
+    private readonly TState _state = state;
+    internal override void Invoke() => _callback(_state);
+    internal override string Describe() => Diagnostics.Naming.Of(_callback);
+}
+
+internal sealed class ActionTimerHandle(EventLoop loop, long deadline, Action callback) : TimerHandle(loop, deadline)
+{
+    private readonly Action _callback = callback;
+    internal override void Invoke() => _callback();
+    internal override string Describe() => $"when={When:0.000} {Diagnostics.Naming.Of(_callback)}";
+}
+
+internal sealed class StateTimerHandle<TState>(EventLoop loop, long deadline, Action<TState> callback, TState state)
+    : TimerHandle(loop, deadline)
+{
+    private readonly Action<TState> _callback = callback;
+    private readonly TState _state = state;
+    internal override void Invoke() => _callback(_state);
+    internal override string Describe() => $"when={When:0.000} {Diagnostics.Naming.Of(_callback)}";
+}

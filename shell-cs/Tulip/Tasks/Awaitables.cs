@@ -1,0 +1,99 @@
+using System.Runtime.CompilerServices;
+
+namespace Tulip;
+
+/// <summary>
+/// What <see cref="Asyncio.Sleep(double)"/> returns: a delay of loop time, or — for a delay of 0 or
+/// less — exactly one tick (asyncio's bare yield in <c>sleep(0)</c>).
+/// </summary>
+public readonly struct SleepAwaitable<T>
+{
+    private readonly EventLoop _loop;
+    private readonly Future<T>? _future;
+    private readonly T _result;
+
+    internal SleepAwaitable(EventLoop loop, Future<T>? future, T result)
+    {
+        _loop = loop;
+        _future = future;
+        _result = result;
+    }
+
+    /// <summary>The future behind a real delay (null for a one-tick yield).</summary>
+    public Future<T>? Future => _future;
+
+    public SleepAwaiter<T> GetAwaiter() => new(_loop, _future, _result);
+}
+
+public readonly struct SleepAwaiter<T> : ICriticalNotifyCompletion
+{
+    private readonly EventLoop _loop;
+    private readonly Future<T>? _future;
+    private readonly T _result;
+
+    internal SleepAwaiter(EventLoop loop, Future<T>? future, T result)
+    {
+        _loop = loop;
+        _future = future;
+        _result = result;
+    }
+
+    public bool IsCompleted => _future is { Done: true };
+
+    public T GetResult()
+    {
+        _loop.ThrowPendingCancellation();
+        return _future is null ? _result : _future.Result();
+    }
+
+    public void OnCompleted(Action continuation) => UnsafeOnCompleted(continuation);
+
+    public void UnsafeOnCompleted(Action continuation)
+    {
+        if (_future is not null)
+        {
+            _loop.AwaitFuture(_future, continuation);
+            return;
+        }
+
+        _loop.YieldOneTick(continuation);
+    }
+}
+
+/// <summary>The future of a sleep: cancelling it cancels its timer too.</summary>
+internal sealed class SleepFuture<T> : Future<T>
+{
+    private readonly TimerHandle _timer;
+
+    public SleepFuture(EventLoop loop, long delayTicks, T result) : base(loop)
+    {
+        _timer = loop.CallLater(TimeSpan.FromTicks(delayTicks), static s => s.Item1.Fire(s.Item2), (this, result));
+    }
+
+    private void Fire(T result)
+    {
+        if (!Done) SetResultCore(result);
+    }
+
+    public override bool Cancel(string? message = null)
+    {
+        _timer.Cancel();
+        return base.Cancel(message);
+    }
+}
+
+public sealed partial class EventLoop
+{
+    /// <summary>Resumes the continuation after one tick: inside a task, as its next step.</summary>
+    internal void YieldOneTick(Action continuation)
+    {
+        if (!OnLoopThread && _threadId != -1)
+        {
+            CallSoonThreadsafe(continuation);
+            return;
+        }
+
+        if (CurrentTaskInternal is { } task && task.TryYield(continuation)) return;
+        CallSoon(continuation);
+    }
+}

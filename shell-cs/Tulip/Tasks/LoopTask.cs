@@ -1,0 +1,425 @@
+using Tulip.Core;
+using Tulip.Core.Interop;
+
+namespace Tulip;
+
+/// <summary>What every task offers, whatever its result type (asyncio.Task's own methods).</summary>
+public interface ILoopTask
+{
+    string Name { get; set; }
+    bool Done { get; }
+    bool Cancelled { get; }
+    EventLoop Loop { get; }
+
+    /// <summary>Requests cancellation (asyncio 3.11 <c>Task.cancel(msg)</c>).</summary>
+    bool Cancel(string? message = null);
+
+    /// <summary>How many cancellation requests are outstanding (asyncio's <c>cancelling()</c>).</summary>
+    int Cancelling();
+
+    /// <summary>Takes one cancellation request back; returns the remaining count (asyncio's <c>uncancel()</c>).</summary>
+    int Uncancel();
+
+    /// <summary>Fires when the task is first asked to cancel, so .NET APIs awaited inside it stop too.</summary>
+    CancellationToken CancellationToken { get; }
+
+    /// <summary>The task as a future (for Gather, Wait and friends).</summary>
+    Future AsFuture();
+}
+
+internal interface ILoopTaskInternal
+{
+    bool TryAwait(Future future, Action continuation);
+    bool TryYield(Action continuation);
+    void ThrowPendingCancellation();
+}
+
+/// <summary>
+/// asyncio.Task: drives a coroutine (a C# async method, an F# <c>task { }</c>) one step per loop
+/// callback. The state machine (scheduled, running, waiting, suspended, finished; must-cancel; the
+/// cancel count) is the core's <c>TaskState</c>; this class keeps the coroutine and applies the core's
+/// decisions.
+/// <para>How C# awaits map onto steps: awaiting a loop future registers the task's wake-up as that
+/// future's done-callback; awaiting anything else (a .NET Task) posts its continuation to the task's
+/// own <see cref="SynchronizationContext"/>, which schedules it on the loop thread. Awaits of nested
+/// async methods complete inline, as <c>await coro()</c> does in Python.</para>
+/// </summary>
+public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
+{
+    private static int s_counter;
+
+    private TaskState _ts = TaskCore.Created;
+    private readonly Func<Task<T>>? _coroutine;
+    private readonly Func<Task>? _voidCoroutine;
+    private Task? _running;
+    private Action? _continuation;
+    private Future? _waiter;
+    private string? _throwInMessage;
+    private bool _throwInPending;
+    private bool _inStep;
+    private bool _coroutineFinished;
+    private byte _stepEnd; // what the awaiters reported during this step
+    private const byte EndNone = 0, EndAwaited = 1, EndYielded = 2;
+    private readonly StepHandle _stepHandle;
+    private readonly TaskContext _context;
+    private CancellationTokenSource? _cts;
+    private Action? _onCoroutineFinished;
+
+    internal LoopTask(EventLoop loop, Func<Task<T>> coroutine, string? name) : this(loop, name) => _coroutine = coroutine;
+
+    private protected LoopTask(EventLoop loop, Func<Task> coroutine, string? name) : this(loop, name) => _voidCoroutine = coroutine;
+
+    private LoopTask(EventLoop loop, string? name) : base(loop)
+    {
+        Name = name ?? $"Task-{Interlocked.Increment(ref s_counter)}";
+        _stepHandle = new StepHandle(loop, this);
+        _context = new TaskContext(this);
+        loop.TaskStarted(this);
+        loop.EnqueueSoon(_stepHandle);
+    }
+
+    public string Name { get; set; }
+
+    /// <summary>Tasks are completed by their coroutine only: <c>SetResult</c> is refused, as in asyncio.</summary>
+    public override void SetResult(T result) => throw new EventLoopException("Task does not support set_result operation");
+
+    public override void SetException(Exception exception) => throw new EventLoopException("Task does not support set_exception operation");
+
+    public override bool Cancel(string? message = null)
+    {
+        LoopRef.CheckThread();
+        int decision = TaskCore.Cancel(_ts, message, out _ts);
+        if (decision == 0) return false;
+        if (decision == 1 && _waiter is { } waiter)
+        {
+            _ts = TaskCore.WaiterCancelOutcome(_ts, waiter.Cancel(message));
+        }
+
+        if (_cts is { IsCancellationRequested: false } cts)
+        {
+            try
+            {
+                cts.Cancel();
+            }
+            catch (AggregateException e)
+            {
+                LoopRef.CallExceptionHandler(new ExceptionContext("Exception in a cancellation callback", e) { Future = this });
+            }
+        }
+
+        return true;
+    }
+
+    public int Cancelling() => TaskCore.Cancelling(_ts);
+
+    public int Uncancel()
+    {
+        _ts = TaskCore.Uncancel(_ts, out int remaining);
+        return remaining;
+    }
+
+    public CancellationToken CancellationToken
+    {
+        get
+        {
+            if (_cts is null)
+            {
+                _cts = new CancellationTokenSource();
+                if (TaskCore.Cancelling(_ts) > 0) _cts.Cancel();
+            }
+
+            return _cts.Token;
+        }
+    }
+
+    public Future AsFuture() => this;
+
+    private protected override string StateText => $"name='{Name}' " + (Done ? base.StateText : "pending");
+
+    // ---------------------------------------------------------------------------------------------
+    // Steps
+
+    /// <summary>The task's step (asyncio's <c>__step</c>, and <c>__wakeup</c> when it was waiting).</summary>
+    internal void Step()
+    {
+        if (TaskCore.IsDone(_ts)) return;
+        var phase = _ts.Phase;
+        if (phase.IsWaiting || phase.IsSuspended) _ts = TaskCore.WakeUp(_ts);
+        bool incomingCancel = _waiter is { Cancelled: true };
+        _waiter = null;
+        int action = TaskCore.BeginStep(_ts, incomingCancel, out _ts, out string? message);
+        if (action == 3)
+        {
+            // Cancelled before it ever ran: the body never runs.
+            Finish();
+            return;
+        }
+
+        if (action == 2)
+        {
+            _throwInPending = true;
+            _throwInMessage = message;
+        }
+
+        var loop = LoopRef;
+        var previousTask = loop.CurrentTaskInternal;
+        var previousContext = SynchronizationContext.Current;
+        loop.CurrentTaskInternal = this;
+        SynchronizationContext.SetSynchronizationContext(_context);
+        _inStep = true;
+        _stepEnd = EndNone;
+        try
+        {
+            if (action == 0)
+            {
+                StartCoroutine();
+            }
+            else
+            {
+                var c = _continuation;
+                _continuation = null;
+                c?.Invoke();
+            }
+        }
+        finally
+        {
+            _inStep = false;
+            loop.CurrentTaskInternal = previousTask;
+            SynchronizationContext.SetSynchronizationContext(previousContext);
+        }
+
+        AfterStep();
+    }
+
+    private void StartCoroutine()
+    {
+        try
+        {
+            _running = _coroutine is not null ? _coroutine() : _voidCoroutine!();
+        }
+        catch (Exception e)
+        {
+            // A coroutine function that is not async may throw before returning its Task.
+            _running = Task.FromException(e);
+        }
+
+        _running ??= Task.FromException(new InvalidOperationException("the coroutine function returned null"));
+        if (!_running.IsCompleted)
+        {
+            // Registered while our context is current: when the coroutine ends inside one of our steps
+            // the hook runs inline; if it ends on another thread it is posted back as a step.
+            _running.GetAwaiter().UnsafeOnCompleted(_onCoroutineFinished ??= () => _coroutineFinished = true);
+        }
+    }
+
+    private void AfterStep()
+    {
+        if (_coroutineFinished || _running is { IsCompleted: true })
+        {
+            Finish();
+            return;
+        }
+
+        switch (_stepEnd)
+        {
+            case EndAwaited:
+                _ts = TaskCore.EndStep(_ts, 3, null!, out bool cancelWaiter, out string? message);
+                if (cancelWaiter && _waiter is { } w)
+                {
+                    _ts = TaskCore.WaiterCancelOutcome(_ts, w.Cancel(message));
+                }
+
+                break;
+            case EndYielded:
+                _ts = TaskCore.EndStep(_ts, 4, null!, out _, out _);
+                LoopRef.EnqueueSoon(_stepHandle);
+                break;
+            default:
+                // Awaiting something outside the loop: its continuation will be posted to our context.
+                _ts = TaskCore.EndStep(_ts, 5, null!, out _, out _);
+                break;
+        }
+    }
+
+    /// <summary>The coroutine is over: the core decides the outcome, then the future is completed.</summary>
+    private void Finish()
+    {
+        if (!TaskCore.IsDone(_ts))
+        {
+            var t = _running!;
+            int how;
+            string? message = null;
+            Exception? error = null;
+            if (t.IsCanceled)
+            {
+                how = 1;
+                message = CancelMessageOf(t);
+            }
+            else if (t.IsFaulted)
+            {
+                error = t.Exception!.InnerExceptions.Count == 1 ? t.Exception.InnerException! : t.Exception;
+                if (error is OperationCanceledException oce)
+                {
+                    how = 1;
+                    message = (oce as CancelledException)?.CancelMessage;
+                }
+                else
+                {
+                    how = 2;
+                }
+            }
+            else if (_throwInPending)
+            {
+                // A cancellation was due at an await that never came (the coroutine awaited only .NET
+                // tasks before returning): the task ends cancelled, as a flagged task that returns does.
+                how = 1;
+                message = _throwInMessage;
+            }
+            else
+            {
+                how = 0;
+            }
+
+            _ts = TaskCore.EndStep(_ts, how, message!, out _, out _);
+            if (how == 2) StoredExceptionForFinish = error;
+        }
+
+        int outcome = TaskCore.Outcome(_ts, out string? cancelMessage);
+        _throwInPending = false;
+        LoopRef.TaskFinished(this);
+        _cts?.Dispose();
+        switch (outcome)
+        {
+            case 0:
+                SetResultCore(_running is Task<T> typed ? typed.Result : default!);
+                break;
+            case 1:
+                SetExceptionCore(StoredExceptionForFinish!);
+                break;
+            default:
+                CancelCore(cancelMessage);
+                break;
+        }
+    }
+
+    private Exception? StoredExceptionForFinish;
+
+    private static string? CancelMessageOf(Task t)
+    {
+        try
+        {
+            t.GetAwaiter().GetResult();
+        }
+        catch (CancelledException e)
+        {
+            return e.CancelMessage;
+        }
+        catch (Exception)
+        {
+        }
+
+        return null;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // What awaiters tell the task (ILoopTaskInternal)
+
+    bool ILoopTaskInternal.TryAwait(Future future, Action continuation)
+    {
+        if (!_inStep) return false;
+        if (_stepEnd == EndAwaited && _waiter is { } earlier && _continuation is { } earlierContinuation)
+        {
+            // Two awaits in one step: the first belonged to an async call nobody awaited (it runs on as
+            // a side path), the last one is where the task itself stops.
+            earlier.RemoveParked(_stepHandle);
+            earlier.AddParked(new StateHandle<Action>(LoopRef, static c => c(), earlierContinuation));
+        }
+
+        _stepEnd = EndAwaited;
+        _waiter = future;
+        _continuation = continuation;
+        future.AddParked(_stepHandle);
+        return true;
+    }
+
+    bool ILoopTaskInternal.TryYield(Action continuation)
+    {
+        if (!_inStep || _stepEnd != EndNone) return false;
+        _stepEnd = EndYielded;
+        _continuation = continuation;
+        return true;
+    }
+
+    void ILoopTaskInternal.ThrowPendingCancellation()
+    {
+        if (!_throwInPending) return;
+        _throwInPending = false;
+        var message = _throwInMessage;
+        _throwInMessage = null;
+        throw new CancelledException(message);
+    }
+
+    /// <summary>A continuation posted to the task's context from outside the loop (a .NET Task's).</summary>
+    internal void ResumeExternal(SendOrPostCallback callback, object? state)
+    {
+        if (_ts.Phase.IsSuspended && !Done)
+        {
+            _continuation = () => callback(state);
+            Step();
+            return;
+        }
+
+        // Not the task's own await (a side path of an async call nobody awaited): run it in the task's context.
+        var loop = LoopRef;
+        var previousTask = loop.CurrentTaskInternal;
+        var previousContext = SynchronizationContext.Current;
+        loop.CurrentTaskInternal = null;
+        SynchronizationContext.SetSynchronizationContext(_context);
+        try
+        {
+            callback(state);
+        }
+        finally
+        {
+            loop.CurrentTaskInternal = previousTask;
+            SynchronizationContext.SetSynchronizationContext(previousContext);
+        }
+    }
+
+    /// <summary>The task's one reusable handle: its steps and wake-ups.</summary>
+    private sealed class StepHandle(EventLoop loop, LoopTask<T> task) : Handle(loop)
+    {
+        internal override void Invoke() => task.Step();
+        internal override string Describe() => $"step of {task}";
+    }
+
+    /// <summary>The task's synchronization context: .NET continuations come back as steps of this task.</summary>
+    private sealed class TaskContext(LoopTask<T> task) : SynchronizationContext
+    {
+        public override void Post(SendOrPostCallback d, object? state)
+        {
+            var loop = task.LoopRef;
+            if (loop.IsClosed) return;
+            loop.CallSoonThreadsafe(static s => s.task.ResumeExternal(s.d, s.state), (task, d, state));
+        }
+
+        public override void Send(SendOrPostCallback d, object? state)
+        {
+            if (task.LoopRef.OnLoopThread)
+            {
+                d(state);
+                return;
+            }
+
+            throw new NotSupportedException("Send to a loop task's context from another thread");
+        }
+
+        public override SynchronizationContext CreateCopy() => this;
+    }
+}
+
+/// <summary>A task of a coroutine with no result (its result is an empty <see cref="ValueTuple"/>).</summary>
+public sealed class LoopTask : LoopTask<ValueTuple>
+{
+    internal LoopTask(EventLoop loop, Func<Task> coroutine, string? name) : base(loop, coroutine, name) { }
+}
