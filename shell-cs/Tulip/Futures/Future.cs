@@ -157,9 +157,6 @@ public abstract class Future
         if (StoredException is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
     }
 
-    /// <summary>Awaits the future: on the loop, the awaiting task resumes in a later tick.</summary>
-    public FutureAwaiter GetAwaiter() => new(this);
-
     private protected virtual string StateText =>
         !Done ? "pending" : Cancelled ? "cancelled" : StoredException is { } e ? $"exception={e.GetType().Name}('{e.Message}')" : "finished";
 
@@ -196,9 +193,19 @@ public class Future<T> : Future
     }
 
     /// <summary>Awaits the future and gives its result.</summary>
-    public new FutureAwaiter<T> GetAwaiter() => new(this);
+    public FutureAwaiter<T> GetAwaiter() => new(this);
 
     private protected override string StateText => Done && !Cancelled && StoredException is null ? $"result={Value}" : base.StateText;
+}
+
+/// <summary>
+/// Awaiting a future of unknown result type. An extension, not an instance method: with one
+/// GetAwaiter per type, F#'s <c>task { let! … }</c> resolves <see cref="Future{T}"/> without ambiguity.
+/// </summary>
+public static class FutureAwaiting
+{
+    /// <summary>Awaits the future: inside a task, the task resumes in a later tick.</summary>
+    public static FutureAwaiter GetAwaiter(this Future future) => new(future);
 }
 
 /// <summary>The awaiter of a <see cref="Future"/>.</summary>

@@ -56,6 +56,8 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     private Future? _waiter;
     private string? _throwInMessage;
     private bool _throwInPending;
+    private bool _throwInViaToken;
+    private bool _resumingExternal;
     private bool _inStep;
     private bool _coroutineFinished;
     private byte _stepEnd; // what the awaiters reported during this step
@@ -159,7 +161,12 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         {
             _throwInPending = true;
             _throwInMessage = message;
+            // Resuming a .NET await after the task's token fired: the awaited operation has seen the
+            // cancellation through the token. If the coroutine then returns, it chose to swallow it.
+            _throwInViaToken = _resumingExternal && _cts is { IsCancellationRequested: true };
         }
+
+        _resumingExternal = false;
 
         var loop = LoopRef;
         var previousTask = loop.CurrentTaskInternal;
@@ -268,7 +275,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
                     how = 2;
                 }
             }
-            else if (_throwInPending)
+            else if (_throwInPending && !_throwInViaToken)
             {
                 // A cancellation was due at an await that never came (the coroutine awaited only .NET
                 // tasks before returning): the task ends cancelled, as a flagged task that returns does.
@@ -365,6 +372,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         if (_ts.Phase.IsSuspended && !Done)
         {
             _continuation = () => callback(state);
+            _resumingExternal = true;
             Step();
             return;
         }
