@@ -6,5 +6,11 @@ public static class Catalog
     public static IReadOnlyList<Example> All { get; } =
     [
         .. Coroutines.Examples,
+        // coroutine_chain again, written in F# (shell-cs/Tulip.Examples.FSharp): task { } with let!.
+        new("coroutine_chain_fs", "Coroutines", "coroutine_chain in F#: task { } awaiting Tulip tasks with let!",
+            ctx => Tulip.Examples.FSharp.CoroutineChain.run(ctx.Out, ctx.NewClock)),
+        .. Scheduling.Examples,
+        .. Futures.Examples,
+        .. Tasks.Examples,
     ];
 }

@@ -16,14 +16,8 @@ public sealed partial class EventLoop : IDisposable
     [ThreadStatic] private static EventLoop? t_running;
 
     private readonly LoopClock _clock;
-    private LoopState _core;
+    private readonly IScheduler _sched;
     private readonly HandleTable _table = new();
-
-    // This tick's call_soon ids and call_at entries, handed to the core in one input each.
-    private long[] _soon = new long[64];
-    private int _soonCount;
-    private (long, long)[] _timers = new (long, long)[16];
-    private int _timerCount;
 
     // Callbacks from other threads (call_soon_threadsafe), taken in at the start of a tick.
     private readonly object _inboxLock = new();
@@ -37,14 +31,19 @@ public sealed partial class EventLoop : IDisposable
     /// <summary>A loop on the real monotonic clock.</summary>
     public EventLoop() : this(new MonotonicClock()) { }
 
-    /// <summary>A loop on the given clock (Tulip.Testing's virtual clock, for instance).</summary>
-    public EventLoop(LoopClock clock)
+    /// <summary>A loop on the given clock (Tulip.Testing's virtual clock, for instance) and scheduler.</summary>
+    public EventLoop(LoopClock clock, SchedulerKind scheduler = SchedulerKind.Fast)
     {
         ArgumentNullException.ThrowIfNull(clock);
         _clock = clock;
-        _core = LoopCore.Create(clock.Now);
+        long now = clock.Now;
+        _sched = scheduler == SchedulerKind.Model ? new ModelScheduler(now) : new FastScheduler(now);
+        Scheduler = scheduler;
         TimeProvider = new LoopTimeProvider(this);
     }
+
+    /// <summary>Which scheduler the loop runs on: the pure core (Model) or its proven twin (Fast).</summary>
+    public SchedulerKind Scheduler { get; }
 
     /// <summary>The clock the loop runs on.</summary>
     public LoopClock Clock => _clock;
@@ -59,9 +58,9 @@ public sealed partial class EventLoop : IDisposable
     /// <c>Task.Delay(d, loop.TimeProvider)</c> and <c>PeriodicTimer</c> obey loop (and virtual) time.</summary>
     public TimeProvider TimeProvider { get; }
 
-    public bool IsRunning => LoopCore.IsRunning(_core);
+    public bool IsRunning => _sched.IsRunning;
 
-    public bool IsClosed => LoopCore.IsClosed(_core);
+    public bool IsClosed => _sched.IsClosed;
 
     /// <summary>Debug mode (asyncio's <c>set_debug</c>): checks thread affinity strictly and reports slow callbacks.</summary>
     public bool Debug { get; set; }
@@ -181,22 +180,20 @@ public sealed partial class EventLoop : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void EnqueueSoon(Handle h)
     {
-        if (LoopCore.IsClosed(_core)) throw new EventLoopException("Event loop is closed");
+        if (_sched.IsClosed) throw new EventLoopException("Event loop is closed");
         CheckThread();
         _table.Register(h);
         h.State = Handle.Queued;
-        if (_soonCount == _soon.Length) Array.Resize(ref _soon, _soon.Length * 2);
-        _soon[_soonCount++] = h.Id;
+        _sched.CallSoon(h.Id);
     }
 
     private void EnqueueTimer(TimerHandle h)
     {
-        if (LoopCore.IsClosed(_core)) throw new EventLoopException("Event loop is closed");
+        if (_sched.IsClosed) throw new EventLoopException("Event loop is closed");
         CheckThread();
         _table.Register(h);
         h.State = Handle.Queued;
-        if (_timerCount == _timers.Length) Array.Resize(ref _timers, _timers.Length * 2);
-        _timers[_timerCount++] = (h.Id, h.Deadline);
+        _sched.CallAt(h.Id, h.Deadline);
     }
 
     /// <summary>Registers a handle that is not queued yet (a future's done-callback).</summary>
@@ -224,10 +221,9 @@ public sealed partial class EventLoop : IDisposable
     {
         // A parked handle that was cancelled (released) since has a stale id: nothing to run.
         if (_table.Find(id) is not { } h) return;
-        if (LoopCore.IsClosed(_core)) return;
+        if (_sched.IsClosed) return;
         h.State = Handle.Queued;
-        if (_soonCount == _soon.Length) Array.Resize(ref _soon, _soon.Length * 2);
-        _soon[_soonCount++] = id;
+        _sched.CallSoon(id);
     }
 
     internal void CancelHandle(Handle h)
@@ -240,32 +236,13 @@ public sealed partial class EventLoop : IDisposable
                 return;
             case Handle.Queued:
                 CheckThread();
-                Flush();
-                _core = h.IsTimer ? LoopCore.CancelTimer(_core, h.Id) : LoopCore.CancelSoon(_core, h.Id);
+                if (h.IsTimer) _sched.CancelTimer(h.Id);
+                else _sched.CancelSoon(h.Id);
                 h.State = Handle.CancelledState;
                 _table.Release(h);
                 return;
             default:
                 return; // already ran or cancelled: asyncio ignores it
-        }
-    }
-
-    /// <summary>Hands the buffered call_soon / call_at inputs to the core, in order.</summary>
-    private void Flush()
-    {
-        if (_soonCount > 0)
-        {
-            var ids = _soon.AsSpan(0, _soonCount).ToArray();
-            _soonCount = 0;
-            _core = LoopCore.CallSoonMany(_core, ids);
-        }
-
-        if (_timerCount > 0)
-        {
-            var entries = new ValueTuple<long, long>[_timerCount];
-            Array.Copy(_timers, entries, _timerCount);
-            _timerCount = 0;
-            _core = LoopCore.CallAtMany(_core, entries);
         }
     }
 
@@ -299,8 +276,7 @@ public sealed partial class EventLoop : IDisposable
         if (IsClosed) throw new EventLoopException("Event loop is closed");
         if (IsRunning) throw new EventLoopException("This event loop is already running");
         if (t_running is not null) throw new EventLoopException("Cannot run the event loop while another loop is running");
-        Flush();
-        _core = LoopCore.Start(_core);
+        _sched.Start();
         _threadId = Environment.CurrentManagedThreadId;
         var previousContext = SynchronizationContext.Current;
         t_running = this;
@@ -322,23 +298,18 @@ public sealed partial class EventLoop : IDisposable
     private bool RunOnce()
     {
         DrainInbox();
-        Flush();
-        _core = LoopCore.BeginTick(_core, _clock.Now, out long timeout);
+        long timeout = _sched.BeginTick(_clock.Now);
         if (timeout != 0)
         {
             _clock.Wait(timeout, _externalPending > 0);
             DrainInbox();
-            Flush();
         }
 
-        _core = LoopCore.Polled(_core, _clock.Now, out long[] batch);
-        RunBatch(batch);
-        Flush();
-        _core = LoopCore.EndTick(_core, out bool stopped);
-        return stopped;
+        RunBatch(_sched.Polled(_clock.Now));
+        return _sched.EndTick();
     }
 
-    private void RunBatch(long[] batch)
+    private void RunBatch(ReadOnlySpan<long> batch)
     {
         foreach (long id in batch)
         {
@@ -388,7 +359,7 @@ public sealed partial class EventLoop : IDisposable
     public void Stop()
     {
         CheckThread();
-        _core = LoopCore.Stop(_core);
+        _sched.Stop();
     }
 
     /// <summary>
@@ -399,10 +370,8 @@ public sealed partial class EventLoop : IDisposable
     {
         if (IsRunning) throw new EventLoopException("Cannot close a running event loop");
         if (IsClosed) return;
-        _core = LoopCore.Close(_core);
+        _sched.Close();
         _table.Clear();
-        _soonCount = 0;
-        _timerCount = 0;
         lock (_inboxLock) _inbox.Clear();
         if (ReferenceEquals(s_threadLoop, this)) s_threadLoop = null;
     }
@@ -436,16 +405,12 @@ public sealed partial class EventLoop : IDisposable
     /// <summary>Counts for the hygiene checks of tests: live handles (queued or parked).</summary>
     internal int LiveHandles => _table.Live;
 
-    internal int ReadyCount => LoopCore.ReadyCount(_core) + _soonCount;
+    internal int ReadyCount => _sched.ReadyCount;
 
-    internal int TimerCount => LoopCore.TimerCount(_core) + _timerCount;
+    internal int TimerCount => _sched.TimerCount;
 
     /// <summary>The earliest live deadline (ticks), or long.MinValue when no timer is queued.</summary>
-    internal long NextDeadline()
-    {
-        Flush();
-        return LoopCore.NextDeadline(_core);
-    }
+    internal long NextDeadline() => _sched.NextDeadline();
 
     // ---------------------------------------------------------------------------------------------
     // The running loop of this thread, and the thread's current loop (asyncio's policy, simplified).

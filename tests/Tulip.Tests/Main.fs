@@ -2,11 +2,6 @@ module Tulip.Tests.Main
 
 open Expecto
 
-[<Tests>]
-let tests =
-    testList "Tulip.Tests" [
-        testCase "smoke" (fun () -> Expect.equal 1 1 "")
-    ]
-
 [<EntryPoint>]
-let main argv = Tests.runTestsInAssemblyWithCLIArgs [] argv
+let main argv =
+    Tests.runTestsInAssemblyWithCLIArgs [] argv

@@ -1,0 +1,255 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Tulip;
+using Tulip.Core;
+using Tulip.Core.Interop;
+
+namespace Tulip.Bench;
+
+/// <summary>
+/// The quick mode: the same benchmarks as ../shared/bench/micro/py_micro.py (same names, same N, same
+/// shape of output: one "name ops/s" line each, then a JSON line), so Tulip and asyncio/uvloop can be
+/// compared in one run. Plus core-only figures (the pure F# scheduler without the shell) and bytes
+/// allocated per operation.
+/// </summary>
+public static class Micro
+{
+    public sealed record Result(double OpsPerSec, long N, double Seconds, double BytesPerOp, Dictionary<string, object>? Extra = null);
+
+    private static readonly (string Name, long N, Func<long, Result> Run)[] Benches =
+    [
+        ("call_soon", 1_000_000, CallSoon),
+        ("call_later", 100_000, CallLater),
+        ("tasks_batch", 100_000, TasksBatch),
+        ("tasks_seq", 100_000, TasksSeq),
+        ("core_call_soon", 1_000_000, CoreCallSoon),
+        ("core_timers", 100_000, CoreTimers),
+        ("memory_per_callback", 1_000_000, MemoryPerCallback),
+    ];
+
+    public static int Run(string[] args)
+    {
+        var only = new HashSet<string>();
+        double scale = 1.0;
+        int runs = 3;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--only": only.UnionWith(args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries)); break;
+                case "--scale": scale = double.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
+                case "--runs": runs = int.Parse(args[++i]); break;
+                default: only.Add(args[i]); break;
+            }
+        }
+
+        var results = new Dictionary<string, object>();
+        foreach (var (name, n0, run) in Benches)
+        {
+            if (only.Count > 0 && !only.Contains(name)) continue;
+            long n = Math.Max(1, (long)(n0 * scale));
+            run(Math.Max(1, n / 10)); // warm-up: JIT and tiering
+            var all = new List<Result>();
+            for (int r = 0; r < runs; r++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                all.Add(run(n));
+            }
+
+            var median = all.OrderBy(x => x.OpsPerSec).ElementAt(all.Count / 2);
+            var extra = median.Extra is { } e ? "  (" + string.Join(", ", e.Select(kv => $"{kv.Key} {Format(kv.Value)}")) + ")" : "";
+            Console.WriteLine($"{name,-20} {median.OpsPerSec,16:N0} ops/s  n={n:N0} in {median.Seconds:0.000}s  {median.BytesPerOp:0.#} B/op{extra}");
+            var entry = new Dictionary<string, object>
+            {
+                ["ops_per_sec"] = median.OpsPerSec,
+                ["n"] = n,
+                ["seconds"] = median.Seconds,
+                ["bytes_per_op"] = median.BytesPerOp,
+                ["runs_ops_per_sec"] = all.Select(x => x.OpsPerSec).ToArray(),
+            };
+            if (median.Extra is { } ex) foreach (var (k, v) in ex) entry[k] = v;
+            results[name] = entry;
+        }
+
+        Console.WriteLine("JSON " + JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["loop"] = "tulip",
+            ["loop_version"] = typeof(EventLoop).Assembly.GetName().Version?.ToString() ?? "?",
+            ["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
+            ["results"] = results,
+        }));
+        return 0;
+    }
+
+    private static string Format(object v) => v is double d ? d.ToString("N0") : v.ToString() ?? "";
+
+    private static long Allocated() => GC.GetAllocatedBytesForCurrentThread();
+
+    // call_soon: the ready queue kept 1000 deep; each callback schedules its successor.
+    private static Result CallSoon(long n)
+    {
+        using var loop = new EventLoop();
+        var done = loop.CreateFuture<int>();
+        long run = 0, scheduled = 0;
+        Action? cb = null;
+        cb = () =>
+        {
+            run++;
+            if (scheduled < n)
+            {
+                scheduled++;
+                loop.CallSoon(cb!);
+            }
+            else if (run == n)
+            {
+                done.SetResult(0);
+            }
+        };
+        long a0 = Allocated();
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < Math.Min(1000, n); i++)
+        {
+            scheduled++;
+            loop.CallSoon(cb);
+        }
+
+        loop.RunUntilComplete(done);
+        sw.Stop();
+        if (run != n) throw new InvalidOperationException($"ran {run} of {n}");
+        return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)n);
+    }
+
+    // call_later: random delays in [0, 10 ms), scheduled from outside the loop, then fired.
+    private static Result CallLater(long n)
+    {
+        using var loop = new EventLoop();
+        var rng = new Random(12345);
+        var delays = new double[n];
+        for (long i = 0; i < n; i++) delays[i] = rng.NextDouble() * 0.010;
+        var fired = new List<int>((int)n);
+        var done = loop.CreateFuture<int>();
+        var handles = new TimerHandle[n];
+        Action<int> cb = i =>
+        {
+            fired.Add(i);
+            if (fired.Count == n) done.SetResult(0);
+        };
+        long a0 = Allocated();
+        var t0 = Stopwatch.GetTimestamp();
+        for (int i = 0; i < n; i++) handles[i] = loop.CallLater(delays[i], cb, i);
+        var t1 = Stopwatch.GetTimestamp();
+        long a1 = Allocated();
+        Thread.Sleep(12);
+        var t2 = Stopwatch.GetTimestamp();
+        loop.RunUntilComplete(done);
+        var t3 = Stopwatch.GetTimestamp();
+        long a2 = Allocated();
+        double sched = Stopwatch.GetElapsedTime(t0, t1).TotalSeconds, fire = Stopwatch.GetElapsedTime(t2, t3).TotalSeconds;
+        int inversions = 0;
+        for (int i = 1; i < fired.Count; i++)
+        {
+            if (handles[fired[i]].When < handles[fired[i - 1]].When) inversions++;
+        }
+
+        return new Result(n / (sched + fire), n, sched + fire, (a1 - a0 + (a2 - a1)) / (double)n, new()
+        {
+            ["schedule_ops_per_sec"] = n / sched,
+            ["fire_ops_per_sec"] = n / fire,
+            ["inversions"] = inversions,
+        });
+    }
+
+    private static Task<int> Noop() => Task.FromResult(0);
+
+    private static Result TasksBatch(long n)
+    {
+        using var loop = new EventLoop();
+        long a0 = Allocated();
+        var sw = Stopwatch.StartNew();
+        loop.RunUntilComplete(async () =>
+        {
+            var tasks = new LoopTask<int>[n];
+            for (long i = 0; i < n; i++) tasks[i] = loop.CreateTask(Noop);
+            foreach (var t in tasks) await t;
+        });
+        sw.Stop();
+        return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)n);
+    }
+
+    private static Result TasksSeq(long n)
+    {
+        using var loop = new EventLoop();
+        long a0 = Allocated();
+        var sw = Stopwatch.StartNew();
+        loop.RunUntilComplete(async () =>
+        {
+            for (long i = 0; i < n; i++) await loop.CreateTask(Noop);
+        });
+        sw.Stop();
+        return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)n);
+    }
+
+    // The pure core alone: ticks of 1000 ids through CallSoonMany / BeginTick / Polled / EndTick.
+    private static Result CoreCallSoon(long n)
+    {
+        var s = LoopCore.Start(LoopCore.Create(0));
+        long a0 = Allocated();
+        var sw = Stopwatch.StartNew();
+        long done = 0, next = 0;
+        while (done < n)
+        {
+            var ids = new long[1000];
+            for (int i = 0; i < ids.Length; i++) ids[i] = next++;
+            s = LoopCore.CallSoonMany(s, ids);
+            s = LoopCore.BeginTick(s, 0, out _);
+            s = LoopCore.Polled(s, 0, out var batch);
+            done += batch.Length;
+            s = LoopCore.EndTick(s, out _);
+        }
+
+        sw.Stop();
+        return new Result(done / sw.Elapsed.TotalSeconds, done, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)done);
+    }
+
+    // The pure core alone: schedule n timers with random deadlines, then fire them all.
+    private static Result CoreTimers(long n)
+    {
+        var rng = new Random(12345);
+        var entries = new (long, long)[n];
+        for (long i = 0; i < n; i++) entries[i] = (i, (long)(rng.NextDouble() * 100_000));
+        var s = LoopCore.Start(LoopCore.Create(0));
+        long a0 = Allocated();
+        var sw = Stopwatch.StartNew();
+        foreach (var e in entries) s = LoopCore.CallAtMany(s, [e]);
+        s = LoopCore.BeginTick(s, 0, out _);
+        s = LoopCore.Polled(s, 200_000, out var batch);
+        s = LoopCore.EndTick(s, out _);
+        sw.Stop();
+        long prev = long.MinValue;
+        foreach (var id in batch)
+        {
+            var d = entries[id].Item2;
+            if (d < prev) throw new InvalidOperationException("core fired out of order");
+            prev = d;
+        }
+
+        return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)n);
+    }
+
+    // Memory per queued callback: n call_soon queued (not run), bytes retained per callback.
+    private static Result MemoryPerCallback(long n)
+    {
+        var loop = new EventLoop();
+        Action cb = static () => { };
+        GC.Collect();
+        long before = GC.GetTotalMemory(true);
+        var sw = Stopwatch.StartNew();
+        for (long i = 0; i < n; i++) loop.CallSoon(cb);
+        sw.Stop();
+        long after = GC.GetTotalMemory(true);
+        GC.KeepAlive(loop);
+        loop.Close();
+        return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (after - before) / (double)n);
+    }
+}

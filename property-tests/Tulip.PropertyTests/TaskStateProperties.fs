@@ -1,0 +1,165 @@
+module Tulip.PropertyTests.TaskStateProperties
+
+open Expecto
+open FsCheck
+open FsCheck.FSharp
+open Tulip.Core
+open Tulip.PropertyTests.LoopProperties
+
+type TaskOp =
+    | CancelTask of message: string option
+    | WaiterOutcome of accepted: bool
+    | BeginStep of incomingIsCancellation: bool
+    | EndStep of StepEnd
+    | WakeUp
+    | Uncancel
+
+let private ops =
+    let message = Gen.elements [ None; Some "a"; Some "b" ]
+
+    let stepEnd =
+        Gen.oneof
+            [
+                Gen.elements [ Returned; Raised; AwaitedFuture; Yielded; AwaitedExternal ]
+                message |> Gen.map RaisedCancellation
+            ]
+
+    Gen.frequency
+        [
+            3, message |> Gen.map CancelTask
+            2, Gen.elements [ true; false ] |> Gen.map WaiterOutcome
+            4, Gen.elements [ true; false ] |> Gen.map BeginStep
+            4, stepEnd |> Gen.map EndStep
+            3, Gen.constant WakeUp
+            2, Gen.constant Uncancel
+        ]
+    |> Gen.listOf
+    |> Arb.fromGen
+
+type private Answer =
+    | Decision of CancelDecision
+    | Action of StepAction
+    | CancelNewWaiter of CancelDecision option
+    | Count of int
+    | Done'
+    | Rejected of Rejection
+
+let private apply (s: TaskState) (op: TaskOp) : TaskState * Answer =
+    let orRejected f r =
+        match r with
+        | Ok v -> f v
+        | Error e -> s, Rejected e
+
+    match op with
+    | CancelTask m ->
+        let d, s' = TaskState.cancel m s
+        s', Decision d
+    | WaiterOutcome a -> TaskState.waiterCancelOutcome a s, Done'
+    | BeginStep incoming -> TaskState.beginStep incoming s |> orRejected (fun (a, s') -> s', Action a)
+    | EndStep how -> TaskState.endStep how s |> orRejected (fun (s', d) -> s', CancelNewWaiter d)
+    | WakeUp -> TaskState.wakeUp s |> orRejected (fun s' -> s', Done')
+    | Uncancel ->
+        let n, s' = TaskState.uncancel s
+        s', Count n
+
+let private run (ops: TaskOp list) =
+    ops
+    |> List.scan (fun (s, _) op -> apply s op |> fun (s', a) -> s', Some(op, a)) (TaskState.created, None)
+
+let finishedIsFinal =
+    testPropertyWithConfig
+        config
+        "a finished task never changes again (steps rejected, cancel false); only uncancel still counts down, as in 3.11"
+    <| Prop.forAll ops (fun ops ->
+        run ops
+        |> List.pairwise
+        |> List.iter (fun ((before, _), (after, answer)) ->
+            match before.Phase, answer with
+            | Finished _, Some(op, a) ->
+                let same =
+                    { after with
+                        CancelRequests = before.CancelRequests
+                    }
+                        =
+                        before
+
+                let countOk =
+                    match op with
+                    | Uncancel -> after.CancelRequests = max 0 (before.CancelRequests - 1)
+                    | _ -> after.CancelRequests = before.CancelRequests
+
+                let answerOk =
+                    match op, a with
+                    | CancelTask _, Decision AlreadyDone
+                    | WaiterOutcome _, Done'
+                    | BeginStep _, Rejected(InvalidState _)
+                    | EndStep _, Rejected(OutOfPhase _)
+                    | WakeUp, Rejected(OutOfPhase _)
+                    | Uncancel, Count _ -> true
+                    | _ -> false
+
+                if not (same && countOk && answerOk) then
+                    failtestf "%A on the finished task %A answered %A and left %A" op before a after
+            | _ -> ()))
+
+let cancellingCounts =
+    testPropertyWithConfig
+        config
+        "cancelling() counts the cancel requests a live task accepted minus the uncancels, never below 0"
+    <| Prop.forAll ops (fun ops ->
+        run ops
+        |> List.fold
+            (fun model (s: TaskState, step) ->
+                let model =
+                    match step with
+                    | Some(CancelTask _, Decision d) when d <> AlreadyDone -> model + 1
+                    | Some(Uncancel, _) -> max 0 (model - 1)
+                    | _ -> model
+
+                if s.CancelRequests <> model || s.CancelRequests < 0 then
+                    failtestf "after %A: cancelling() = %d, model %d" step s.CancelRequests model
+
+                model)
+            0
+        |> ignore)
+
+let mustCancelIsObeyed =
+    testPropertyWithConfig
+        config
+        "a flagged task's next step is a cancellation unless one is coming in; the body starts at most once and never after NeverStarted"
+    <| Prop.forAll ops (fun ops ->
+        let trace = run ops
+        let mutable firstRuns = 0
+        let mutable neverStarted = false
+
+        for (before: TaskState, _), (after: TaskState, step) in List.pairwise trace do
+            match step with
+            | Some(BeginStep incoming, Action a) ->
+                match a with
+                | FirstRun ->
+                    firstRuns <- firstRuns + 1
+
+                    if neverStarted || firstRuns > 1 then
+                        failtestf "the body started again: %A" trace
+                | NeverStarted _ -> neverStarted <- true
+                | _ -> ()
+
+                if before.MustCancel && not incoming then
+                    match a with
+                    | ResumeCancelled m
+                    | NeverStarted m when m = before.CancelMessage -> ()
+                    | _ -> failtestf "a flagged task (%A) began with %A" before a
+
+                if before.MustCancel && incoming && before.Started && a <> Resume then
+                    failtestf "a flagged task given a cancellation began with %A" a
+
+                if after.MustCancel then
+                    failtestf "the flag survived a step's beginning: %A" after
+            | _ -> ()
+
+            if TaskState.isDone after && after.MustCancel then
+                failtestf "a finished task is flagged: %A" after)
+
+[<Tests>]
+let tests =
+    testList "TaskState laws" [ finishedIsFinal; cancellingCounts; mustCancelIsObeyed ]

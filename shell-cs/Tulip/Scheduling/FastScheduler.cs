@@ -1,0 +1,270 @@
+using System.Runtime.CompilerServices;
+using Tulip.Core;
+using Tulip.Core.Interop;
+
+namespace Tulip.Scheduling;
+
+/// <summary>
+/// The mutable twin of the pure core (<c>Tulip.Core.Loop.step</c>): the same inputs, the same answers,
+/// the same rejections, on arrays and a binary heap instead of persistent structures. Each method below
+/// names the core function it mirrors; the property suite (SchedulerConformance) feeds generated input
+/// sequences to both and requires identical outputs at every step.
+/// </summary>
+internal sealed class FastScheduler(long now) : IScheduler
+{
+    private enum Phase : byte { Idle, BetweenTicks, Polling, RunningBatch }
+
+    private struct Entry
+    {
+        public long Deadline, Seq, Id;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly bool Before(in Entry o) => Deadline < o.Deadline || (Deadline == o.Deadline && Seq < o.Seq);
+    }
+
+    private long _now = now;
+    private Phase _phase;
+    private bool _stopping, _closed;
+
+    private long[] _ready = new long[256];
+    private int _readyCount;
+    private long[] _batch = new long[256];
+    private int _batchCount;
+
+    private Entry[] _heap = new Entry[64];
+    private int _heapCount;
+    private int _timerCancelled;
+    private long _nextSeq;
+
+    // LoopState.Cancelled: handles cancelled while queued, skipped and then forgotten.
+    private readonly HashSet<long> _cancelled = new();
+
+    private static RejectedInputException Reject(Rejection r) => new(r);
+
+    // Loop.step CallSoon
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void CallSoon(long id)
+    {
+        if (_closed) throw Reject(Rejection.LoopClosed);
+        if (_readyCount == _ready.Length) Array.Resize(ref _ready, _ready.Length * 2);
+        _ready[_readyCount++] = id;
+    }
+
+    // Loop.step CallAt (enqueueTimer)
+    public void CallAt(long id, long deadline)
+    {
+        if (_closed) throw Reject(Rejection.LoopClosed);
+        if (_heapCount == _heap.Length) Array.Resize(ref _heap, _heap.Length * 2);
+        var e = new Entry { Deadline = deadline, Seq = _nextSeq++, Id = id };
+        int i = _heapCount++;
+        while (i > 0)
+        {
+            int parent = (i - 1) >> 1;
+            if (!e.Before(_heap[parent])) break;
+            _heap[i] = _heap[parent];
+            i = parent;
+        }
+
+        _heap[i] = e;
+    }
+
+    private void PopHead()
+    {
+        var last = _heap[--_heapCount];
+        _heap[_heapCount] = default;
+        if (_heapCount == 0) return;
+        int i = 0;
+        while (true)
+        {
+            int child = 2 * i + 1;
+            if (child >= _heapCount) break;
+            if (child + 1 < _heapCount && _heap[child + 1].Before(_heap[child])) child++;
+            if (!_heap[child].Before(last)) break;
+            _heap[i] = _heap[child];
+            i = child;
+        }
+
+        _heap[i] = last;
+    }
+
+    // Loop.step CancelSoon / CancelTimer
+    public void CancelSoon(long id)
+    {
+        if (_closed) return;
+        if (!_cancelled.Add(id)) throw Reject(Rejection.NewNotPending(id));
+    }
+
+    public void CancelTimer(long id)
+    {
+        if (_closed) return;
+        if (!_cancelled.Add(id)) throw Reject(Rejection.NewNotPending(id));
+        _timerCancelled++;
+    }
+
+    public void Start()
+    {
+        if (_closed) throw Reject(Rejection.LoopClosed);
+        if (_phase != Phase.Idle) throw Reject(Rejection.AlreadyRunning);
+        _phase = Phase.BetweenTicks;
+    }
+
+    public void Stop() => _stopping = true;
+
+    public void Close()
+    {
+        if (_phase != Phase.Idle) throw Reject(Rejection.CloseWhileRunning);
+        if (_closed) return;
+        _closed = true;
+        _readyCount = 0;
+        _batchCount = 0;
+        Array.Clear(_heap, 0, _heapCount);
+        _heapCount = 0;
+        _timerCancelled = 0;
+        _cancelled.Clear();
+        _stopping = false;
+    }
+
+    private void CheckTime(long now)
+    {
+        if (now < _now) throw Reject(Rejection.NewTimeWentBackwards(_now, now));
+    }
+
+    // Loop.step BeginTick: dropCancelledTimers, then LoopState.pollTimeout.
+    public long BeginTick(long now)
+    {
+        if (_phase != Phase.BetweenTicks) throw Reject(Rejection.NewOutOfPhase("BetweenTicks"));
+        CheckTime(now);
+        _now = now;
+        _phase = Phase.Polling;
+        DropCancelledTimers();
+        if (_readyCount > 0 || _stopping) return 0;
+        if (_heapCount == 0) return -1;
+        long deadline = _heap[0].Deadline;
+        if (deadline <= _now) return 0;
+        long gap = deadline - _now;
+        return gap < 0 ? Time.MaxPollTimeout : Math.Min(gap, Time.MaxPollTimeout);
+    }
+
+    // Loop.dropCancelledTimers: compact by CPython's 100 / 50% rule, else drop cancelled heads.
+    private void DropCancelledTimers()
+    {
+        if (_timerCancelled == 0) return;
+        if (_heapCount > TimerQueueModule.MinCompactSize && _timerCancelled * 2 > _heapCount)
+        {
+            var live = new List<Entry>(_heapCount - _timerCancelled);
+            for (int i = 0; i < _heapCount; i++)
+            {
+                if (_cancelled.Remove(_heap[i].Id)) continue;
+                live.Add(_heap[i]);
+            }
+
+            Array.Clear(_heap, 0, _heapCount);
+            _heapCount = 0;
+            _timerCancelled = 0;
+            foreach (var e in live) Reinsert(e);
+            return;
+        }
+
+        while (_heapCount > 0 && _cancelled.Remove(_heap[0].Id))
+        {
+            PopHead();
+            _timerCancelled--;
+        }
+    }
+
+    private void Reinsert(Entry e)
+    {
+        int i = _heapCount++;
+        while (i > 0)
+        {
+            int parent = (i - 1) >> 1;
+            if (!e.Before(_heap[parent])) break;
+            _heap[i] = _heap[parent];
+            i = parent;
+        }
+
+        _heap[i] = e;
+    }
+
+    // Loop.step Polled: moveDueTimers, drain the ready queue, skip (and forget) cancelled ids.
+    public ReadOnlySpan<long> Polled(long now)
+    {
+        if (_phase != Phase.Polling) throw Reject(Rejection.NewOutOfPhase("Polling"));
+        CheckTime(now);
+        _now = now;
+        while (_heapCount > 0 && _heap[0].Deadline <= now)
+        {
+            long id = _heap[0].Id;
+            PopHead();
+            if (_timerCancelled > 0 && _cancelled.Remove(id))
+            {
+                _timerCancelled--;
+                continue;
+            }
+
+            if (_readyCount == _ready.Length) Array.Resize(ref _ready, _ready.Length * 2);
+            _ready[_readyCount++] = id;
+        }
+
+        (_batch, _ready) = (_ready, _batch);
+        _batchCount = _readyCount;
+        _readyCount = 0;
+        if (_cancelled.Count > 0)
+        {
+            int kept = 0;
+            for (int i = 0; i < _batchCount; i++)
+            {
+                long id = _batch[i];
+                if (_cancelled.Remove(id)) continue;
+                _batch[kept++] = id;
+            }
+
+            _batchCount = kept;
+        }
+
+        _phase = Phase.RunningBatch;
+        return new ReadOnlySpan<long>(_batch, 0, _batchCount);
+    }
+
+    // Loop.step EndTick
+    public bool EndTick()
+    {
+        if (_phase != Phase.RunningBatch) throw Reject(Rejection.NewOutOfPhase("RunningBatch"));
+        if (_cancelled.Count > 0)
+        {
+            for (int i = 0; i < _batchCount; i++) _cancelled.Remove(_batch[i]);
+        }
+
+        _batchCount = 0;
+        if (_stopping)
+        {
+            _stopping = false;
+            _phase = Phase.Idle;
+            return true;
+        }
+
+        _phase = Phase.BetweenTicks;
+        return false;
+    }
+
+    public bool IsClosed => _closed;
+    public bool IsRunning => _phase != Phase.Idle;
+    public int ReadyCount => _readyCount;
+    public int TimerCount => _heapCount;
+
+    // LoopCore.NextDeadline: the head after dropping cancelled timers (without changing the state).
+    public long NextDeadline()
+    {
+        if (_heapCount == 0) return long.MinValue;
+        if (_timerCancelled == 0 || !_cancelled.Contains(_heap[0].Id)) return _heap[0].Deadline;
+        long best = long.MinValue;
+        Entry? min = null;
+        for (int i = 0; i < _heapCount; i++)
+        {
+            if (_cancelled.Contains(_heap[i].Id)) continue;
+            if (min is null || _heap[i].Before(min.Value)) min = _heap[i];
+        }
+
+        return min?.Deadline ?? best;
+    }
+}

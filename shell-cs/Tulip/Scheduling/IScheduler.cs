@@ -1,0 +1,49 @@
+namespace Tulip.Scheduling;
+
+/// <summary>
+/// The scheduler core as the shell drives it: the signature of <c>Tulip.Core.Loop.step</c>, one method
+/// per input. Two implementations: <see cref="ModelScheduler"/> is the pure F# core itself (the
+/// specification), <see cref="FastScheduler"/> its mutable twin (arrays and a binary heap, no allocation
+/// per callback), which the property suite proves equal to the model on generated input sequences
+/// (DESIGN.md §1). Loop thread only.
+/// <para>Preconditions (the shell's, as in LoopState.fs): ids are unique among live handles; a handle
+/// is cancelled only while queued; tick inputs come in phase order.</para>
+/// </summary>
+internal interface IScheduler
+{
+    void CallSoon(long id);
+    void CallAt(long id, long deadline);
+    void CancelSoon(long id);
+    void CancelTimer(long id);
+    void Start();
+    void Stop();
+    void Close();
+
+    /// <summary>Tick steps 1-2: returns the poll timeout in ticks, -1 for no limit.</summary>
+    long BeginTick(long now);
+
+    /// <summary>Tick steps 3-4: the batch to run, in order, valid until <see cref="EndTick"/>. Ids cancelled
+    /// while the batch runs are the shell's to skip.</summary>
+    ReadOnlySpan<long> Polled(long now);
+
+    /// <summary>Ends the tick; true when the run is over (stop was requested).</summary>
+    bool EndTick();
+
+    bool IsClosed { get; }
+    bool IsRunning { get; }
+    int ReadyCount { get; }
+    int TimerCount { get; }
+
+    /// <summary>The earliest live deadline, or long.MinValue if no timer is queued.</summary>
+    long NextDeadline();
+}
+
+/// <summary>Which scheduler a loop runs on.</summary>
+public enum SchedulerKind
+{
+    /// <summary>The mutable twin of the core, proven equal to it by generated traces (the default).</summary>
+    Fast,
+
+    /// <summary>The pure F# core itself: slower, and the specification (for verification and debugging).</summary>
+    Model,
+}

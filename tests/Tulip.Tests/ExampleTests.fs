@@ -1,0 +1,191 @@
+module Tulip.Tests.ExampleTests
+
+open System
+open System.IO
+open System.Text.RegularExpressions
+open Expecto
+open Tulip
+open Tulip.Examples
+open Tulip.Testing
+
+/// One expected line of an example's output: exactly this text, or (for lines with times, task names
+/// and other run-dependent values) a line matching this regex.
+type Line =
+    | Is of string
+    | Like of pattern: string
+
+/// What each example prints, in order: the lines of PyMOTW-3's Python original (run with python3),
+/// with Tulip's own repr where Python prints an object's repr.
+let expected: (string * Line list) list =
+    let chain =
+        [ Is "in outer"
+          Is "waiting for result1"
+          Is "in phase1"
+          Is "waiting for result2"
+          Is "in phase2"
+          Is "return value: ('result1', 'result2 derived from result1')" ]
+
+    let float = @"\d+\.\d+(E[-+]?\d+)?"
+
+    [ "coroutine", [ Is "starting coroutine"; Is "entering event loop"; Is "in coroutine"; Is "closing event loop" ]
+      "coroutine_return", [ Is "in coroutine"; Is "it returned: 'result'" ]
+      "coroutine_chain", chain
+      "generator", chain
+      "coroutine_chain_fs", chain
+      "call_soon",
+      [ Is "entering event loop"
+        Is "registering callbacks"
+        Is "callback invoked with 1 and default"
+        Is "callback invoked with 2 and not default"
+        Is "closing event loop" ]
+      "call_later",
+      [ Is "entering event loop"
+        Is "registering callbacks"
+        Is "callback 3 invoked"
+        Is "callback 2 invoked"
+        Is "callback 1 invoked"
+        Is "closing event loop" ]
+      "call_at",
+      [ Is "entering event loop"
+        Like $"^clock time: {float}$"
+        Like $"^loop  time: {float}$"
+        Is "registering callbacks"
+        Like $"^callback 3 invoked at {float}$"
+        Like $"^callback 2 invoked at {float}$"
+        Like $"^callback 1 invoked at {float}$"
+        Is "closing event loop" ]
+      "future_event_loop",
+      [ Is "scheduling mark_done"
+        Is "entering event loop"
+        Is "setting future result to 'the result'"
+        Is "returned result: 'the result'"
+        Is "closing event loop"
+        Is "future result: 'the result'" ]
+      "future_await",
+      [ Is "scheduling mark_done"
+        Is "setting future result to 'the result'"
+        Is "returned result: 'the result'" ]
+      "future_callback",
+      [ Is "registering callbacks on future"
+        Is "setting result of future"
+        Is "1: future done: the result"
+        Is "2: future done: the result" ]
+      "create_task",
+      [ Is "creating task"
+        Like @"^waiting for <LoopTask name='Task-\d+' pending>$"
+        Is "in task_func"
+        Like @"^task completed <LoopTask name='Task-\d+' result='?the result'?>$"
+        Is "return value: 'the result'" ]
+      "cancel_task",
+      [ Is "creating task"
+        Is "canceling task"
+        // Python: <Task cancelling name='Task-2' coro=...>; Tulip's repr says pending until the task is done.
+        Like @"^canceled task <LoopTask name='Task-\d+' (pending|cancelling)>$"
+        Is "caught error from canceled task" ]
+      "cancel_task2",
+      [ Is "creating task"
+        Is "in task_func, sleeping"
+        Is "in task_canceller"
+        Is "canceled the task"
+        Is "task_func was canceled"
+        Is "main() also sees task as canceled" ]
+      "ensure_future",
+      [ Is "entering event loop"
+        Is "starter: creating task"
+        Is "starter: waiting for inner"
+        Is "inner: starting"
+        Like @"^inner: waiting for <LoopTask name='Task-\d+' pending>$"
+        Is "wrapped"
+        Is "inner: task returned 'result'"
+        Is "starter: inner returned" ] ]
+
+/// Runs an example on virtual clocks (it never sleeps) and returns its output lines and its clocks.
+let run (example: Example) =
+    use out = new StringWriter()
+    out.NewLine <- "\n"
+    let clocks = ResizeArray<VirtualClock>()
+
+    let ctx =
+        ExampleContext(
+            out,
+            fun () ->
+                let c = VirtualClock()
+                clocks.Add c
+                c :> LoopClock
+        )
+
+    example.Body.Invoke ctx
+    let text = out.ToString()
+    let lines = text.Split('\n') |> Array.toList
+    // Every line ends with a newline: drop the empty piece after the last one.
+    let lines = if List.isEmpty lines || List.last lines <> "" then lines else List.take (lines.Length - 1) lines
+    lines, List.ofSeq clocks
+
+let private describe =
+    function
+    | Is s -> sprintf "%A" s
+    | Like p -> sprintf "a line matching /%s/" p
+
+let private check (name: string) (actual: string list) (wanted: Line list) =
+    let show (ls: string list) = ls |> List.map (sprintf "    %s") |> String.concat "\n"
+
+    let context () =
+        $"\n  {name} printed:\n{show actual}\n  expected:\n{wanted |> List.map describe |> show}"
+
+    List.zip (List.truncate wanted.Length actual) (List.truncate actual.Length wanted)
+    |> List.iteri (fun i (line, want) ->
+        match want with
+        | Is s -> Expect.equal line s $"{name}, line {i + 1}{context ()}"
+        | Like p -> Expect.isMatch line p $"{name}, line {i + 1}{context ()}")
+
+    Expect.equal actual.Length wanted.Length $"{name}: number of lines{context ()}"
+
+let private exampleCase (example: Example) =
+    testCase example.Name
+    <| fun () ->
+        let wanted =
+            match List.tryFind (fun (n, _) -> n = example.Name) expected with
+            | Some(_, lines) -> lines
+            | None -> failtest $"no expected output is written down for example '{example.Name}'"
+
+        let lines, clocks = run example
+        check example.Name lines wanted
+        Expect.isNonEmpty clocks $"{example.Name} made its loops with the context's clock factory"
+
+[<Tests>]
+let tests =
+    testList
+        "Examples"
+        [ testCase "the catalog holds exactly the chapter's examples, in its order"
+          <| fun () ->
+              let names = Catalog.All |> Seq.map (fun e -> e.Name) |> List.ofSeq
+              Expect.sequenceEqual names (List.map fst expected) "Catalog.All's names"
+
+          testCase "names are unique and every example says what section it is in and what it shows"
+          <| fun () ->
+              let all = List.ofSeq Catalog.All
+              Expect.equal (all |> List.distinctBy (fun e -> e.Name) |> List.length) all.Length "unique names"
+
+              for e in all do
+                  Expect.isNotEmpty e.Section $"{e.Name}'s section"
+                  Expect.isNotEmpty e.Shows $"{e.Name}'s description"
+
+          testCase "call_at on a virtual clock: the callbacks see loop time now, now+0.1 and now+0.2"
+          <| fun () ->
+              let example = Catalog.All |> Seq.find (fun e -> e.Name = "call_at")
+              let lines, _ = run example
+
+              let at n =
+                  let prefix = $"callback {n} invoked at "
+                  let line = lines |> List.find (fun l -> l.StartsWith prefix)
+                  Double.Parse(line.Substring prefix.Length, Globalization.CultureInfo.InvariantCulture)
+
+              let now =
+                  let line = lines |> List.find (fun l -> l.StartsWith "loop  time: ")
+                  Double.Parse(line.Substring 12, Globalization.CultureInfo.InvariantCulture)
+
+              Expect.floatClose Accuracy.high (at 3) now "call_soon: at once"
+              Expect.floatClose Accuracy.high (at 2) (now + 0.1) "call_at now+0.1"
+              Expect.floatClose Accuracy.high (at 1) (now + 0.2) "call_at now+0.2"
+
+          testList "output matches the Python original" [ for e in Catalog.All -> exampleCase e ] ]
