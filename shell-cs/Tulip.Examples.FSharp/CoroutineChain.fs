@@ -14,14 +14,14 @@ let run (out: TextWriter) (clocks: Func<LoopClock>) : unit =
     let phase1 () : Task<string> =
         task {
             print "in phase1"
-            let! _ = Asyncio.Sleep 0.0 // Sleep gives ValueTuple, not unit: `do!` does not compile
+            do! Asyncio.Sleep 0.0
             return "result1"
         }
 
     let phase2 (arg: string) : Task<string> =
         task {
             print "in phase2"
-            let! _ = Asyncio.Sleep 0.0 // Sleep gives ValueTuple, not unit: `do!` does not compile
+            do! Asyncio.Sleep 0.0
             return $"result2 derived from {arg}"
         }
 

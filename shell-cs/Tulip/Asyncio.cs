@@ -82,7 +82,7 @@ public static class Asyncio
     /// Suspends the current task for <paramref name="seconds"/> of loop time; 0 or less yields exactly
     /// one tick (asyncio.sleep).
     /// </summary>
-    public static SleepAwaitable<ValueTuple> Sleep(double seconds) => Sleep(seconds, default(ValueTuple));
+    public static SleepAwaitable Sleep(double seconds) => new(Sleep(seconds, default(ValueTuple)));
 
     public static SleepAwaitable<T> Sleep<T>(double seconds, T result)
     {
@@ -90,7 +90,7 @@ public static class Asyncio
         return SleepTicks(Core.Time.ofSeconds(seconds), result);
     }
 
-    public static SleepAwaitable<ValueTuple> Sleep(TimeSpan delay) => SleepTicks(delay.Ticks, default(ValueTuple));
+    public static SleepAwaitable Sleep(TimeSpan delay) => new(SleepTicks(delay.Ticks, default(ValueTuple)));
 
     private static SleepAwaitable<T> SleepTicks<T>(long ticks, T result)
     {

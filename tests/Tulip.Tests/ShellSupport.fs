@@ -15,9 +15,9 @@ let runMain (loop: EventLoop) (main: unit -> Task<'T>) : 'T = loop.RunUntilCompl
 let runMainUnit (loop: EventLoop) (main: unit -> Task) : unit = loop.RunUntilComplete(Func<Task>(main))
 
 /// One tick's yield inside a coroutine (asyncio.sleep(0)).
-let yieldTick () = task { let! _ = Asyncio.Sleep 0.0 in () }
+let yieldTick () = task { do! Asyncio.Sleep 0.0 }
 
-let sleep (seconds: float) = task { let! _ = Asyncio.Sleep seconds in () }
+let sleep (seconds: float) = task { do! Asyncio.Sleep seconds }
 
 let createTask (loop: EventLoop) (f: unit -> Task<'T>) = loop.CreateTask(Func<Task<'T>>(f))
 

@@ -195,7 +195,8 @@ public class Future<T> : Future
     /// <summary>Awaits the future and gives its result.</summary>
     public FutureAwaiter<T> GetAwaiter() => new(this);
 
-    private protected override string StateText => Done && !Cancelled && StoredException is null ? $"result={Value}" : base.StateText;
+    private protected override string StateText =>
+        Done && !Cancelled && StoredException is null ? (Value is string s ? $"finished result='{s}'" : $"finished result={Value}") : base.StateText;
 }
 
 /// <summary>

@@ -60,6 +60,31 @@ public readonly struct SleepAwaiter<T> : ICriticalNotifyCompletion
     }
 }
 
+/// <summary>
+/// <see cref="Asyncio.Sleep(double)"/> without a result: its awaiter's GetResult returns void, so F#'s
+/// <c>do! Asyncio.Sleep 0.1</c> reads naturally.
+/// </summary>
+public readonly struct SleepAwaitable
+{
+    private readonly SleepAwaitable<ValueTuple> _inner;
+    internal SleepAwaitable(SleepAwaitable<ValueTuple> inner) => _inner = inner;
+
+    /// <summary>The future behind a real delay (null for a one-tick yield).</summary>
+    public Future<ValueTuple>? Future => _inner.Future;
+
+    public SleepAwaiter GetAwaiter() => new(_inner.GetAwaiter());
+}
+
+public readonly struct SleepAwaiter : ICriticalNotifyCompletion
+{
+    private readonly SleepAwaiter<ValueTuple> _inner;
+    internal SleepAwaiter(SleepAwaiter<ValueTuple> inner) => _inner = inner;
+    public bool IsCompleted => _inner.IsCompleted;
+    public void GetResult() => _inner.GetResult();
+    public void OnCompleted(Action continuation) => _inner.UnsafeOnCompleted(continuation);
+    public void UnsafeOnCompleted(Action continuation) => _inner.UnsafeOnCompleted(continuation);
+}
+
 /// <summary>The future of a sleep: cancelling it cancels its timer too.</summary>
 internal sealed class SleepFuture<T> : Future<T>
 {

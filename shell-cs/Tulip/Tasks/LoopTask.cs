@@ -136,7 +136,9 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
     public Future AsFuture() => this;
 
-    private protected override string StateText => $"name='{Name}' " + (Done ? base.StateText : "pending");
+    // asyncio's repr: <Task pending name='Task-1'>, 'cancelling' once a cancel was requested.
+    private protected override string StateText =>
+        (Done ? base.StateText : TaskCore.Cancelling(_ts) > 0 ? "cancelling" : "pending") + $" name='{Name}'";
 
     // ---------------------------------------------------------------------------------------------
     // Steps
