@@ -72,15 +72,15 @@ let expected: (string * Line list) list =
         Is "2: future done: the result" ]
       "create_task",
       [ Is "creating task"
-        Like @"^waiting for <LoopTask name='Task-\d+' pending>$"
+        Like @"^waiting for <LoopTask pending name='Task-\d+'>$"
         Is "in task_func"
-        Like @"^task completed <LoopTask name='Task-\d+' result='?the result'?>$"
+        Like @"^task completed <LoopTask finished name='Task-\d+' result='the result'>$"
         Is "return value: 'the result'" ]
       "cancel_task",
       [ Is "creating task"
         Is "canceling task"
         // Python: <Task cancelling name='Task-2' coro=...>; Tulip's repr says pending until the task is done.
-        Like @"^canceled task <LoopTask name='Task-\d+' (pending|cancelling)>$"
+        Like @"^canceled task <LoopTask cancelling name='Task-\d+'>$"
         Is "caught error from canceled task" ]
       "cancel_task2",
       [ Is "creating task"
@@ -94,7 +94,7 @@ let expected: (string * Line list) list =
         Is "starter: creating task"
         Is "starter: waiting for inner"
         Is "inner: starting"
-        Like @"^inner: waiting for <LoopTask name='Task-\d+' pending>$"
+        Like @"^inner: waiting for <LoopTask pending name='Task-\d+'>$"
         Is "wrapped"
         Is "inner: task returned 'result'"
         Is "starter: inner returned" ] ]

@@ -158,7 +158,7 @@ public abstract class Future
     }
 
     private protected virtual string StateText =>
-        !Done ? "pending" : Cancelled ? "cancelled" : StoredException is { } e ? $"exception={e.GetType().Name}('{e.Message}')" : "finished";
+        !Done ? "pending" : Cancelled ? "cancelled" : StoredException is { } e ? $"finished exception={e.GetType().Name}('{e.Message}')" : "finished";
 
     public override string ToString() => $"<{GetType().Name.Split('`')[0]} {StateText}>";
 }

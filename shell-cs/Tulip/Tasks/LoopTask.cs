@@ -137,8 +137,16 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     public Future AsFuture() => this;
 
     // asyncio's repr: <Task pending name='Task-1'>, 'cancelling' once a cancel was requested.
-    private protected override string StateText =>
-        (Done ? base.StateText : TaskCore.Cancelling(_ts) > 0 ? "cancelling" : "pending") + $" name='{Name}'";
+    private protected override string StateText
+    {
+        get
+        {
+            if (!Done) return (TaskCore.Cancelling(_ts) > 0 ? "cancelling" : "pending") + $" name='{Name}'";
+            var text = base.StateText; // "finished result=…", "cancelled", "exception=…"
+            int space = text.IndexOf(' ');
+            return space < 0 ? $"{text} name='{Name}'" : $"{text[..space]} name='{Name}'{text[space..]}";
+        }
+    }
 
     // ---------------------------------------------------------------------------------------------
     // Steps
