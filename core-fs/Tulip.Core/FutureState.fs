@@ -25,6 +25,16 @@ type FutureState =
 module FutureState =
     let pending: FutureState = Pending []
 
+    // The done states without a message are shared values: completing a future allocates nothing.
+    let private succeeded = Done Succeeded
+    let private faulted = Done Faulted
+
+    let private doneWith (o: Outcome) =
+        match o with
+        | Succeeded -> succeeded
+        | Faulted -> faulted
+        | Cancelled _ -> Done o
+
     let isDone (s: FutureState) =
         match s with
         | Done _ -> true
@@ -61,7 +71,8 @@ module FutureState =
     /// InvalidStateError('invalid state') if already done (CPython's message).
     let complete (outcome: Outcome) (s: FutureState) : Result<FutureState * HandleId list, Rejection> =
         match s with
-        | Pending cbs -> Ok (Done outcome, List.rev cbs)
+        | Pending ([] | [ _ ] as cbs) -> Ok (doneWith outcome, cbs) // nothing to reverse
+        | Pending cbs -> Ok (doneWith outcome, List.rev cbs)
         | Done _ -> Error (InvalidState "invalid state")
 
     let setResult s = complete Succeeded s

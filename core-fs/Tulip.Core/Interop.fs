@@ -114,11 +114,12 @@ type FutureCore =
 
     static member Callbacks(s: FutureState) = FutureState.callbacks s |> Array.ofList
 
-    /// set_result / set_exception; throws RejectedInputException(InvalidState) if done.
-    static member Complete(s: FutureState, faulted: bool, [<Out>] toSchedule: byref<HandleId array>) =
+    /// set_result / set_exception; throws RejectedInputException(InvalidState) if done. The callbacks
+    /// to schedule come as an F# list in registration order (walk it with IsEmpty / Head / Tail).
+    static member Complete(s: FutureState, faulted: bool, [<Out>] toSchedule: HandleId list byref) =
         match FutureState.complete (if faulted then Faulted else Succeeded) s with
         | Ok (s', cbs) ->
-            toSchedule <- Array.ofList cbs
+            toSchedule <- cbs
             s'
         | Error r -> raise (RejectedInputException r)
 
@@ -150,7 +151,7 @@ type TaskCore =
     /// 0 = already done (cancel returns false), 1 = cancel the waiter (then call WaiterCancelOutcome),
     /// 2 = flagged (the next step throws the cancellation in).
     static member Cancel(s: TaskState, message: string, [<Out>] next: byref<TaskState>) : int =
-        let d, s' = TaskState.cancel (Option.ofObj message) s
+        let struct (d, s') = TaskState.cancel (Option.ofObj message) s
         next <- s'
 
         match d with
@@ -163,7 +164,7 @@ type TaskCore =
     /// 0 = start, 1 = resume, 2 = resume with a cancellation (message in `message`), 3 = never started
     /// (ends cancelled, body never runs).
     static member BeginStep(s: TaskState, incomingIsCancellation: bool, [<Out>] next: byref<TaskState>, [<Out>] message: byref<string>) : int =
-        let action, s' = TaskCore.Unwrap(TaskState.beginStep incomingIsCancellation s)
+        let struct (action, s') = TaskCore.Unwrap(TaskState.beginStep incomingIsCancellation s)
         next <- s'
         message <- null
 
@@ -191,7 +192,7 @@ type TaskCore =
             | 5 -> AwaitedExternal
             | _ -> invalidArg (nameof how) "step end code out of range"
 
-        let s', d = TaskCore.Unwrap(TaskState.endStep e s)
+        let struct (s', d) = TaskCore.Unwrap(TaskState.endStep e s)
 
         match d with
         | Some (CancelWaiter m) ->
@@ -206,7 +207,7 @@ type TaskCore =
     static member WakeUp(s: TaskState) = TaskCore.Unwrap(TaskState.wakeUp s)
 
     static member Uncancel(s: TaskState, [<Out>] remaining: byref<int>) =
-        let n, s' = TaskState.uncancel s
+        let struct (n, s') = TaskState.uncancel s
         remaining <- n
         s'
 

@@ -15,6 +15,8 @@ type TaskPhase =
 /// A task's state machine. Values, exceptions and the coroutine stay in the shell.
 ///
 /// Invariants: `Finished` is final; `MustCancel` is false once finished; `CancelRequests` >= 0.
+/// A struct: the shell keeps it inline in the task, so a transition allocates nothing.
+[<Struct>]
 type TaskState =
     { Phase: TaskPhase
       /// The coroutine has run at least once (a task cancelled before its first step never runs its body).
@@ -80,24 +82,24 @@ module TaskState =
 
     /// `Task.cancel(msg)` in 3.11: counts the request, then cancels the awaited future if there is one,
     /// else sets must-cancel. Returns whether cancel() returns true (every case but AlreadyDone).
-    let cancel (message: string option) (s: TaskState) : CancelDecision * TaskState =
+    let cancel (message: string option) (s: TaskState) : struct (CancelDecision * TaskState) =
         match s.Phase with
-        | Finished _ -> AlreadyDone, s
+        | Finished _ -> struct (AlreadyDone, s)
         | Waiting ->
             // Tentatively flagged: if the waiter refuses (it is already done) the flag must stand.
-            CancelWaiter message,
+            struct (CancelWaiter message,
             { s with
                 CancelRequests = s.CancelRequests + 1
                 MustCancel = true
-                CancelMessage = message }
+                CancelMessage = message })
         | Scheduled
         | Running
         | Suspended ->
-            Flagged,
+            struct (Flagged,
             { s with
                 CancelRequests = s.CancelRequests + 1
                 MustCancel = true
-                CancelMessage = message }
+                CancelMessage = message })
 
     /// The answer to a CancelWaiter decision: a waiter that accepted will wake the task with its own
     /// cancellation, so the flag is cleared; one that refused leaves the task flagged.
@@ -107,36 +109,30 @@ module TaskState =
     /// `__step` begins. `incomingIsCancellation`: the awaited future was itself cancelled (its result
     /// raises CancelledError). Must-cancel turns any other resumption into a cancellation (3.11:
     /// `if not isinstance(exc, CancelledError): exc = self._make_cancelled_error()`), and is cleared.
-    let beginStep (incomingIsCancellation: bool) (s: TaskState) : Result<StepAction * TaskState, Rejection> =
+    let beginStep (incomingIsCancellation: bool) (s: TaskState) : Result<struct (StepAction * TaskState), Rejection> =
         match s.Phase with
         | Scheduled ->
             let cancelNow = s.MustCancel && not incomingIsCancellation
 
             if not s.Started then
                 if cancelNow then
-                    Ok (
-                        NeverStarted s.CancelMessage,
+                    let s' =
                         { s with
                             Phase = Finished (Cancelled s.CancelMessage)
                             MustCancel = false }
-                    )
+
+                    Ok (struct (NeverStarted s.CancelMessage, s'))
                 else
-                    Ok (
-                        FirstRun,
+                    let s' =
                         { s with
                             Phase = Running
                             Started = true
                             MustCancel = false }
-                    )
+
+                    Ok (struct (FirstRun, s'))
             else
                 let action = if cancelNow then ResumeCancelled s.CancelMessage else Resume
-
-                Ok (
-                    action,
-                    { s with
-                        Phase = Running
-                        MustCancel = false }
-                )
+                Ok (struct (action, { s with Phase = Running; MustCancel = false }))
         | Finished _ -> Error (InvalidState "_step(): already done")
         | Running
         | Waiting
@@ -144,41 +140,27 @@ module TaskState =
 
     /// `__step` ends. Returns the new state and, when the task now waits on a future while flagged,
     /// the CancelWaiter request for that future (3.11 cancels the new waiter at once).
-    let endStep (how: StepEnd) (s: TaskState) : Result<TaskState * CancelDecision option, Rejection> =
+    let endStep (how: StepEnd) (s: TaskState) : Result<struct (TaskState * CancelDecision option), Rejection> =
         match s.Phase with
         | Running ->
             match how with
             | Returned ->
                 // 3.11: a task flagged while running that then returns ends cancelled, not with its value.
                 if s.MustCancel then
-                    Ok (
-                        { s with
-                            Phase = Finished (Cancelled s.CancelMessage)
-                            MustCancel = false },
-                        None
-                    )
+                    Ok (struct ({ s with Phase = Finished (Cancelled s.CancelMessage); MustCancel = false }, None))
                 else
-                    Ok ({ s with Phase = Finished Succeeded }, None)
-            | RaisedCancellation m ->
-                Ok (
-                    { s with
-                        Phase = Finished (Cancelled m)
-                        MustCancel = false },
-                    None
-                )
-            | Raised ->
-                Ok (
-                    { s with
-                        Phase = Finished Faulted
-                        MustCancel = false },
-                    None
-                )
+                    Ok (struct ({ s with Phase = Finished Succeeded }, None))
+            | RaisedCancellation m -> Ok (struct ({ s with Phase = Finished (Cancelled m); MustCancel = false }, None))
+            | Raised -> Ok (struct ({ s with Phase = Finished Faulted; MustCancel = false }, None))
             | AwaitedFuture ->
                 let s' = { s with Phase = Waiting }
 
-                if s.MustCancel then Ok (s', Some (CancelWaiter s.CancelMessage)) else Ok (s', None)
-            | Yielded -> Ok ({ s with Phase = Scheduled }, None)
-            | AwaitedExternal -> Ok ({ s with Phase = Suspended }, None)
+                if s.MustCancel then
+                    Ok (struct (s', Some (CancelWaiter s.CancelMessage)))
+                else
+                    Ok (struct (s', None))
+            | Yielded -> Ok (struct ({ s with Phase = Scheduled }, None))
+            | AwaitedExternal -> Ok (struct ({ s with Phase = Suspended }, None))
         | _ -> Error (OutOfPhase "a running task")
 
     /// `__wakeup`: the awaited future (or the outside operation) finished; a step gets scheduled.
@@ -189,8 +171,8 @@ module TaskState =
         | _ -> Error (OutOfPhase "a waiting task")
 
     /// `uncancel()` (3.11): decrements the request count if positive; returns the new count.
-    let uncancel (s: TaskState) : int * TaskState =
+    let uncancel (s: TaskState) : struct (int * TaskState) =
         if s.CancelRequests > 0 then
-            s.CancelRequests - 1, { s with CancelRequests = s.CancelRequests - 1 }
+            struct (s.CancelRequests - 1, { s with CancelRequests = s.CancelRequests - 1 })
         else
-            0, s
+            struct (0, s)

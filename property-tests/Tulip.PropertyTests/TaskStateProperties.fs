@@ -52,14 +52,14 @@ let private apply (s: TaskState) (op: TaskOp) : TaskState * Answer =
 
     match op with
     | CancelTask m ->
-        let d, s' = TaskState.cancel m s
+        let struct (d, s') = TaskState.cancel m s
         s', Decision d
     | WaiterOutcome a -> TaskState.waiterCancelOutcome a s, Done'
-    | BeginStep incoming -> TaskState.beginStep incoming s |> orRejected (fun (a, s') -> s', Action a)
-    | EndStep how -> TaskState.endStep how s |> orRejected (fun (s', d) -> s', CancelNewWaiter d)
+    | BeginStep incoming -> TaskState.beginStep incoming s |> orRejected (fun (struct (a, s')) -> s', Action a)
+    | EndStep how -> TaskState.endStep how s |> orRejected (fun (struct (s', d)) -> s', CancelNewWaiter d)
     | WakeUp -> TaskState.wakeUp s |> orRejected (fun s' -> s', Done')
     | Uncancel ->
-        let n, s' = TaskState.uncancel s
+        let struct (n, s') = TaskState.uncancel s
         s', Count n
 
 let private run (ops: TaskOp list) =

@@ -217,6 +217,11 @@ public sealed partial class EventLoop : IDisposable
         foreach (var id in ids) ScheduleParked(id);
     }
 
+    internal void ScheduleParked(Microsoft.FSharp.Collections.FSharpList<long> ids)
+    {
+        for (var l = ids; !l.IsEmpty; l = l.Tail) ScheduleParked(l.Head);
+    }
+
     internal void ScheduleParked(long id)
     {
         // A parked handle that was cancelled (released) since has a stale id: nothing to run.

@@ -305,9 +305,9 @@ module CoreScenarioTests =
                     let t =
                         match
                             TaskState.beginStep false t
-                            |> Result.bind (fun (_, t) -> TaskState.endStep AwaitedFuture t)
+                            |> Result.bind (fun (struct (_, t)) -> TaskState.endStep AwaitedFuture t)
                         with
-                        | Ok(t, None) -> t
+                        | Ok(struct (t, None)) -> t
                         | other -> failtestf "unexpected %A" other
 
                     let f, _ = FutureState.pending |> FutureState.addCallback 20L

@@ -10,10 +10,22 @@ let private okOrFail r =
     | Ok v -> v
     | Error e -> failtestf "rejected: %A" e
 
+// The core returns struct tuples (no allocation per transition); the tests read them as pairs.
 let private begin' incoming s =
-    TaskState.beginStep incoming s |> okOrFail
+    let struct (a, s') = TaskState.beginStep incoming s |> okOrFail
+    a, s'
 
-let private end' how s = TaskState.endStep how s |> okOrFail
+let private end' how s =
+    let struct (s', d) = TaskState.endStep how s |> okOrFail
+    s', d
+
+let private cancel m s =
+    let struct (d, s') = TaskState.cancel m s
+    d, s'
+
+let private uncancel s =
+    let struct (n, s') = TaskState.uncancel s
+    n, s'
 let private wake s = TaskState.wakeUp s |> okOrFail
 
 /// A task that has run once and now waits on a loop future.
@@ -48,7 +60,7 @@ let tests =
             testCase
                 "cancel before the first step: the body never runs, ends cancelled with the message (python3: ran == [], ('m1',))"
             <| fun () ->
-                let decision, s = TaskState.cancel (Some "m1") TaskState.created
+                let decision, s = cancel (Some "m1") TaskState.created
                 Expect.equal decision Flagged "flagged"
                 Expect.equal s.CancelRequests 1 "cancelling() == 1"
                 let action, s = begin' false s
@@ -60,7 +72,7 @@ let tests =
             testCase
                 "cancel while waiting cancels the waiter; its cancellation wakes the task (python3: waiter got ('m2',), task ends ('m2',))"
             <| fun () ->
-                let decision, s = TaskState.cancel (Some "m2") waiting
+                let decision, s = cancel (Some "m2") waiting
                 Expect.equal decision (CancelWaiter(Some "m2")) "cancel the waiter with the message"
                 let s = TaskState.waiterCancelOutcome true s
                 Expect.isFalse s.MustCancel "the waiter accepted: not flagged"
@@ -72,7 +84,7 @@ let tests =
             testCase
                 "the waiter refuses (already done): the task stays flagged and the next step throws (python3: _must_cancel True, got ('m3',))"
             <| fun () ->
-                let decision, s = TaskState.cancel (Some "m3") waiting
+                let decision, s = cancel (Some "m3") waiting
                 Expect.equal decision (CancelWaiter(Some "m3")) "tries the waiter first"
                 let s = TaskState.waiterCancelOutcome false s
                 Expect.isTrue s.MustCancel "still flagged"
@@ -84,7 +96,7 @@ let tests =
             testCase
                 "cancelled while running, then the coroutine returns: ends cancelled, not with its value (3.11; python3: ('m4',), cancelled() True)"
             <| fun () ->
-                let decision, s = TaskState.cancel (Some "m4") running
+                let decision, s = cancel (Some "m4") running
                 Expect.equal decision Flagged "a running task is flagged"
                 let s, _ = end' Returned s
                 Expect.equal s.Phase (Finished(Cancelled(Some "m4"))) "cancelled"
@@ -93,14 +105,14 @@ let tests =
             testCase
                 "cancelled while running, then raises something else: ends with that exception (python3: ValueError('v'))"
             <| fun () ->
-                let _, s = TaskState.cancel (Some "m") running
+                let _, s = cancel (Some "m") running
                 let s, _ = end' Raised s
                 Expect.equal s.Phase (Finished Faulted) "faulted"
 
             testCase
                 "flagged while running, then awaits a future: the new waiter is cancelled at once (python3: got ('m8',), fut cancelled)"
             <| fun () ->
-                let _, s = TaskState.cancel (Some "m8") running
+                let _, s = cancel (Some "m8") running
                 let s, cancelWaiter = end' AwaitedFuture s
                 Expect.equal cancelWaiter (Some(CancelWaiter(Some "m8"))) "cancel the new waiter"
                 let s = TaskState.waiterCancelOutcome true s
@@ -110,7 +122,7 @@ let tests =
             testCase
                 "flagged while running, then yields (sleep(0)): the next step throws (python3: got at yield ('m7',))"
             <| fun () ->
-                let _, s = TaskState.cancel (Some "m7") running
+                let _, s = cancel (Some "m7") running
                 let s, _ = end' Yielded s
                 Expect.equal s.Phase Scheduled "scheduled"
                 let action, _ = begin' false s
@@ -118,8 +130,8 @@ let tests =
 
             testCase "cancelled twice: cancelling() == 2 and the last message wins (python3: ('second',), 2)"
             <| fun () ->
-                let _, s = TaskState.cancel (Some "first") TaskState.created
-                let d, s = TaskState.cancel (Some "second") s
+                let _, s = cancel (Some "first") TaskState.created
+                let d, s = cancel (Some "second") s
                 Expect.equal d Flagged "still cancel() == True"
                 Expect.equal s.CancelRequests 2 "two requests"
                 let action, _ = begin' false s
@@ -127,26 +139,26 @@ let tests =
 
             testCase "uncancel decrements and never goes below 0 (python3: 2 -> 1, 0, 0)"
             <| fun () ->
-                let _, s = TaskState.cancel None waiting
-                let _, s = TaskState.cancel None (TaskState.waiterCancelOutcome true s)
+                let _, s = cancel None waiting
+                let _, s = cancel None (TaskState.waiterCancelOutcome true s)
                 Expect.equal s.CancelRequests 2 "cancelling() == 2"
-                let n1, s = TaskState.uncancel s
-                let n2, s = TaskState.uncancel s
-                let n3, s = TaskState.uncancel s
+                let n1, s = uncancel s
+                let n2, s = uncancel s
+                let n3, s = uncancel s
                 Expect.equal [ n1; n2; n3 ] [ 1; 0; 0 ] "returned counts"
                 Expect.equal s.CancelRequests 0 "never negative"
 
             testCase
                 "uncancel works on a finished task too; cancel() on it returns False and counts nothing (python3: 1 -> 0, False, 0)"
             <| fun () ->
-                let _, s = TaskState.cancel None waiting
+                let _, s = cancel None waiting
                 let s = TaskState.waiterCancelOutcome true s
                 let _, s = s |> wake |> begin' true
                 let s, _ = end' Returned s // the coroutine swallowed the cancellation
                 Expect.equal s.Phase (Finished Succeeded) "succeeded"
-                let n, s = TaskState.uncancel s
+                let n, s = uncancel s
                 Expect.equal n 0 "decremented"
-                let d, s' = TaskState.cancel None s
+                let d, s' = cancel None s
                 Expect.equal d AlreadyDone "cancel() == False"
                 Expect.equal s' s "unchanged"
 
@@ -154,7 +166,7 @@ let tests =
                 "must-cancel does not replace an incoming cancellation (3.11: `if not isinstance(exc, CancelledError)`; python3: ('from-future',))"
             <| fun () ->
                 // the awaited future is cancelled with its own message, then the task is cancelled before it wakes
-                let decision, s = TaskState.cancel (Some "from-task") waiting
+                let decision, s = cancel (Some "from-task") waiting
                 Expect.equal decision (CancelWaiter(Some "from-task")) "tries the waiter"
                 let s = TaskState.waiterCancelOutcome false s // already cancelled: refuses
                 Expect.isTrue s.MustCancel "flagged"
@@ -168,7 +180,7 @@ let tests =
             <| fun () ->
                 let s, _ = end' AwaitedExternal running
                 Expect.equal s.Phase Suspended "suspended"
-                let d, s = TaskState.cancel (Some "x") s
+                let d, s = cancel (Some "x") s
                 Expect.equal d Flagged "flagged"
                 let action, _ = s |> wake |> begin' false
                 Expect.equal action (ResumeCancelled(Some "x")) "cancelled on resumption"
@@ -186,7 +198,7 @@ let tests =
                     Expect.equal (TaskState.beginStep true s) (Error(InvalidState "_step(): already done")) "beginStep"
                     Expect.equal (TaskState.endStep Returned s) (Error(OutOfPhase "a running task")) "endStep"
                     Expect.equal (TaskState.wakeUp s) (Error(OutOfPhase "a waiting task")) "wakeUp"
-                    Expect.equal (TaskState.cancel None s) (AlreadyDone, s) "cancel"
+                    Expect.equal (cancel None s) (AlreadyDone, s) "cancel"
                     Expect.equal (TaskState.waiterCancelOutcome true s) s "waiterCancelOutcome"
 
             testCase "steps out of phase are rejected"

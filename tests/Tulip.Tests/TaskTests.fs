@@ -347,6 +347,27 @@ let tasks =
               Expect.equal r "survived 0 false" "the task is not cancelled"
               Expect.equal log.Items [ "caught, cancelling=1"; "uncancel -> 0" ] "counts")
 
+          // python3 (cyc.py): CPython raises RecursionError out of cancel(); Tulip refuses the cancel
+          // that comes back round the cycle, so nothing overflows the stack.
+          testCase "cancelling tasks that await each other in a cycle neither recurses forever nor crashes" (fun () ->
+              use loop = newLoop ()
+
+              let r =
+                  runMain loop (fun () ->
+                      task {
+                          let ts = Collections.Generic.Dictionary<string, LoopTask>()
+                          ts["a"] <- createTaskUnit loop (fun () -> task { let! _ = ts["b"] in () })
+                          ts["b"] <- createTaskUnit loop (fun () -> task { let! _ = ts["a"] in () })
+                          do! yieldTick ()
+                          let cancelled = ts["a"].Cancel()
+                          do! yieldTick ()
+                          let r = cancelled, ts["a"].Cancelling(), ts["b"].Cancelling()
+                          // Free the loop: the cycle can never finish on its own.
+                          return r
+                      })
+
+              Expect.equal r (true, 1, 1) "both are being cancelled")
+
           testCase "Uncancel never goes below zero" (fun () ->
               use loop = newLoop ()
               let t = createTaskUnit loop (fun () -> Task.CompletedTask)

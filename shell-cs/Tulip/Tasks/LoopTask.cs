@@ -58,6 +58,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     private bool _throwInPending;
     private bool _throwInViaToken;
     private bool _resumingExternal;
+    private bool _cancelling;
     private bool _inStep;
     private bool _coroutineFinished;
     private byte _stepEnd; // what the awaiters reported during this step
@@ -73,14 +74,23 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
     private LoopTask(EventLoop loop, string? name) : base(loop)
     {
-        Name = name ?? $"Task-{Interlocked.Increment(ref s_counter)}";
+        _name = name;
+        _number = Interlocked.Increment(ref s_counter);
         _stepHandle = new StepHandle(loop, this);
         _context = new TaskContext(this);
         loop.TaskStarted(this);
         loop.EnqueueSoon(_stepHandle);
     }
 
-    public string Name { get; set; }
+    private string? _name;
+    private readonly int _number;
+
+    /// <summary>The task's name; "Task-N" unless given (made on first use, so unnamed tasks cost no string).</summary>
+    public string Name
+    {
+        get => _name ??= $"Task-{_number}";
+        set => _name = value;
+    }
 
     /// <summary>Tasks are completed by their coroutine only: <c>SetResult</c> is refused, as in asyncio.</summary>
     public override void SetResult(T result) => throw new EventLoopException("Task does not support set_result operation");
@@ -90,11 +100,23 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     public override bool Cancel(string? message = null)
     {
         LoopRef.CheckThread();
+        // Tasks that await each other in a cycle would cancel each other forever (CPython: RecursionError;
+        // here: a stack overflow that kills the process). A cancel that comes back round to this task
+        // is refused instead: the task is being cancelled already.
+        if (_cancelling) return false;
         int decision = TaskCore.Cancel(_ts, message, out _ts);
         if (decision == 0) return false;
         if (decision == 1 && _waiter is { } waiter)
         {
-            _ts = TaskCore.WaiterCancelOutcome(_ts, waiter.Cancel(message));
+            _cancelling = true;
+            try
+            {
+                _ts = TaskCore.WaiterCancelOutcome(_ts, waiter.Cancel(message));
+            }
+            finally
+            {
+                _cancelling = false;
+            }
         }
 
         if (_cts is { IsCancellationRequested: false } cts)
