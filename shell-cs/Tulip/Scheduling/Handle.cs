@@ -11,9 +11,25 @@ public abstract class Handle
     internal const byte Parked = 0, Queued = 1, Finished = 2, CancelledState = 3;
 
     internal readonly EventLoop Loop;
-    internal long Id;
-    internal byte State;
-    internal bool IsTimer;
+
+    // The id (bits 0-61: slot and stamp, see HandleTable) and the state (bits 62-63) share one word, so
+    // a handle is 40 bytes: what keeps a queued callback within 64 bytes with its slot and queue entry.
+    private long _bits;
+    private const long IdMask = (1L << 62) - 1;
+
+    internal long Id
+    {
+        get => _bits & IdMask;
+        set => _bits = (_bits & ~IdMask) | (value & IdMask);
+    }
+
+    internal byte State
+    {
+        get => (byte)((ulong)_bits >> 62);
+        set => _bits = (_bits & IdMask) | ((long)value << 62);
+    }
+
+    internal bool IsTimer => this is TimerHandle;
 
     private protected Handle(EventLoop loop) => Loop = loop;
 
@@ -38,11 +54,7 @@ public abstract class TimerHandle : Handle
 {
     internal long Deadline;
 
-    private protected TimerHandle(EventLoop loop, long deadline) : base(loop)
-    {
-        Deadline = deadline;
-        IsTimer = true;
-    }
+    private protected TimerHandle(EventLoop loop, long deadline) : base(loop) => Deadline = deadline;
 
     /// <summary>The loop time, in seconds, at which the callback is due (asyncio's <c>when()</c>).</summary>
     public double When => Core.Time.toSeconds(Deadline);

@@ -6,7 +6,7 @@ namespace Tulip.Scheduling;
 /// The shell's side of "only ids cross the boundary": a slab of live handles indexed by the low 32 bits
 /// of their id. The high 32 bits are a stamp taken from a counter at registration, so an id that
 /// outlived its handle (cancelled while queued, the slot reused since) never finds the new occupant.
-/// Live ids are unique because live handles hold distinct slots. Loop thread only.
+/// Live ids are unique because live handles hold distinct slots. Ids fit in 62 bits. Loop thread only.
 /// </summary>
 internal sealed class HandleTable
 {
@@ -15,6 +15,7 @@ internal sealed class HandleTable
     private int _freeCount;
     private int _used; // slots ever handed out (high-water mark)
     private uint _stamp;
+    private const uint StampMask = 0x3FFF_FFFF; // 30 bits: the top two bits of a handle's word hold its state
     private int _live;
 
     public int Live => _live;
@@ -36,7 +37,7 @@ internal sealed class HandleTable
             slot = _used++;
         }
 
-        long id = ((long)++_stamp << 32) | (uint)slot;
+        long id = ((long)(++_stamp & StampMask) << 32) | (uint)slot;
         _slots[slot] = h;
         h.Id = id;
         _live++;
