@@ -474,6 +474,53 @@ let tasks =
 
               Expect.floatClose Accuracy.medium elapsed 3600.0 "an hour of virtual time")
 
+          testCase "PeriodicTimer on the loop's TimeProvider ticks in virtual time" (fun () ->
+              use loop = newLoop ()
+              let start = loop.Time()
+
+              let ticks =
+                  runMain loop (fun () ->
+                      task {
+                          use timer = new PeriodicTimer(TimeSpan.FromMinutes 1.0, loop.TimeProvider)
+                          let times = Collections.Generic.List<float>()
+
+                          for _ in 1..3 do
+                              let! _ = timer.WaitForNextTickAsync()
+                              times.Add(Math.Round(loop.Time() - start))
+
+                          return List.ofSeq times
+                      })
+
+              Expect.equal ticks [ 60.0; 120.0; 180.0 ] "one tick a virtual minute")
+
+          testCase "the loop holds pending tasks strongly: an unreferenced task still finishes" (fun () ->
+              use loop = newLoop ()
+              let log = Log()
+
+              let spawn () =
+                  createTaskUnit loop (fun () ->
+                      task {
+                          do! sleep 10.0
+                          log.Add "finished"
+                      })
+                  |> WeakReference
+
+              let weak = spawn ()
+
+              runMainUnit loop (fun () ->
+                  task {
+                      do! yieldTick ()
+
+                      for _ in 1..3 do
+                          GC.Collect()
+                          GC.WaitForPendingFinalizers()
+
+                      Expect.isTrue weak.IsAlive "kept alive while pending"
+                      do! sleep 20.0
+                  })
+
+              Expect.equal log.Items [ "finished" ] "ran to the end")
+
           testCase "a generator coroutine yields futures and returns a value" (fun () ->
               use loop = newLoop ()
               let log = Log()
