@@ -6,4 +6,6 @@ if (args.Length > 0 && args[0] == "--bdn")
     return 0;
 }
 
+if (args.Length > 0 && args[0] == "--echo-server") return Tulip.Bench.EchoServer.Run(args[1..]);
+
 return Tulip.Bench.Micro.Run(args);

@@ -226,3 +226,12 @@ type TaskCore =
             message <- Option.toObj m
             2
         | _ -> -1
+
+/// The protocol callback grammar for C#.
+[<AbstractClass; Sealed>]
+type ProtocolCore =
+    /// The phase after `call`; throws RejectedInputException if the grammar forbids it.
+    static member Next(phase: ProtocolPhase, call: ProtocolCall) =
+        match ProtocolGrammar.next call phase with
+        | Ok p -> p
+        | Error r -> raise (RejectedInputException r)

@@ -174,7 +174,7 @@ public sealed partial class EventLoop : IDisposable
             _inboxNonEmpty = true;
         }
 
-        _clock.Wake();
+        WakeLoop();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -304,9 +304,9 @@ public sealed partial class EventLoop : IDisposable
     {
         DrainInbox();
         long timeout = _sched.BeginTick(_clock.Now);
-        if (timeout != 0)
+        if (timeout != 0 || _reactor is not null)
         {
-            _clock.Wait(timeout, _externalPending > 0);
+            PollIo(timeout);
             DrainInbox();
         }
 
@@ -377,6 +377,7 @@ public sealed partial class EventLoop : IDisposable
         if (IsClosed) return;
         _sched.Close();
         _table.Clear();
+        CloseReactor();
         lock (_inboxLock) _inbox.Clear();
         if (ReferenceEquals(s_threadLoop, this)) s_threadLoop = null;
     }

@@ -21,6 +21,9 @@ public abstract class LoopClock
 
     /// <summary>Ends a wait early (thread-safe). A wake with no one waiting makes the next wait return at once.</summary>
     internal abstract void Wake();
+
+    /// <summary>Real time: the reactor may block for the whole poll timeout. A virtual clock jumps instead.</summary>
+    internal virtual bool IsReal => false;
 }
 
 /// <summary>The real clock: monotonic time from <see cref="Stopwatch"/>, real waits.</summary>
@@ -32,6 +35,8 @@ public sealed class MonotonicClock : LoopClock
     private int _wakePending;
 
     public override long Now => (long)((Stopwatch.GetTimestamp() - _origin) * TicksPerStopwatchTick);
+
+    internal override bool IsReal => true;
 
     internal override void Wait(long timeoutTicks, bool externalPending)
     {

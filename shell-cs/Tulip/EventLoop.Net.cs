@@ -1,0 +1,365 @@
+using System.Net;
+using System.Net.Sockets;
+using Tulip.Io;
+using Tulip.Transports;
+
+namespace Tulip;
+
+public sealed partial class EventLoop
+{
+    // ---------------------------------------------------------------------------------------------
+    // Readiness as a loop future: the building block of the sock_* functions and of connect.
+
+    /// <summary>A future completed when <paramref name="socket"/> is readable (or writable); cancelling it
+    /// unregisters the socket.</summary>
+    internal Future<ValueTuple> WhenReady(Socket socket, bool write)
+    {
+        var future = new Future<ValueTuple>(this);
+        var waiter = new ReadinessWaiter(this, socket, future);
+        ReactorInstance.Update(socket, waiter, read: !write, write: write);
+        future.AddParked(new StateHandle<ReadinessWaiter>(this, static w => w.Finish(), waiter));
+        return future;
+    }
+
+    private sealed class ReadinessWaiter(EventLoop loop, Socket socket, Future<ValueTuple> future) : IIoHandler
+    {
+        private bool _registered = true;
+
+        public void OnReady(bool readable, bool writable)
+        {
+            Finish();
+            if (!future.Done) future.SetResult(default);
+        }
+
+        public void Finish()
+        {
+            if (!_registered) return;
+            _registered = false;
+            loop.ReactorInstanceIfAny?.Remove(socket);
+        }
+    }
+
+    private static void RequireNonBlocking(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        if (socket.Blocking) throw new ArgumentException("the socket must be non-blocking", nameof(socket));
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Low-level socket operations (asyncio's loop.sock_*).
+
+    /// <summary>Receives into <paramref name="buffer"/>; returns the count (0 at EOF).</summary>
+    public async Task<int> SockRecvInto(Socket socket, Memory<byte> buffer)
+    {
+        RequireNonBlocking(socket);
+        while (true)
+        {
+            int n = socket.Receive(buffer.Span, SocketFlags.None, out SocketError err);
+            if (err == SocketError.Success) return n;
+            if (err is not (SocketError.WouldBlock or SocketError.Interrupted)) throw new SocketException((int)err);
+            await WhenReady(socket, write: false);
+        }
+    }
+
+    /// <summary>Receives up to <paramref name="maxBytes"/> bytes (empty at EOF).</summary>
+    public async Task<byte[]> SockRecv(Socket socket, int maxBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBytes);
+        var buffer = new byte[maxBytes];
+        int n = await SockRecvInto(socket, buffer);
+        return n == buffer.Length ? buffer : buffer[..n];
+    }
+
+    /// <summary>Sends all of <paramref name="data"/>.</summary>
+    public async Task SockSendAll(Socket socket, ReadOnlyMemory<byte> data)
+    {
+        RequireNonBlocking(socket);
+        while (!data.IsEmpty)
+        {
+            int n = socket.Send(data.Span, SocketFlags.None, out SocketError err);
+            if (err == SocketError.Success)
+            {
+                data = data[n..];
+                continue;
+            }
+
+            if (err is not (SocketError.WouldBlock or SocketError.Interrupted)) throw new SocketException((int)err);
+            await WhenReady(socket, write: true);
+        }
+    }
+
+    /// <summary>Accepts a connection; the new socket is non-blocking.</summary>
+    public async Task<(Socket Connection, EndPoint? Address)> SockAccept(Socket listener)
+    {
+        RequireNonBlocking(listener);
+        while (true)
+        {
+            try
+            {
+                var conn = listener.Accept();
+                conn.Blocking = false;
+                return (conn, conn.RemoteEndPoint);
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.Interrupted)
+            {
+                await WhenReady(listener, write: false);
+            }
+        }
+    }
+
+    /// <summary>Connects a non-blocking socket; raises the typed <see cref="SocketException"/> on failure
+    /// (ConnectionRefused, HostUnreachable, NetworkUnreachable, TimedOut…).</summary>
+    public async Task SockConnect(Socket socket, EndPoint address)
+    {
+        RequireNonBlocking(socket);
+        ArgumentNullException.ThrowIfNull(address);
+        try
+        {
+            socket.Connect(address);
+            return;
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress or SocketError.AlreadyInProgress)
+        {
+        }
+
+        await WhenReady(socket, write: true);
+        var error = (SocketError)(int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
+        if (error != SocketError.Success) throw new SocketException((int)error);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Name resolution (the DNS issue will add getaddrinfo proper).
+
+    private static async Task<IPAddress[]> Resolve(string? host, bool passive)
+    {
+        if (string.IsNullOrEmpty(host))
+        {
+            return passive
+                ? (Socket.OSSupportsIPv6 ? [IPAddress.Any, IPAddress.IPv6Any] : [IPAddress.Any])
+                : [IPAddress.Loopback];
+        }
+
+        if (IPAddress.TryParse(host, out var literal)) return [literal];
+        var found = await Dns.GetHostAddressesAsync(host);
+        if (found.Length == 0) throw new SocketException((int)SocketError.HostNotFound);
+        return found;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Servers and connections (asyncio's create_server / create_connection and the Unix variants).
+
+    /// <summary>
+    /// Listens on <paramref name="host"/>:<paramref name="port"/> (every address the host resolves to;
+    /// null: all interfaces) and gives each connection a protocol from the factory.
+    /// </summary>
+    public async Task<Server> CreateServer(Func<BaseProtocol> protocolFactory, string? host, int port, int backlog = 100,
+        bool reuseAddress = true, bool reusePort = false, bool startServing = true)
+    {
+        ArgumentNullException.ThrowIfNull(protocolFactory);
+        ArgumentOutOfRangeException.ThrowIfNegative(port);
+        CheckNotClosed();
+        var addresses = await Resolve(host, passive: true);
+        var sockets = new List<Socket>();
+        try
+        {
+            foreach (var address in addresses.Distinct())
+            {
+                var sock = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                sockets.Add(sock);
+                if (reuseAddress && !OperatingSystem.IsWindows()) sock.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                if (reusePort) SetReusePort(sock);
+                if (address.AddressFamily == AddressFamily.InterNetworkV6) sock.DualMode = false; // as CPython: IPV6_V6ONLY
+                sock.Bind(new IPEndPoint(address, port));
+                sock.Blocking = false;
+            }
+        }
+        catch
+        {
+            foreach (var s in sockets) s.Dispose();
+            throw;
+        }
+
+        var server = new Server(this, sockets, protocolFactory, backlog);
+        if (startServing) server.StartServing();
+        return server;
+    }
+
+    /// <summary>A server on a socket the caller made and bound.</summary>
+    public Task<Server> CreateServer(Func<BaseProtocol> protocolFactory, Socket socket, int backlog = 100, bool startServing = true)
+    {
+        ArgumentNullException.ThrowIfNull(protocolFactory);
+        ArgumentNullException.ThrowIfNull(socket);
+        CheckNotClosed();
+        socket.Blocking = false;
+        var server = new Server(this, [socket], protocolFactory, backlog);
+        if (startServing) server.StartServing();
+        return Task.FromResult(server);
+    }
+
+    /// <summary>A Unix-domain stream server at <paramref name="path"/> (an existing socket file is replaced).</summary>
+    public Task<Server> CreateUnixServer(Func<BaseProtocol> protocolFactory, string path, int backlog = 100, bool startServing = true)
+    {
+        ArgumentNullException.ThrowIfNull(protocolFactory);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        CheckNotClosed();
+        if (File.Exists(path) && (File.GetAttributes(path) & FileAttributes.Normal) == 0) File.Delete(path);
+        var sock = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            sock.Bind(new UnixDomainSocketEndPoint(path));
+        }
+        catch
+        {
+            sock.Dispose();
+            throw;
+        }
+
+        return CreateServer(protocolFactory, sock, backlog, startServing);
+    }
+
+    /// <summary>
+    /// Connects to <paramref name="host"/>:<paramref name="port"/> (each resolved address in turn) and
+    /// returns the transport and protocol once ConnectionMade has run. Cancel the awaiting task to give
+    /// up: the socket is closed and unregistered.
+    /// </summary>
+    public async Task<(ITransport Transport, TProtocol Protocol)> CreateConnection<TProtocol>(Func<TProtocol> protocolFactory,
+        string host, int port, EndPoint? localAddress = null)
+        where TProtocol : BaseProtocol
+    {
+        ArgumentNullException.ThrowIfNull(protocolFactory);
+        CheckNotClosed();
+        var addresses = await Resolve(host, passive: false);
+        Exception? last = null;
+        foreach (var address in addresses)
+        {
+            var sock = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
+            try
+            {
+                if (localAddress is not null) sock.Bind(localAddress);
+                await SockConnect(sock, new IPEndPoint(address, port));
+            }
+            catch (SocketException e)
+            {
+                sock.Dispose();
+                last = e;
+                continue;
+            }
+            catch
+            {
+                sock.Dispose(); // cancelled or failed otherwise: leave nothing open or registered
+                throw;
+            }
+
+            sock.NoDelay = true;
+            return await MakeTransport(sock, protocolFactory);
+        }
+
+        throw last ?? new SocketException((int)SocketError.HostNotFound);
+    }
+
+    /// <summary>Wraps a connected socket the caller made.</summary>
+    public Task<(ITransport Transport, TProtocol Protocol)> CreateConnection<TProtocol>(Func<TProtocol> protocolFactory, Socket socket)
+        where TProtocol : BaseProtocol
+    {
+        ArgumentNullException.ThrowIfNull(protocolFactory);
+        ArgumentNullException.ThrowIfNull(socket);
+        CheckNotClosed();
+        socket.Blocking = false;
+        return MakeTransport(socket, protocolFactory);
+    }
+
+    /// <summary>Connects to the Unix-domain socket at <paramref name="path"/>.</summary>
+    public async Task<(ITransport Transport, TProtocol Protocol)> CreateUnixConnection<TProtocol>(Func<TProtocol> protocolFactory, string path)
+        where TProtocol : BaseProtocol
+    {
+        ArgumentNullException.ThrowIfNull(protocolFactory);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        CheckNotClosed();
+        var sock = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { Blocking = false };
+        try
+        {
+            await SockConnect(sock, new UnixDomainSocketEndPoint(path));
+        }
+        catch
+        {
+            sock.Dispose();
+            throw;
+        }
+
+        return await MakeTransport(sock, protocolFactory);
+    }
+
+    private async Task<(ITransport, TProtocol)> MakeTransport<TProtocol>(Socket sock, Func<TProtocol> protocolFactory)
+        where TProtocol : BaseProtocol
+    {
+        TProtocol protocol;
+        try
+        {
+            protocol = protocolFactory();
+        }
+        catch
+        {
+            sock.Dispose();
+            throw;
+        }
+
+        var waiter = CreateFuture();
+        var transport = new SocketTransport(this, sock, protocol, waiter, null);
+        try
+        {
+            await waiter;
+        }
+        catch
+        {
+            transport.Abort();
+            throw;
+        }
+
+        return (transport, protocol);
+    }
+
+    /// <summary>
+    /// A datagram endpoint bound to <paramref name="localAddress"/> and/or connected to
+    /// <paramref name="remoteAddress"/> (asyncio's <c>create_datagram_endpoint</c>).
+    /// </summary>
+    public async Task<(IDatagramTransport Transport, TProtocol Protocol)> CreateDatagramEndpoint<TProtocol>(Func<TProtocol> protocolFactory,
+        EndPoint? localAddress = null, EndPoint? remoteAddress = null, bool reuseAddress = false)
+        where TProtocol : DatagramProtocol
+    {
+        ArgumentNullException.ThrowIfNull(protocolFactory);
+        if (localAddress is null && remoteAddress is null) throw new ArgumentException("unexpected address family: give a local or a remote address");
+        CheckNotClosed();
+        var family = (localAddress ?? remoteAddress)!.AddressFamily;
+        var sock = new Socket(family, SocketType.Dgram, family == AddressFamily.Unix ? ProtocolType.Unspecified : ProtocolType.Udp) { Blocking = false };
+        try
+        {
+            if (reuseAddress) sock.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            if (localAddress is not null) sock.Bind(localAddress);
+            if (remoteAddress is not null) sock.Connect(remoteAddress);
+        }
+        catch
+        {
+            sock.Dispose();
+            throw;
+        }
+
+        var protocol = protocolFactory();
+        var waiter = CreateFuture();
+        var transport = new DatagramTransport(this, sock, protocol, remoteAddress, waiter);
+        await waiter;
+        return (transport, protocol);
+    }
+
+    private void CheckNotClosed()
+    {
+        if (IsClosed) throw new EventLoopException("Event loop is closed");
+    }
+
+    private static void SetReusePort(Socket sock)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) throw new PlatformNotSupportedException("reuse_port not supported by socket module");
+        const int SOL_SOCKET = 1, SO_REUSEPORT_LINUX = 15, SO_REUSEPORT_MAC = 0x0200;
+        int level = OperatingSystem.IsLinux() ? SOL_SOCKET : 0xffff;
+        sock.SetRawSocketOption(level, OperatingSystem.IsLinux() ? SO_REUSEPORT_LINUX : SO_REUSEPORT_MAC, BitConverter.GetBytes(1));
+    }
+}

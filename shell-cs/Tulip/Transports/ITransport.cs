@@ -1,0 +1,57 @@
+using System.Net;
+
+namespace Tulip;
+
+/// <summary>asyncio.BaseTransport.</summary>
+public interface ITransportBase
+{
+    /// <summary>Closes: buffered data is still sent, then the protocol's ConnectionLost(null) is called.</summary>
+    void Close();
+
+    bool IsClosing { get; }
+
+    /// <summary>"peername", "sockname", "socket" (asyncio's names).</summary>
+    object? GetExtraInfo(string name, object? defaultValue = null);
+
+    BaseProtocol Protocol { get; set; }
+}
+
+/// <summary>asyncio.Transport: a bidirectional stream.</summary>
+public interface ITransport : ITransportBase
+{
+    /// <summary>Sends what it can now and buffers the rest (never blocks).</summary>
+    void Write(ReadOnlySpan<byte> data);
+
+    void WriteLines(IEnumerable<ReadOnlyMemory<byte>> lines);
+
+    /// <summary>Closes the write side once the buffer is flushed (half-close).</summary>
+    void WriteEof();
+
+    bool CanWriteEof();
+
+    /// <summary>Closes at once: buffered data is discarded.</summary>
+    void Abort();
+
+    bool IsReading { get; }
+    void PauseReading();
+    void ResumeReading();
+
+    /// <summary>Flow control marks: PauseWriting above <paramref name="high"/>, ResumeWriting at or below
+    /// <paramref name="low"/> (defaults 64 KiB and high/4; asyncio's rules when only one is given).</summary>
+    void SetWriteBufferLimits(int? high = null, int? low = null);
+
+    int GetWriteBufferSize();
+
+    (int Low, int High) GetWriteBufferLimits();
+}
+
+/// <summary>asyncio.DatagramTransport.</summary>
+public interface IDatagramTransport : ITransportBase
+{
+    /// <summary>Sends a datagram to <paramref name="to"/> (or the connected peer when null).</summary>
+    void SendTo(ReadOnlySpan<byte> data, EndPoint? to = null);
+
+    void Abort();
+
+    int GetWriteBufferSize();
+}

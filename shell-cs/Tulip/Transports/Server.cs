@@ -1,0 +1,240 @@
+using System.Net;
+using System.Net.Sockets;
+using Tulip.Io;
+using Tulip.Transports;
+
+namespace Tulip;
+
+/// <summary>
+/// asyncio.Server: listening sockets that accept connections and give each a protocol from the
+/// factory. <see cref="Close"/> stops listening (connections go on); <see cref="WaitClosed"/> completes
+/// when it is closed and its connections are gone (asyncio 3.12's meaning: 3.11 returned at once).
+/// </summary>
+public sealed class Server : IAsyncDisposable
+{
+    private readonly EventLoop _loop;
+    private readonly Func<BaseProtocol> _factory;
+    private readonly int _backlog;
+    private readonly List<Socket> _sockets;
+    private readonly List<Acceptor> _acceptors = new();
+    private readonly HashSet<SocketTransport> _clients = new(ReferenceEqualityComparer.Instance);
+    private readonly List<Future<ValueTuple>> _closeWaiters = new();
+    private Future<ValueTuple>? _serveForever;
+    private bool _serving, _closed;
+
+    internal Server(EventLoop loop, List<Socket> sockets, Func<BaseProtocol> factory, int backlog)
+    {
+        _loop = loop;
+        _sockets = sockets;
+        _factory = factory;
+        _backlog = backlog;
+    }
+
+    /// <summary>The listening sockets (empty once closed).</summary>
+    public IReadOnlyList<Socket> Sockets => _closed ? [] : _sockets;
+
+    public bool IsServing => _serving && !_closed;
+
+    /// <summary>Connections currently open.</summary>
+    public int ActiveConnections => _clients.Count;
+
+    public EventLoop Loop => _loop;
+
+    /// <summary>Starts accepting (asyncio's <c>start_serving</c>); does nothing if already serving.</summary>
+    public void StartServing()
+    {
+        if (_closed) throw new EventLoopException("server is closed");
+        if (_serving) return;
+        _serving = true;
+        foreach (var sock in _sockets)
+        {
+            sock.Listen(_backlog);
+            var acceptor = new Acceptor(this, sock);
+            _acceptors.Add(acceptor);
+            acceptor.Start();
+        }
+    }
+
+    /// <summary>Serves until cancelled; then closes the server and waits for it (asyncio's <c>serve_forever</c>).</summary>
+    public async Task ServeForever()
+    {
+        if (_serveForever is not null) throw new EventLoopException($"server {this} is already being awaited on serve_forever()");
+        if (_closed) throw new EventLoopException($"server {this} is closed");
+        StartServing();
+        _serveForever = _loop.CreateFuture();
+        try
+        {
+            await _serveForever;
+        }
+        catch (CancelledException)
+        {
+            try
+            {
+                Close();
+                await WaitClosed();
+            }
+            finally
+            {
+                _serveForever = null;
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Stops listening and closes the listening sockets; open connections are left alone.</summary>
+    public void Close()
+    {
+        if (_closed) return;
+        _closed = true;
+        _serving = false;
+        foreach (var a in _acceptors) a.Stop();
+        _acceptors.Clear();
+        foreach (var s in _sockets) s.Dispose();
+        if (_serveForever is { Done: false } f) f.Cancel();
+        MaybeWakeClosed();
+    }
+
+    /// <summary>Closes every open connection (flushing what they buffered).</summary>
+    public void CloseClients()
+    {
+        foreach (var c in _clients.ToArray()) c.Close();
+    }
+
+    /// <summary>Aborts every open connection (discarding what they buffered).</summary>
+    public void AbortClients()
+    {
+        foreach (var c in _clients.ToArray()) c.Abort();
+    }
+
+    /// <summary>Completes when the server is closed and all its connections are gone.</summary>
+    public async Task WaitClosed()
+    {
+        if (_closed && _clients.Count == 0) return;
+        var waiter = _loop.CreateFuture();
+        _closeWaiters.Add(waiter);
+        await waiter;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Close();
+        await WaitClosed();
+    }
+
+    internal void Attach(SocketTransport t) => _clients.Add(t);
+
+    internal void Detach(SocketTransport t)
+    {
+        _clients.Remove(t);
+        MaybeWakeClosed();
+    }
+
+    private void MaybeWakeClosed()
+    {
+        if (!_closed || _clients.Count > 0) return;
+        foreach (var w in _closeWaiters)
+        {
+            if (!w.Done) w.SetResult(default);
+        }
+
+        _closeWaiters.Clear();
+    }
+
+    public override string ToString() =>
+        $"<Server sockets=({string.Join(", ", _sockets.Select(s => { try { return s.LocalEndPoint?.ToString(); } catch (ObjectDisposedException) { return "closed"; } }))})>";
+
+    /// <summary>Accepts on one listening socket (asyncio's <c>_accept_connection</c>).</summary>
+    private sealed class Acceptor : IIoHandler
+    {
+        private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromSeconds(1);
+        private readonly Server _server;
+        private readonly Socket _listener;
+        private readonly Handle _acceptHandle;
+        private bool _watching, _stopped;
+        private TimerHandle? _retry;
+
+        public Acceptor(Server server, Socket listener)
+        {
+            _server = server;
+            _listener = listener;
+            listener.Blocking = false;
+            _acceptHandle = new StateHandle<Acceptor>(server._loop, static a => a.AcceptReady(), this);
+        }
+
+        public void Start()
+        {
+            if (_stopped || _watching) return;
+            _watching = true;
+            _server._loop.ReactorInstance.Update(_listener, this, read: true, write: false);
+        }
+
+        public void Stop()
+        {
+            _stopped = true;
+            _retry?.Cancel();
+            Pause();
+        }
+
+        private void Pause()
+        {
+            if (!_watching) return;
+            _watching = false;
+            _server._loop.ReactorInstanceIfAny?.Remove(_listener);
+        }
+
+        public void OnReady(bool readable, bool writable)
+        {
+            if (readable && _watching && _acceptHandle.State != Handle.Queued) _server._loop.EnqueueSoon(_acceptHandle);
+        }
+
+        private void AcceptReady()
+        {
+            var loop = _server._loop;
+            for (int i = 0; i < _server._backlog && _watching; i++)
+            {
+                Socket conn;
+                try
+                {
+                    conn = _listener.Accept();
+                }
+                catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.Interrupted)
+                {
+                    return; // nothing more to accept now
+                }
+                catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionAborted or SocketError.ConnectionReset)
+                {
+                    continue; // the peer gave up before we accepted: not our error
+                }
+                catch (SocketException e) when (e.SocketErrorCode is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
+                {
+                    // Out of descriptors: stop accepting for a second instead of spinning, and say so once.
+                    loop.CallExceptionHandler(new ExceptionContext("socket.accept() out of system resource", e)
+                    {
+                        Extra = new Dictionary<string, object?> { ["socket"] = _listener },
+                    });
+                    Pause();
+                    _retry = loop.CallLater(AcceptRetryDelay, static a => a.Start(), this);
+                    return;
+                }
+                catch (ObjectDisposedException)
+                {
+                    return;
+                }
+
+                try
+                {
+                    conn.Blocking = false;
+                    if (conn.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6) conn.NoDelay = true;
+                    var protocol = _server._factory();
+                    _ = new SocketTransport(loop, conn, protocol, null, _server);
+                }
+                catch (Exception e)
+                {
+                    conn.Dispose();
+                    loop.CallExceptionHandler(new ExceptionContext("Error on transport creation for incoming connection", e));
+                }
+            }
+        }
+    }
+}
