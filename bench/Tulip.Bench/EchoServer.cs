@@ -27,13 +27,35 @@ public static class EchoServer
 
         using var loop = new EventLoop();
         loop.Reactor = reactor == "select" ? Io.ReactorKind.Select : Io.ReactorKind.Default;
-        Func<BaseProtocol> factory = mode switch
+        Server server;
+        if (mode == "streams")
         {
-            "protocol" => () => new EchoProtocol(),
-            "buffered" => () => new EchoBufferedProtocol(),
-            _ => throw new ArgumentException($"unknown mode {mode} (protocol, buffered)"),
-        };
-        var server = loop.RunUntilComplete(() => loop.CreateServer(factory, "127.0.0.1", port));
+            // py_echo.py --mode streams: reader.read(128 KiB) / writer.write + await drain().
+            server = loop.RunUntilComplete(() => Asyncio.StartServer(async (reader, writer) =>
+            {
+                var buffer = new byte[128 * 1024];
+                while (true)
+                {
+                    int n = await reader.ReadIntoAsync(buffer);
+                    if (n == 0) break;
+                    writer.Write(buffer.AsSpan(0, n));
+                    await writer.DrainAsync();
+                }
+
+                writer.Close();
+            }, "127.0.0.1", port));
+        }
+        else
+        {
+            Func<BaseProtocol> factory = mode switch
+            {
+                "protocol" => () => new EchoProtocol(),
+                "buffered" => () => new EchoBufferedProtocol(),
+                _ => throw new ArgumentException($"unknown mode {mode} (protocol, buffered, streams)"),
+            };
+            server = loop.RunUntilComplete(() => loop.CreateServer(factory, "127.0.0.1", port));
+        }
+
         Console.WriteLine($"listening on {server.Sockets[0].LocalEndPoint} (mode {mode})");
         Console.Out.Flush();
         loop.RunForever();

@@ -16,7 +16,8 @@ type Rejection =
     | CloseWhileRunning
     /// The input is not valid in the loop's current phase of a tick (a shell bug, never a user error).
     | OutOfPhase of expected: string
-    /// A handle was cancelled twice, or an unknown handle was named.
+    /// A handle was cancelled twice. (An id the core never saw is the shell's precondition to avoid:
+    /// checking it would cost a lookup per callback; Invariants.check reports it.)
     | NotPending of HandleId
     /// A future or task transition that its state machine forbids: asyncio's InvalidStateError.
     | InvalidState of message: string

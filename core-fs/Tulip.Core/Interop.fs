@@ -81,7 +81,7 @@ type LoopCore =
     static member IsStopping(state: LoopState) = state.Stopping
     static member Now(state: LoopState) = state.Now
 
-    /// Ticks to the earliest live timer, or -1: what a virtual clock may jump by when nothing else waits.
+    /// The deadline (absolute ticks) of the earliest live timer, or Int64.MinValue when none is queued.
     static member NextDeadline(state: LoopState) : int64 =
         let s = Loop.dropCancelledTimers state
 

@@ -88,10 +88,16 @@ module Loop =
             if Set.contains id s.Cancelled then
                 Error (NotPending id)
             else
-                accept
-                    { s with
-                        Cancelled = Set.add id s.Cancelled
-                        Timers = TimerQueue.noteCancelled s.Timers }
+                match s.Phase with
+                | RunningBatch batch when Array.contains id batch ->
+                    // Due already: it left the timer queue for this batch, so it is skipped like a
+                    // ready handle (CPython: TimerHandle._scheduled is False by then).
+                    accept { s with Cancelled = Set.add id s.Cancelled }
+                | _ ->
+                    accept
+                        { s with
+                            Cancelled = Set.add id s.Cancelled
+                            Timers = TimerQueue.noteCancelled s.Timers }
         | Start ->
             if s.Closed then Error LoopClosed
             elif s.Phase <> Idle then Error AlreadyRunning

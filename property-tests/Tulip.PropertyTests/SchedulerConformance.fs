@@ -79,17 +79,30 @@ let normalise (r: Result<Effect list, Rejection>) =
     | Error rej -> Error(sprintf "%A" rej)
 
 let twinAgrees (p: Program) =
-    let inputs = p.Inputs
-    let _, expected = Loop.run inputs p.Initial
     let fast = FastScheduler(p.StartAt) :> IScheduler
-    let actual = inputs |> List.map (feed fast)
-    let pairs = List.zip3 inputs (List.map normalise expected) (List.map normalise actual)
+    let mutable model = p.Initial
 
-    match pairs |> List.tryFindIndex (fun (_, e, a) -> e <> a) with
-    | None -> true
-    | Some i ->
-        let input, e, a = pairs[i]
-        failwithf "input %d (%A): the core answered %A, the twin %A" i input e a
+    p.Inputs
+    |> List.iteri (fun i input ->
+        let expected =
+            match Loop.step input model with
+            | Ok (s', effects) ->
+                model <- s'
+                Ok effects
+            | Error r -> Error r
+
+        let actual = feed fast input
+
+        if normalise expected <> normalise actual then
+            failwithf "input %d (%A): the core answered %A, the twin %A" i input (normalise expected) (normalise actual)
+
+        // The queue sizes too: compaction happens at the same moments (the cancelled counts agree).
+        let modelTimers = TimerQueue.count model.Timers
+
+        if fast.TimerCount <> modelTimers then
+            failwithf "after input %d (%A): the core holds %d timers, the twin %d" i input modelTimers fast.TimerCount)
+
+    true
 
 // ------------------------------------------------------------------------------------------------
 // Programs of callbacks, timers, futures and tasks, run by the whole shell.

@@ -5,7 +5,7 @@ namespace Tulip;
 
 public sealed partial class EventLoop
 {
-    private IReactor? _reactor;
+    private volatile IReactor? _reactor;
     private ReactorKind _reactorKind = ReactorKind.Default;
     private Action<IIoHandler, bool, bool>? _onReady;
     private readonly Dictionary<Socket, Watcher> _watchers = new(ReferenceEqualityComparer.Instance);

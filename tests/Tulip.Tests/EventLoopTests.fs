@@ -116,6 +116,21 @@ let callbacks =
               Expect.equal log.Items [ "after" ] "skipped"
               Expect.isTrue victim.Cancelled "and reports cancelled")
 
+          testCase "a timer cancelled by an earlier callback of the tick it is due in never runs (model and twin)" (fun () ->
+              for kind in [ Scheduling.SchedulerKind.Fast; Scheduling.SchedulerKind.Model ] do
+                  use loop = new EventLoop(VirtualClock(), kind)
+                  let log = Log()
+                  let mutable second: TimerHandle = null
+                  loop.CallLater(1.0, (fun () -> second.Cancel())) |> ignore
+                  second <- loop.CallLater(1.0, (fun () -> log.Add "second"))
+                  // Many more timers, so a miscounted cancellation would trigger compaction.
+                  for i in 1..300 do
+                      loop.CallLater(2.0 + float i, (fun () -> ())) |> ignore
+
+                  runMain loop (fun () -> sleep 400.0)
+                  Expect.isEmpty log.Items (sprintf "%A: skipped" kind)
+                  Expect.isTrue second.Cancelled "reports cancelled")
+
           // python3 scen4: the handler gets 'Exception in callback ...' and the loop goes on.
           testCase "an exception escaping a callback reaches the exception handler and the loop goes on" (fun () ->
               use loop = newLoop ()

@@ -296,3 +296,28 @@ let interopTests =
 [<Tests>]
 let tests =
     testList "Loop" [ pollTimeoutTests; compactionTests; rejectionTests; interopTests ]
+
+[<Tests>]
+let dueTimerCancelTests =
+    testList
+        "cancelling a due timer (CPython: TimerHandle._scheduled is False once it is in _ready)"
+        [
+            testCase "a timer cancelled by an earlier callback of the batch it fires in is skipped and not counted as a queued timer"
+            <| fun () ->
+                // Found by the property suite's author: CancelTimer of an id already moved into the
+                // running batch used to count it as a cancelled queued timer and break the invariants.
+                let s =
+                    playFresh
+                        [
+                            CallAt(1L, 0L) => ok
+                            CallAt(2L, 0L) => ok
+                            Start => ok
+                            BeginTick 0L => poll 0L
+                            Polled 0L => run [ 1L; 2L ]
+                            CancelTimer 2L => ok
+                            EndTick => ok
+                        ]
+
+                Expect.equal (TimerQueue.cancelledCount s.Timers) 0 "no cancelled timer left behind"
+                Expect.isEmpty s.Cancelled "forgotten at the end of the tick"
+        ]

@@ -39,6 +39,9 @@ internal sealed class FastScheduler(long now) : IScheduler
     // LoopState.Cancelled: handles cancelled while queued, skipped and then forgotten.
     private readonly HashSet<long> _cancelled = new();
 
+    // The timers moved into the running batch (the model looks them up in the batch itself).
+    private readonly HashSet<long> _firedTimers = new();
+
     private static RejectedInputException Reject(Rejection r) => new(r);
 
     // Loop.step CallSoon
@@ -98,6 +101,8 @@ internal sealed class FastScheduler(long now) : IScheduler
     {
         if (_closed) return;
         if (!_cancelled.Add(id)) throw Reject(Rejection.NewNotPending(id));
+        // Due already (moved into the running batch): skipped like a ready handle, not counted.
+        if (_phase == Phase.RunningBatch && _firedTimers.Contains(id)) return;
         _timerCancelled++;
     }
 
@@ -204,6 +209,7 @@ internal sealed class FastScheduler(long now) : IScheduler
 
             if (_readyCount == _ready.Length) Array.Resize(ref _ready, _ready.Length * 2);
             _ready[_readyCount++] = id;
+            _firedTimers.Add(id);
         }
 
         (_batch, _ready) = (_ready, _batch);
@@ -236,6 +242,7 @@ internal sealed class FastScheduler(long now) : IScheduler
         }
 
         _batchCount = 0;
+        if (_firedTimers.Count > 0) _firedTimers.Clear();
         if (_stopping)
         {
             _stopping = false;

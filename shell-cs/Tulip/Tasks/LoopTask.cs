@@ -440,6 +440,13 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         {
             var loop = task.LoopRef;
             if (loop.IsClosed) return;
+            if (loop.OnLoopThread)
+            {
+                // Already on the loop (a .NET continuation completed by loop code): no lock, no wake.
+                loop.CallSoon(static s => s.task.ResumeExternal(s.d, s.state), (task, d, state));
+                return;
+            }
+
             loop.CallSoonThreadsafe(static s => s.task.ResumeExternal(s.d, s.state), (task, d, state));
         }
 

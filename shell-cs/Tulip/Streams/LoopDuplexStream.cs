@@ -1,0 +1,54 @@
+namespace Tulip;
+
+/// <summary>
+/// A connection's reader and writer as a <see cref="Stream"/>, so BCL APIs (StreamReader, JSON
+/// serializers, compression…) can use it from loop tasks. Only the asynchronous members are supported:
+/// a synchronous read would block the loop.
+/// </summary>
+public sealed class LoopDuplexStream(LoopStreamReader reader, LoopStreamWriter writer) : Stream
+{
+    public LoopStreamReader Reader { get; } = reader ?? throw new ArgumentNullException(nameof(reader));
+    public LoopStreamWriter Writer { get; } = writer ?? throw new ArgumentNullException(nameof(writer));
+
+    public override bool CanRead => true;
+    public override bool CanWrite => true;
+    public override bool CanSeek => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        Reader.ReadIntoAsync(buffer);
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        Writer.Write(buffer.Span);
+        await Writer.DrainAsync();
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => Writer.DrainAsync().AsTask();
+
+    public override void Flush()
+    {
+        // Writes go to the transport at once; only DrainAsync can wait for the buffer, so nothing to do.
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) =>
+        throw new NotSupportedException("a synchronous read would block the event loop: use ReadAsync");
+
+    public override void Write(byte[] buffer, int offset, int count) => Writer.Write(buffer.AsSpan(offset, count));
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) Writer.Close();
+        base.Dispose(disposing);
+    }
+}

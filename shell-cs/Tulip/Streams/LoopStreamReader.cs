@@ -1,0 +1,293 @@
+using System.Runtime.CompilerServices;
+using Tulip.Streams;
+
+namespace Tulip;
+
+/// <summary>
+/// asyncio.StreamReader: buffered reads of a connection (CPython 3.11 streams.py, with 3.13's several
+/// separators for <see cref="ReadUntilAsync(ReadOnlyMemory{byte}[])"/>). Only one read may wait at a
+/// time. Reading pauses the transport when the buffer passes twice the limit and resumes it below.
+/// </summary>
+public sealed class LoopStreamReader
+{
+    /// <summary>asyncio's <c>_DEFAULT_LIMIT</c>: 64 KiB.</summary>
+    public const int DefaultLimit = 64 * 1024;
+
+    private static readonly byte[] Newline = "\n"u8.ToArray();
+    private readonly EventLoop _loop;
+    private readonly ByteBuffer _buffer = new();
+    private readonly int _limit;
+    private bool _eof, _paused;
+    private Future<ValueTuple>? _waiter;
+    private Exception? _exception;
+    private ITransport? _transport;
+
+    public LoopStreamReader(EventLoop loop, int limit = DefaultLimit)
+    {
+        ArgumentNullException.ThrowIfNull(loop);
+        if (limit <= 0) throw new ArgumentOutOfRangeException(nameof(limit), "Limit cannot be <= 0");
+        _loop = loop;
+        _limit = limit;
+    }
+
+    public int Limit => _limit;
+
+    /// <summary>Bytes buffered and not read yet.</summary>
+    public int BufferedCount => _buffer.Count;
+
+    /// <summary>The error the connection ended with, or null (asyncio's <c>exception()</c>).</summary>
+    public Exception? Exception() => _exception;
+
+    public void SetException(Exception exception)
+    {
+        _exception = exception;
+        var waiter = _waiter;
+        if (waiter is null) return;
+        _waiter = null;
+        if (!waiter.Cancelled) waiter.SetException(exception);
+    }
+
+    public void SetTransport(ITransport transport)
+    {
+        if (_transport is not null) throw new InvalidOperationException("Transport already set");
+        _transport = transport;
+    }
+
+    /// <summary>EOF was fed and everything was read.</summary>
+    public bool AtEof => _eof && _buffer.Count == 0;
+
+    public void FeedEof()
+    {
+        _eof = true;
+        WakeUpWaiter();
+    }
+
+    public void FeedData(ReadOnlySpan<byte> data)
+    {
+        if (_eof) throw new InvalidOperationException("feed_data after feed_eof");
+        if (data.IsEmpty) return;
+        _buffer.Append(data);
+        WakeUpWaiter();
+        if (_transport is not null && !_paused && _buffer.Count > 2 * _limit)
+        {
+            _transport.PauseReading();
+            _paused = true;
+        }
+    }
+
+    private void WakeUpWaiter()
+    {
+        var waiter = _waiter;
+        if (waiter is null) return;
+        _waiter = null;
+        if (!waiter.Cancelled) waiter.SetResult(default);
+    }
+
+    private void MaybeResumeTransport()
+    {
+        if (_paused && _buffer.Count <= _limit)
+        {
+            _paused = false;
+            _transport!.ResumeReading();
+        }
+    }
+
+    private async ValueTask WaitForData(string functionName)
+    {
+        if (_waiter is not null)
+            throw new EventLoopException($"{functionName}() called while another coroutine is already waiting for incoming data");
+        if (_paused)
+        {
+            _paused = false;
+            _transport!.ResumeReading();
+        }
+
+        var waiter = new Future<ValueTuple>(_loop);
+        _waiter = waiter;
+        try
+        {
+            await waiter;
+        }
+        finally
+        {
+            if (ReferenceEquals(_waiter, waiter)) _waiter = null;
+        }
+    }
+
+    private void ThrowIfFailed()
+    {
+        if (_exception is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+    }
+
+    /// <summary>Up to <paramref name="n"/> bytes (at least one unless at EOF: then empty); n &lt; 0 reads to EOF.</summary>
+    public async ValueTask<byte[]> ReadAsync(int n = -1)
+    {
+        ThrowIfFailed();
+        if (n == 0) return [];
+        if (n < 0)
+        {
+            var all = new ByteBuffer();
+            while (true)
+            {
+                var block = await ReadAsync(_limit);
+                if (block.Length == 0) break;
+                all.Append(block);
+            }
+
+            return all.Take(all.Count);
+        }
+
+        if (_buffer.Count == 0 && !_eof) await WaitForData("read");
+        var data = _buffer.Take(n);
+        MaybeResumeTransport();
+        return data;
+    }
+
+    /// <summary>Reads into <paramref name="target"/>: at least one byte unless at EOF (then 0). No allocation.</summary>
+    public async ValueTask<int> ReadIntoAsync(Memory<byte> target)
+    {
+        ThrowIfFailed();
+        if (target.IsEmpty) return 0;
+        if (_buffer.Count == 0 && !_eof) await WaitForData("read");
+        int n = _buffer.TakeInto(target.Span);
+        MaybeResumeTransport();
+        return n;
+    }
+
+    /// <summary>Exactly <paramref name="n"/> bytes, or <see cref="IncompleteReadException"/> at EOF.</summary>
+    public async ValueTask<byte[]> ReadExactlyAsync(int n)
+    {
+        if (n < 0) throw new ArgumentOutOfRangeException(nameof(n), "readexactly size can not be less than zero");
+        ThrowIfFailed();
+        if (n == 0) return [];
+        while (_buffer.Count < n)
+        {
+            if (_eof)
+            {
+                var incomplete = _buffer.Take(_buffer.Count);
+                throw new IncompleteReadException(incomplete, n);
+            }
+
+            await WaitForData("readexactly");
+        }
+
+        var data = _buffer.Take(n);
+        MaybeResumeTransport();
+        return data;
+    }
+
+    /// <summary>
+    /// A line ending in "\n"; at EOF the partial line (or empty). Over the limit: the line is dropped if
+    /// its newline was found, else the buffer is cleared, and <see cref="LimitOverrunException"/> is raised
+    /// (3.11 raises ValueError after the same clean-up).
+    /// </summary>
+    public async ValueTask<byte[]> ReadLineAsync()
+    {
+        try
+        {
+            return await ReadUntilAsync(Newline);
+        }
+        catch (IncompleteReadException e)
+        {
+            return e.Partial;
+        }
+        catch (LimitOverrunException e)
+        {
+            if (_buffer.StartsWithAt(Newline, e.Consumed)) _buffer.Drop(e.Consumed + Newline.Length);
+            else _buffer.Clear();
+            MaybeResumeTransport();
+            throw new LimitOverrunException(e.Message, e.Consumed);
+        }
+    }
+
+    /// <summary>Data up to and including <paramref name="separator"/>.</summary>
+    public ValueTask<byte[]> ReadUntilAsync(ReadOnlyMemory<byte> separator) => ReadUntilAsync([separator]);
+
+    /// <summary>Data up to and including the first of <paramref name="separators"/> to end (3.13: the
+    /// shortest match wins). <see cref="IncompleteReadException"/> at EOF (the buffer is emptied into it);
+    /// <see cref="LimitOverrunException"/> past the limit (the data stays).</summary>
+    public async ValueTask<byte[]> ReadUntilAsync(params ReadOnlyMemory<byte>[] separators)
+    {
+        ArgumentNullException.ThrowIfNull(separators);
+        if (separators.Length == 0) throw new ArgumentException("Separator should contain at least one element", nameof(separators));
+        var seps = separators.OrderBy(s => s.Length).ToArray();
+        int minLen = seps[0].Length, maxLen = seps[^1].Length;
+        if (minLen == 0) throw new ArgumentException("Separator should be at least one-byte string", nameof(separators));
+        ThrowIfFailed();
+        int offset = 0, matchStart = -1, matchEnd = -1;
+        while (true)
+        {
+            int buflen = _buffer.Count;
+            if (buflen - offset >= minLen)
+            {
+                foreach (var sep in seps)
+                {
+                    int isep = _buffer.IndexOf(sep.Span, offset);
+                    if (isep != -1)
+                    {
+                        int end = isep + sep.Length;
+                        if (matchEnd == -1 || end < matchEnd)
+                        {
+                            matchEnd = end;
+                            matchStart = isep;
+                        }
+                    }
+                }
+
+                if (matchEnd != -1) break;
+                offset = Math.Max(0, buflen + 1 - maxLen);
+                if (offset > _limit) throw new LimitOverrunException("Separator is not found, and chunk exceed the limit", offset);
+            }
+
+            if (_eof)
+            {
+                var chunk = _buffer.Take(_buffer.Count);
+                throw new IncompleteReadException(chunk, null);
+            }
+
+            await WaitForData("readuntil");
+        }
+
+        if (matchStart > _limit) throw new LimitOverrunException("Separator is found, but chunk is longer than limit", matchStart);
+        var data = _buffer.Take(matchEnd);
+        MaybeResumeTransport();
+        return data;
+    }
+
+    /// <summary>The lines of the stream, until EOF (asyncio's <c>async for line in reader</c>).</summary>
+    public async IAsyncEnumerable<byte[]> ReadLinesAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var line = await ReadLineAsync();
+            if (line.Length == 0) yield break;
+            yield return line;
+        }
+    }
+
+    /// <summary>The data of the stream in chunks of at most <paramref name="chunkSize"/> bytes, until EOF.</summary>
+    public async IAsyncEnumerable<byte[]> ReadChunksAsync(int chunkSize = DefaultLimit, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkSize);
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var chunk = await ReadAsync(chunkSize);
+            if (chunk.Length == 0) yield break;
+            yield return chunk;
+        }
+    }
+
+    public override string ToString()
+    {
+        var parts = new List<string> { "LoopStreamReader" };
+        if (_buffer.Count > 0) parts.Add($"{_buffer.Count} bytes");
+        if (_eof) parts.Add("eof");
+        if (_limit != DefaultLimit) parts.Add($"limit={_limit}");
+        if (_waiter is not null) parts.Add("waiter");
+        if (_exception is not null) parts.Add($"exception={_exception.GetType().Name}");
+        if (_paused) parts.Add("paused");
+        return $"<{string.Join(' ', parts)}>";
+    }
+}

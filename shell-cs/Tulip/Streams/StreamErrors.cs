@@ -1,0 +1,30 @@
+namespace Tulip;
+
+/// <summary>
+/// asyncio's <c>IncompleteReadError</c>: EOF came before the expected bytes. <see cref="Partial"/> has
+/// what was read; <see cref="Expected"/> is the wanted count (null when reading up to a separator).
+/// </summary>
+public class IncompleteReadException : EndOfStreamException
+{
+    public IncompleteReadException(byte[] partial, int? expected)
+        : base($"{partial.Length} bytes read on a total of {(expected is { } e ? e.ToString() : "undefined")} expected bytes")
+    {
+        Partial = partial;
+        Expected = expected;
+    }
+
+    public byte[] Partial { get; }
+    public int? Expected { get; }
+}
+
+/// <summary>
+/// asyncio's <c>LimitOverrunError</c>: the separator was not found within the stream's limit.
+/// <see cref="Consumed"/> is how many bytes can be consumed; the data stays in the buffer. (ReadLine
+/// raises it too, where asyncio raises ValueError, after dropping the line as 3.11 does.)
+/// </summary>
+public class LimitOverrunException : Exception
+{
+    public LimitOverrunException(string message, int consumed) : base(message) => Consumed = consumed;
+
+    public int Consumed { get; }
+}
