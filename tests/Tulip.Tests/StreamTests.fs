@@ -1,0 +1,280 @@
+/// Streams against CPython 3.11's asyncio.streams (each expected outcome printed by python3 running the
+/// same case: /tmp-free, the script is quoted in the comments).
+module Tulip.Tests.StreamTests
+
+open System
+open System.Net.Sockets
+open System.Text
+open System.Threading.Tasks
+open Expecto
+open Tulip
+open Tulip.Tests.ShellSupport
+
+let private b (s: string) = Encoding.ASCII.GetBytes s
+let private str (bytes: byte[]) = Encoding.ASCII.GetString bytes
+
+type private Outcome =
+    | Value of string
+    | Incomplete of partial: string * expected: int option
+    | Overrun of consumed: int * message: string
+    | Invalid of message: string
+
+/// Feeds the reader, runs one read on a virtual loop, returns (outcome, what is left, at_eof).
+let private case (limit: int) (feed: string list) (eof: bool) (op: LoopStreamReader -> ValueTask<byte[]>) =
+    use loop = newLoop ()
+    let r = LoopStreamReader(loop, limit)
+
+    for d in feed do
+        r.FeedData(ReadOnlySpan(b d))
+
+    if eof then r.FeedEof()
+
+    let outcome =
+        runMain loop (fun () ->
+            task {
+                try
+                    let! v = op r
+                    return Value(str v)
+                with
+                | :? IncompleteReadException as e -> return Incomplete(str e.Partial, Option.ofNullable e.Expected)
+                | :? LimitOverrunException as e -> return Overrun(e.Consumed, e.Message)
+                | :? ArgumentException as e -> return Invalid(e.Message.Split(" (Parameter").[0])
+            })
+
+    let left = str (r.ReadAsync(r.BufferedCount).AsTask().Result)
+    outcome, left, r.AtEof
+
+let private limitDefault = LoopStreamReader.DefaultLimit
+
+[<Tests>]
+let readerCases =
+    testList
+        "LoopStreamReader (python3 streams_ref.py)"
+        [ testCase "read() reads to EOF" (fun () ->
+              Expect.equal (case limitDefault [ "ab"; "cd" ] true (fun r -> r.ReadAsync())) (Value "abcd", "", true) "read-all")
+          testCase "read(n) takes at most n" (fun () ->
+              Expect.equal (case limitDefault [ "abcdef" ] true (fun r -> r.ReadAsync 4)) (Value "abcd", "ef", true) "read-n")
+          testCase "read(0) is empty and consumes nothing" (fun () ->
+              let o, _, _ = case limitDefault [ "abc" ] false (fun r -> r.ReadAsync 0)
+              Expect.equal o (Value "") "read-0")
+          testCase "read(n) at EOF with nothing buffered is empty" (fun () ->
+              Expect.equal (case limitDefault [] true (fun r -> r.ReadAsync 5)) (Value "", "", true) "read-eof-empty")
+          testCase "readline returns one line with its newline" (fun () ->
+              let o, _, _ = case limitDefault [ "ab\ncd\n" ] false (fun r -> r.ReadLineAsync())
+              Expect.equal o (Value "ab\n") "readline")
+          testCase "readline at EOF returns the partial line, then empty" (fun () ->
+              Expect.equal (case limitDefault [ "abc" ] true (fun r -> r.ReadLineAsync())) (Value "abc", "", true) "partial"
+              Expect.equal (case limitDefault [] true (fun r -> r.ReadLineAsync())) (Value "", "", true) "empty")
+          // 3.11: ValueError('Separator is found, but chunk is longer than limit'); the line is dropped.
+          testCase "readline over the limit with its newline found drops that line" (fun () ->
+              let o, left, _ = case 4 [ "aaaaaaaaaa\nbb\n" ] false (fun r -> r.ReadLineAsync())
+              Expect.equal o (Overrun(10, "Separator is found, but chunk is longer than limit")) "overrun"
+              Expect.equal left "bb\n" "the next line stays")
+          // 3.11: ValueError('Separator is not found, and chunk exceed the limit'); the buffer is cleared.
+          testCase "readline over the limit without a newline clears the buffer" (fun () ->
+              let o, left, _ = case 4 [ "aaaaaaaaaa" ] false (fun r -> r.ReadLineAsync())
+              Expect.equal o (Overrun(10, "Separator is not found, and chunk exceed the limit")) "overrun"
+              Expect.equal left "" "cleared")
+          testCase "readuntil returns through the separator" (fun () ->
+              let o, left, _ = case limitDefault [ "ab||cd" ] false (fun r -> r.ReadUntilAsync(ReadOnlyMemory(b "||")))
+              Expect.equal (o, left) (Value "ab||", "cd") "readuntil")
+          testCase "readuntil at EOF raises IncompleteRead with everything, expected undefined" (fun () ->
+              Expect.equal
+                  (case limitDefault [ "abcd" ] true (fun r -> r.ReadUntilAsync(ReadOnlyMemory(b "||"))))
+                  (Incomplete("abcd", None), "", true)
+                  "readuntil-eof")
+          testCase "readuntil past the limit leaves the data in place (found / not found)" (fun () ->
+              Expect.equal
+                  (case 3 [ "aaaaaa||" ] false (fun r -> r.ReadUntilAsync(ReadOnlyMemory(b "||"))))
+                  (Overrun(6, "Separator is found, but chunk is longer than limit"), "aaaaaa||", false)
+                  "found"
+              Expect.equal
+                  (case 3 [ "aaaaaaaa" ] false (fun r -> r.ReadUntilAsync(ReadOnlyMemory(b "||"))))
+                  (Overrun(7, "Separator is not found, and chunk exceed the limit"), "aaaaaaaa", false)
+                  "not found")
+          testCase "readuntil with an empty separator is refused" (fun () ->
+              let o, left, _ = case limitDefault [ "ab" ] false (fun r -> r.ReadUntilAsync(ReadOnlyMemory<byte>([||])))
+              Expect.equal (o, left) (Invalid "Separator should be at least one-byte string", "ab") "refused")
+          // 3.13: several separators, the match that ends first wins.
+          testCase "readuntil with several separators: the first to end wins" (fun () ->
+              let o, left, _ =
+                  case limitDefault [ "ab\r\ncd\n" ] false (fun r -> r.ReadUntilAsync(ReadOnlyMemory(b "\n"), ReadOnlyMemory(b "\r\n")))
+
+              Expect.equal (o, left) (Value "ab\r\n", "cd\n") "crlf first")
+          testCase "readexactly: n, 0, negative, huge, across chunks" (fun () ->
+              Expect.equal (case limitDefault [ "abcdef" ] false (fun r -> r.ReadExactlyAsync 4)) (Value "abcd", "ef", false) "n"
+              Expect.equal (case limitDefault [ "ab" ] false (fun r -> r.ReadExactlyAsync 0)) (Value "", "ab", false) "0"
+              Expect.equal
+                  (case limitDefault [ "ab" ] false (fun r -> r.ReadExactlyAsync -1))
+                  (Invalid "readexactly size can not be less than zero", "ab", false)
+                  "negative"
+              Expect.equal
+                  (case limitDefault [ "ab" ] true (fun r -> r.ReadExactlyAsync 1_000_000_000))
+                  (Incomplete("ab", Some 1_000_000_000), "", true)
+                  "huge"
+              Expect.equal (case limitDefault [ "ab"; "cd"; "ef" ] false (fun r -> r.ReadExactlyAsync 5)) (Value "abcde", "f", false) "across")
+          // python3: RuntimeError('read() called while another coroutine is already waiting for incoming data').
+          testCase "a second read while one waits is refused" (fun () ->
+              use loop = newLoop ()
+              let r = LoopStreamReader(loop)
+
+              let msg, first =
+                  runMain loop (fun () ->
+                      task {
+                          let t1 = loop.CreateTask(fun () -> r.ReadAsync(1).AsTask())
+                          do! yieldTick ()
+
+                          let! msg =
+                              task {
+                                  try
+                                      let! _ = r.ReadAsync 1
+                                      return "no"
+                                  with :? EventLoopException as e ->
+                                      return e.Message
+                              }
+
+                          r.FeedData(ReadOnlySpan(b "x"))
+                          let! v = t1
+                          return msg, str v
+                      })
+
+              Expect.equal msg "read() called while another coroutine is already waiting for incoming data" "asyncio's message"
+              Expect.equal first "x" "the first read still gets the data")
+          testCase "a waiting read wakes on data and on EOF; lines enumerate with await foreach" (fun () ->
+              use loop = newLoop ()
+              let r = LoopStreamReader(loop)
+
+              let lines =
+                  runMain loop (fun () ->
+                      task {
+                          loop.CallLater(1.0, (fun () -> r.FeedData(ReadOnlySpan(b "one\ntw")))) |> ignore
+                          loop.CallLater(2.0, (fun () -> r.FeedData(ReadOnlySpan(b "o\nthree")))) |> ignore
+                          loop.CallLater(3.0, (fun () -> r.FeedEof())) |> ignore
+                          let got = Collections.Generic.List<string>()
+                          let e = r.ReadLinesAsync().GetAsyncEnumerator()
+                          let mutable go = true
+
+                          while go do
+                              let! more = e.MoveNextAsync()
+                              if more then got.Add(str e.Current) else go <- false
+
+                          return List.ofSeq got
+                      })
+
+              Expect.equal lines [ "one\n"; "two\n"; "three" ] "lines, the last one partial")
+          testCase "an exception set on the reader is raised by reads" (fun () ->
+              use loop = newLoop ()
+              let r = LoopStreamReader(loop)
+              r.SetException(IO.IOException "reset")
+              let e = throws<IO.IOException> (fun () -> r.ReadAsync(1).AsTask().GetAwaiter().GetResult() |> ignore)
+              Expect.equal e.Message "reset" "raised") ]
+
+/// A server and a client over loopback on a real clock, bounded in time.
+let private withTimeout (loop: EventLoop) (seconds: float) =
+    loop.CallLater(seconds, (fun () -> loop.Stop())) |> ignore
+
+[<Tests>]
+let streamsOverSockets =
+    testList
+        "Streams over TCP"
+        [ testCase "echo of several lines through StartServer / OpenConnection, then a clean close" (fun () ->
+              use loop = new EventLoop()
+              withTimeout loop 20.0
+
+              let got =
+                  runMain loop (fun () ->
+                      task {
+                          let! server =
+                              Asyncio.StartServer(
+                                  (fun reader writer ->
+                                      task {
+                                          let e = reader.ReadLinesAsync().GetAsyncEnumerator()
+                                          let mutable go = true
+
+                                          while go do
+                                              let! more = e.MoveNextAsync()
+
+                                              if more then
+                                                  writer.Write(ReadOnlySpan(Array.append (b "echo: ") e.Current))
+                                                  do! writer.DrainAsync()
+                                              else
+                                                  go <- false
+
+                                          writer.Close()
+                                          do! writer.WaitClosedAsync()
+                                      }
+                                      :> Task),
+                                  "127.0.0.1",
+                                  0
+                              )
+
+                          let port = (server.Sockets[0].LocalEndPoint :?> Net.IPEndPoint).Port
+                          let! struct (reader, writer) = task { let! (r, w) = Asyncio.OpenConnection("127.0.0.1", port) in return struct (r, w) }
+
+                          for line in [ "a\n"; "bb\n"; "ccc\n" ] do
+                              writer.Write(ReadOnlySpan(b line))
+
+                          do! writer.DrainAsync()
+                          writer.WriteEof()
+                          let! all = reader.ReadAsync()
+                          writer.Close()
+                          do! writer.WaitClosedAsync()
+                          server.Close()
+                          do! server.WaitClosed()
+                          return str all
+                      })
+
+              Expect.equal got "echo: a\necho: bb\necho: ccc\n" "every line, then EOF")
+
+          testCase "a writer that awaits drain keeps its buffer bounded against a peer that does not read; close delivers all before FIN" (fun () ->
+              use loop = new EventLoop()
+              withTimeout loop 30.0
+              let total = 8 * 1024 * 1024
+
+              let maxBuffer, received =
+                  runMain loop (fun () ->
+                      task {
+                          let serverSide = loop.CreateFuture<LoopStreamReader * LoopStreamWriter>()
+
+                          let! server =
+                              Asyncio.StartServer(
+                                  (fun reader writer ->
+                                      serverSide.SetResult((reader, writer))
+                                      Task.CompletedTask),
+                                  "127.0.0.1",
+                                  0
+                              )
+
+                          let port = (server.Sockets[0].LocalEndPoint :?> Net.IPEndPoint).Port
+                          let! (_, writer) = Asyncio.OpenConnection("127.0.0.1", port)
+                          let! (peer, peerWriter) = serverSide
+                          let chunk = Array.create (16 * 1024) 7uy
+                          let mutable maxBuffer = 0
+                          let mutable sent = 0
+
+                          // The peer reads nothing for a while: drain must hold the writer.
+                          let writing =
+                              loop.CreateTask(fun () ->
+                                  task {
+                                      while sent < total do
+                                          writer.Write(ReadOnlySpan chunk)
+                                          sent <- sent + chunk.Length
+                                          maxBuffer <- max maxBuffer (writer.Transport.GetWriteBufferSize())
+                                          do! writer.DrainAsync()
+
+                                      writer.Close()
+                                  }
+                                  :> Task)
+
+                          do! sleep 0.3
+                          let! all = peer.ReadAsync() // now read everything, to EOF
+                          let! _ = writing
+                          peerWriter.Close() // the server's side of the connection, half-open after EOF
+                          server.Close()
+                          do! server.WaitClosed()
+                          return maxBuffer, all.Length
+                      })
+
+              let (_, high) = (64 * 1024 / 4, 64 * 1024)
+              Expect.isLessThanOrEqual maxBuffer (high + 16 * 1024) "never past the high-water mark plus one write"
+              Expect.equal received total "every byte reached the peer before EOF") ]
