@@ -187,8 +187,17 @@ internal sealed class SocketTransport : ITransport, IIoHandler
             return;
         }
 
-        var stream = (Protocol)_protocol;
-        Call(ProtocolCall.DataReceived, () => stream.DataReceived(new ReadOnlySpan<byte>(buf, 0, n)), "data_received");
+        // The hot path: no closure. DataReceived keeps the grammar in Connected (checked by the core's
+        // rule where it can change: Fresh or after EOF is refused).
+        if (!_grammar.IsConnected) _grammar = ProtocolCore.Next(_grammar, ProtocolCall.DataReceived);
+        try
+        {
+            ((Protocol)_protocol).DataReceived(new ReadOnlySpan<byte>(buf, 0, n));
+        }
+        catch (Exception e)
+        {
+            FatalError(e, "Fatal error: protocol.data_received() call failed.");
+        }
     }
 
     private void ReadIntoBuffer(BufferedProtocol protocol)
@@ -219,7 +228,15 @@ internal sealed class SocketTransport : ITransport, IIoHandler
             return;
         }
 
-        Call(ProtocolCall.DataReceived, () => protocol.BufferUpdated(n), "buffer_updated");
+        if (!_grammar.IsConnected) _grammar = ProtocolCore.Next(_grammar, ProtocolCall.DataReceived);
+        try
+        {
+            protocol.BufferUpdated(n);
+        }
+        catch (Exception e)
+        {
+            FatalError(e, "Fatal error: protocol.buffer_updated() call failed.");
+        }
     }
 
     private void OnEof(Func<bool> eofReceived)
