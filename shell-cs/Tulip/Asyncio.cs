@@ -4,7 +4,7 @@ namespace Tulip;
 /// asyncio's module-level functions. <c>using static Tulip.Asyncio;</c> lets C# read like Python:
 /// <c>await Sleep(0.1)</c>, <c>Run(Main)</c>, <c>CreateTask(Worker)</c>.
 /// </summary>
-public static class Asyncio
+public static partial class Asyncio
 {
     /// <summary>
     /// Runs <paramref name="main"/> on a new loop and returns its result (asyncio.run): afterwards the
