@@ -12,5 +12,7 @@ public static class Catalog
         .. Scheduling.Examples,
         .. Futures.Examples,
         .. Tasks.Examples,
+        .. Composition.Examples,
+        .. Synchronization.Examples,
     ];
 }

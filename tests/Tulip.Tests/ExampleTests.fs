@@ -15,7 +15,8 @@ type Line =
     | Like of pattern: string
 
 /// What each example prints, in order: the lines of PyMOTW-3's Python original (run with python3),
-/// with Tulip's own repr where Python prints an object's repr.
+/// with Tulip's own repr where Python prints an object's repr. task_group and timeout have no PyMOTW
+/// original: their Python 3.11 twins (asyncio.TaskGroup, asyncio.timeout, wait_for) printed these lines.
 let expected: (string * Line list) list =
     let chain =
         [ Is "in outer"
@@ -97,7 +98,137 @@ let expected: (string * Line list) list =
         Like @"^inner: waiting for <LoopTask pending name='Task-\d+'>$"
         Is "wrapped"
         Is "inner: task returned 'result'"
-        Is "starter: inner returned" ] ]
+        Is "starter: inner returned" ]
+      "wait",
+      [ Is "starting main"
+        Is "waiting for phases to complete"
+        Is "in phase 0"
+        Is "in phase 1"
+        Is "in phase 2"
+        Is "done with phase 0"
+        Is "done with phase 1"
+        Is "done with phase 2"
+        Is "results: ['phase 0 result', 'phase 1 result', 'phase 2 result']" ]
+      "wait_timeout",
+      [ Is "starting main"
+        Is "waiting 0.1 for phases to complete"
+        Is "in phase 0"
+        Is "in phase 1"
+        Is "in phase 2"
+        Is "done with phase 0"
+        Is "1 completed and 2 pending"
+        Is "canceling tasks"
+        Is "exiting main"
+        Is "phase 1 canceled"
+        Is "phase 2 canceled" ]
+      "gather",
+      [ Is "starting main"
+        Is "waiting for phases to complete"
+        Is "in phase1"
+        Is "in phase2"
+        Is "done with phase2"
+        Is "done with phase1"
+        Is "results: ['phase1 result', 'phase2 result']" ]
+      "as_completed",
+      [ Is "starting main"
+        Is "waiting for phases to complete"
+        Is "in phase 0"
+        Is "in phase 1"
+        Is "in phase 2"
+        Is "done with phase 2"
+        Is "received answer 'phase 2 result'"
+        Is "done with phase 1"
+        Is "received answer 'phase 1 result'"
+        Is "done with phase 0"
+        Is "received answer 'phase 0 result'"
+        Is "results: ['phase 2 result', 'phase 1 result', 'phase 0 result']" ]
+      "task_group",
+      [ Is "tasks created"
+        Is "fetch a: starting"
+        Is "fetch b: starting"
+        Is "fetch b: done"
+        Is "fetch a: done"
+        Is "results: ['a data', 'b data']"
+        Is "fetch slow: starting"
+        Is "group failed: ['broken after 0.1']"
+        Is "slow cancelled: True" ]
+      "timeout",
+      [ Is "sleeping 1s inside a 0.1s timeout"
+        Is "timed out; expired: True"
+        Is "deadline moved 1s ahead"
+        Is "finished in time; expired: False"
+        Is "wait_for timed out" ]
+      "lock",
+      [ Is "acquiring the lock before starting coroutines"
+        Is "lock acquired: True"
+        Is "waiting for coroutines"
+        Is "coro1 waiting for the lock"
+        Is "coro2 waiting for the lock"
+        Is "callback releasing lock"
+        Is "coro1 acquired lock"
+        Is "coro1 released lock"
+        Is "coro2 acquired lock"
+        Is "coro2 released lock" ]
+      "event",
+      [ Is "event start state: False"
+        Is "coro1 waiting for event"
+        Is "coro2 waiting for event"
+        Is "setting event in callback"
+        Is "coro1 triggered"
+        Is "coro2 triggered"
+        Is "event end state: True" ]
+      "condition",
+      [ Is "starting manipulate_condition"
+        Is "consumer 0 is waiting"
+        Is "consumer 1 is waiting"
+        Is "consumer 2 is waiting"
+        Is "consumer 3 is waiting"
+        Is "consumer 4 is waiting"
+        Is "notifying 1 consumers"
+        Is "consumer 0 triggered"
+        Is "ending consumer 0"
+        Is "notifying 2 consumers"
+        Is "consumer 1 triggered"
+        Is "ending consumer 1"
+        Is "consumer 2 triggered"
+        Is "ending consumer 2"
+        Is "notifying remaining consumers"
+        Is "ending manipulate_condition"
+        Is "consumer 3 triggered"
+        Is "ending consumer 3"
+        Is "consumer 4 triggered"
+        Is "ending consumer 4" ]
+      "queue",
+      [ Is "consumer 0: starting"
+        Is "consumer 0: waiting for item"
+        Is "consumer 1: starting"
+        Is "consumer 1: waiting for item"
+        Is "producer: starting"
+        Is "producer: added task 0 to the queue"
+        Is "producer: added task 1 to the queue"
+        Is "consumer 0: has item 0"
+        Is "consumer 1: has item 1"
+        Is "producer: added task 2 to the queue"
+        Is "producer: added task 3 to the queue"
+        Is "consumer 0: waiting for item"
+        Is "consumer 0: has item 2"
+        Is "producer: added task 4 to the queue"
+        Is "consumer 1: waiting for item"
+        Is "consumer 1: has item 3"
+        Is "producer: added task 5 to the queue"
+        Is "producer: adding stop signals to the queue"
+        Is "consumer 0: waiting for item"
+        Is "consumer 0: has item 4"
+        Is "consumer 1: waiting for item"
+        Is "consumer 1: has item 5"
+        Is "producer: waiting for queue to empty"
+        Is "consumer 0: waiting for item"
+        Is "consumer 0: has item None"
+        Is "consumer 0: ending"
+        Is "consumer 1: waiting for item"
+        Is "consumer 1: has item None"
+        Is "consumer 1: ending"
+        Is "producer: ending" ] ]
 
 /// Runs an example on virtual clocks (it never sleeps) and returns its output lines and its clocks.
 let run (example: Example) =
