@@ -58,17 +58,7 @@ internal sealed class FastScheduler(long now) : IScheduler
     {
         if (_closed) throw Reject(Rejection.LoopClosed);
         if (_heapCount == _heap.Length) Array.Resize(ref _heap, _heap.Length * 2);
-        var e = new Entry { Deadline = deadline, Seq = _nextSeq++, Id = id };
-        int i = _heapCount++;
-        while (i > 0)
-        {
-            int parent = (i - 1) >> 1;
-            if (!e.Before(_heap[parent])) break;
-            _heap[i] = _heap[parent];
-            i = parent;
-        }
-
-        _heap[i] = e;
+        Push(new Entry { Deadline = deadline, Seq = _nextSeq++, Id = id });
     }
 
     private void PopHead()
@@ -166,7 +156,7 @@ internal sealed class FastScheduler(long now) : IScheduler
             Array.Clear(_heap, 0, _heapCount);
             _heapCount = 0;
             _timerCancelled = 0;
-            foreach (var e in live) Reinsert(e);
+            foreach (var e in live) Push(e);
             return;
         }
 
@@ -177,7 +167,8 @@ internal sealed class FastScheduler(long now) : IScheduler
         }
     }
 
-    private void Reinsert(Entry e)
+    /// <summary>Sifts a new entry up from the end of the heap (room is the caller's).</summary>
+    private void Push(Entry e)
     {
         int i = _heapCount++;
         while (i > 0)

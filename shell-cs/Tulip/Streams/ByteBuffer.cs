@@ -1,9 +1,12 @@
 namespace Tulip.Streams;
 
-/// <summary>A reader's buffer: a growable array with a read offset (bytearray with cheap deletes at the front).</summary>
+/// <summary>
+/// A growable array with a read offset (a bytearray with cheap deletes at the front): a stream
+/// reader's buffer, and a transport's bytes not sent yet.
+/// </summary>
 internal sealed class ByteBuffer
 {
-    private byte[] _data = new byte[256];
+    private byte[] _data = [];
     private int _start, _end;
 
     public int Count => _end - _start;
@@ -58,7 +61,12 @@ internal sealed class ByteBuffer
         if (_start >= _end) _start = _end = 0;
     }
 
-    public void Clear() => _start = _end = 0;
+    public void Clear()
+    {
+        _start = _end = 0;
+        // Give back a large buffer once it has drained (a burst should not pin memory).
+        if (_data.Length > 1 << 20) _data = [];
+    }
 
     /// <summary>Index of <paramref name="separator"/> at or after <paramref name="offset"/>, or -1.</summary>
     public int IndexOf(ReadOnlySpan<byte> separator, int offset)

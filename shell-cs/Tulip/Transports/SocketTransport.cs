@@ -23,7 +23,7 @@ internal sealed class SocketTransport : ITransport, IIoHandler
     private readonly Server? _server;
     private BaseProtocol _protocol;
     private ProtocolPhase _grammar = ProtocolPhase.Fresh;
-    private readonly WriteBuffer _buffer = new();
+    private readonly Streams.ByteBuffer _buffer = new();
     private readonly Handle _readHandle, _writeHandle;
     private bool _closing, _eof, _readingPaused, _protocolPaused, _readRegistered, _writeRegistered, _sockClosed;
     private int _connLost;
@@ -306,7 +306,7 @@ internal sealed class SocketTransport : ITransport, IIoHandler
             return;
         }
 
-        int n = _sock.Send(_buffer.Pending, SocketFlags.None, out SocketError err);
+        int n = _sock.Send(_buffer.Span, SocketFlags.None, out SocketError err);
         if (err != SocketError.Success)
         {
             if (err is SocketError.WouldBlock or SocketError.Interrupted) return;
@@ -316,7 +316,7 @@ internal sealed class SocketTransport : ITransport, IIoHandler
             return;
         }
 
-        _buffer.Consume(n);
+        _buffer.Drop(n);
         MaybeResumeProtocol();
         if (_buffer.Count > 0) return;
         RegisterWrite(false);
