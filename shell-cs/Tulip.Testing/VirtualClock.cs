@@ -28,6 +28,16 @@ public sealed class VirtualClock : LoopClock
     /// </summary>
     public TimeSpan IdleLimit { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// While sockets are watched, how long (real time) the loop waits for I/O before time may jump: a
+    /// loopback peer's answer is real, and must not lose a race with a virtual timer. Default 100 ms.
+    /// </summary>
+    public TimeSpan IoQuietPeriod { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    internal override long IoQuietTicks => IoQuietPeriod.Ticks;
+
+    internal override long IdleLimitTicks => IdleLimit.Ticks;
+
     /// <summary>How far time has jumped in total.</summary>
     public TimeSpan Jumped { get; private set; }
 

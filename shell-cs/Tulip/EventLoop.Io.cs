@@ -66,9 +66,22 @@ public sealed partial class EventLoop
             return;
         }
 
-        // A virtual clock: take what I/O is ready now; jump only when nothing came in.
+        // A virtual clock: take what I/O is ready now. Real I/O may still be in flight (a loopback
+        // peer answering), so while sockets are watched it gets a quiet period of real time first;
+        // only when nothing came in does time jump.
         int ready = reactor.Poll(0, _onReady!);
-        if (ready == 0 && timeout != 0) _clock.Wait(timeout, _externalPending > 0 || reactor.Count > 0);
+        if (ready > 0 || timeout == 0) return;
+        if (reactor.Count > 0)
+        {
+            long quiet = timeout < 0 ? _clock.IdleLimitTicks : _clock.IoQuietTicks;
+            if (quiet > 0)
+            {
+                ready = reactor.Poll(quiet, _onReady!);
+                if (ready > 0 || _inboxNonEmpty) return;
+            }
+        }
+
+        _clock.Wait(timeout, _externalPending > 0);
     }
 
     private void WakeLoop()

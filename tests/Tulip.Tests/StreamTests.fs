@@ -8,6 +8,7 @@ open System.Text
 open System.Threading.Tasks
 open Expecto
 open Tulip
+open Tulip.Testing
 open Tulip.Tests.ShellSupport
 
 let private b (s: string) = Encoding.ASCII.GetBytes s
@@ -225,6 +226,56 @@ let streamsOverSockets =
                       })
 
               Expect.equal got "echo: a\necho: bb\necho: ccc\n" "every line, then EOF")
+
+          testCase "virtual time with real loopback I/O: an hour between messages passes at once, no reply is lost" (fun () ->
+              use loop = newLoop ()
+
+              let replies =
+                  runMain loop (fun () ->
+                      task {
+                          let! server =
+                              Asyncio.StartServer(
+                                  (fun reader writer ->
+                                      task {
+                                          let e = reader.ReadLinesAsync().GetAsyncEnumerator()
+                                          let mutable go = true
+
+                                          while go do
+                                              let! more = e.MoveNextAsync()
+
+                                              if more then
+                                                  do! sleep 1.0 // think for a (virtual) second
+                                                  writer.Write(ReadOnlySpan e.Current)
+                                                  do! writer.DrainAsync()
+                                              else
+                                                  go <- false
+
+                                          writer.Close()
+                                      }
+                                      :> Task),
+                                  "127.0.0.1",
+                                  0
+                              )
+
+                          let port = (server.Sockets[0].LocalEndPoint :?> Net.IPEndPoint).Port
+                          let! (reader, writer) = Asyncio.OpenConnection("127.0.0.1", port)
+                          let got = Collections.Generic.List<string>()
+
+                          for i in 1..3 do
+                              writer.Write(ReadOnlySpan(b (sprintf "m%d\n" i)))
+                              let! line = reader.ReadLineAsync()
+                              got.Add(str line)
+                              do! sleep 3600.0
+
+                          writer.Close()
+                          do! writer.WaitClosedAsync()
+                          server.Close()
+                          do! server.WaitClosed()
+                          return List.ofSeq got
+                      })
+
+              Expect.equal replies [ "m1\n"; "m2\n"; "m3\n" ] "every reply, in order"
+              Expect.isGreaterThanOrEqual (loop.VirtualClock().Jumped) (TimeSpan.FromHours 3.0) "three virtual hours")
 
           testCase "a writer that awaits drain keeps its buffer bounded against a peer that does not read; close delivers all before FIN" (fun () ->
               use loop = new EventLoop()

@@ -24,6 +24,12 @@ public abstract class LoopClock
 
     /// <summary>Real time: the reactor may block for the whole poll timeout. A virtual clock jumps instead.</summary>
     internal virtual bool IsReal => false;
+
+    /// <summary>A virtual clock with sockets watched: real time (ticks) to wait for I/O before jumping.</summary>
+    internal virtual long IoQuietTicks => 0;
+
+    /// <summary>A virtual clock with nothing scheduled: real time (ticks) to wait before declaring a deadlock.</summary>
+    internal virtual long IdleLimitTicks => 0;
 }
 
 /// <summary>The real clock: monotonic time from <see cref="Stopwatch"/>, real waits.</summary>
