@@ -14,5 +14,6 @@ public static class Catalog
         .. Tasks.Examples,
         .. Composition.Examples,
         .. Synchronization.Examples,
+        .. Streams.Examples,
     ];
 }

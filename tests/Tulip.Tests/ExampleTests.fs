@@ -28,6 +28,25 @@ let expected: (string * Line list) list =
 
     let float = @"\d+\.\d+(E[-+]?\d+)?"
 
+    // PyMOTW's asyncio_echo_*_coroutine, as the Python pair prints them (ports vary).
+    let echoLines (who: string) =
+        let all = "b'This is the message. It will be sent in parts.'"
+
+        [ Like(sprintf @"^main: starting up on 127\.0\.0\.1 port \d+ \(%s\)$" who)
+          Like @"^echo_client: connecting to 127\.0\.0\.1 port \d+$"
+          Like @"^echo_127\.0\.0\.1_\d+: connection accepted$"
+          Is "echo_client: sending b'This is the message. '"
+          Is "echo_client: sending b'It will be sent '"
+          Is "echo_client: sending b'in parts.'"
+          Is "echo_client: waiting for response"
+          Like(@"^echo_127\.0\.0\.1_\d+: received " + Regex.Escape all + "$")
+          Like(@"^echo_127\.0\.0\.1_\d+: sent " + Regex.Escape all + "$")
+          Like @"^echo_127\.0\.0\.1_\d+: closing$"
+          Is("echo_client: received " + all)
+          Is "echo_client: closing"
+          Is "main: closing server"
+          Is "main: closing event loop" ]
+
     [ "coroutine", [ Is "starting coroutine"; Is "entering event loop"; Is "in coroutine"; Is "closing event loop" ]
       "coroutine_return", [ Is "in coroutine"; Is "it returned: 'result'" ]
       "coroutine_chain", chain
@@ -228,7 +247,11 @@ let expected: (string * Line list) list =
         Is "consumer 1: waiting for item"
         Is "consumer 1: has item None"
         Is "consumer 1: ending"
-        Is "producer: ending" ] ]
+        Is "producer: ending" ]
+      "echo_server_coroutine", echoLines "the demo starts its own client"
+      "echo_client_coroutine", echoLines "the demo starts its own server"
+      "log_tail",
+      [ for i in 1..5 -> Is(sprintf "tail: t=%.1f event %d" (0.2 * double i) i) ] @ [ Is "tail: end of log" ] ]
 
 /// Runs an example on virtual clocks (it never sleeps) and returns its output lines and its clocks.
 let run (example: Example) =
