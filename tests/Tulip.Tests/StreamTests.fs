@@ -170,6 +170,138 @@ let readerCases =
               let e = throws<IO.IOException> (fun () -> r.ReadAsync(1).AsTask().GetAwaiter().GetResult() |> ignore)
               Expect.equal e.Message "reset" "raised") ]
 
+/// A transport that records flow-control calls (the reader and writer see only ITransport).
+type private FakeTransport() =
+    let mutable reading = true
+    member val Log = Collections.Generic.List<string>()
+    member val Closing = false with get, set
+
+    interface ITransport with
+        member t.Write(data) = t.Log.Add(sprintf "write %d" data.Length)
+        member t.WriteLines(lines) = t.Log.Add "writelines"
+        member t.WriteEof() = t.Log.Add "write_eof"
+        member _.CanWriteEof() = true
+        member t.Abort() = t.Log.Add "abort"
+        member _.IsReading = reading
+
+        member t.PauseReading() =
+            reading <- false
+            t.Log.Add "pause_reading"
+
+        member t.ResumeReading() =
+            reading <- true
+            t.Log.Add "resume_reading"
+
+        member _.SetWriteBufferLimits(high, low) = ()
+        member _.GetWriteBufferSize() = 0
+        member _.GetWriteBufferLimits() = struct (0, 0) |> fun (struct (a, b)) -> (a, b)
+        member t.Close() = t.Closing <- true
+        member t.IsClosing = t.Closing
+        member _.GetExtraInfo(name, defaultValue) = defaultValue
+
+        member _.Protocol
+            with get () = null
+            and set _ = ()
+
+[<Tests>]
+let flowControl =
+    testList
+        "Streams flow control"
+        [ // CPython: feed_data pauses the transport past 2 x limit; reads resume it at or below the limit.
+          testCase "the reader pauses its transport past twice the limit and resumes it at the limit" (fun () ->
+              use loop = newLoop ()
+              let t = FakeTransport()
+              let r = LoopStreamReader(loop, 10)
+              r.SetTransport t
+              r.FeedData(ReadOnlySpan(Array.zeroCreate 20))
+              Expect.isEmpty t.Log "20 bytes: not past 2 x 10"
+              r.FeedData(ReadOnlySpan(Array.zeroCreate 1))
+              Expect.equal (List.ofSeq t.Log) [ "pause_reading" ] "21 bytes: paused"
+
+              runMainUnit loop (fun () ->
+                  task {
+                      let! _ = r.ReadAsync 5 // 16 left: still over the limit
+                      Expect.equal (List.ofSeq t.Log) [ "pause_reading" ] "16 > 10: still paused"
+                      let! _ = r.ReadAsync 6 // 10 left: at the limit
+                      Expect.equal (List.ofSeq t.Log) [ "pause_reading"; "resume_reading" ] "resumed at the limit"
+                  }))
+
+          testCase "several drains may wait at once; all wake when writing resumes; a lost connection raises" (fun () ->
+              use loop = newLoop ()
+              let t = FakeTransport()
+              let r = LoopStreamReader(loop)
+              let p = StreamReaderProtocol(r, null, loop)
+              p.ConnectionMade t
+              let w = LoopStreamWriter(t, p, r, loop)
+
+              let woken, lost =
+                  runMain loop (fun () ->
+                      task {
+                          p.PauseWriting()
+                          let woken = Collections.Generic.List<int>()
+
+                          let drains =
+                              [ for i in 1..3 ->
+                                    loop.CreateTask(fun () ->
+                                        task {
+                                            do! w.DrainAsync()
+                                            woken.Add i
+                                        }
+                                        :> Task) ]
+
+                          do! yieldTick ()
+                          Expect.isEmpty woken "all waiting"
+                          p.ResumeWriting()
+
+                          for d in drains do
+                              let! _ = d
+                              ()
+
+                          p.PauseWriting()
+                          let pending = loop.CreateTask(fun () -> w.DrainAsync().AsTask())
+                          do! yieldTick ()
+                          p.ConnectionLost(IO.IOException "peer reset")
+
+                          let! lost =
+                              task {
+                                  try
+                                      let! _ = pending
+                                      return "no error"
+                                  with :? IO.IOException as e ->
+                                      return e.Message
+                              }
+
+                          return List.ofSeq woken, lost
+                      })
+
+              Expect.equal (List.sort woken) [ 1; 2; 3 ] "every drain woke"
+              Expect.equal lost "peer reset" "the connection's error reaches the drain")
+
+          testCase "LoopDuplexStream lets BCL readers and writers use a connection" (fun () ->
+              use loop = newLoop ()
+              let t = FakeTransport()
+              let r = LoopStreamReader(loop)
+              let p = StreamReaderProtocol(r, null, loop)
+              p.ConnectionMade t
+              let w = LoopStreamWriter(t, p, r, loop)
+              r.FeedData(ReadOnlySpan(b "first line\nsecond line\n"))
+              r.FeedEof()
+
+              let lines =
+                  runMain loop (fun () ->
+                      task {
+                          use stream = new LoopDuplexStream(r, w)
+                          use text = new IO.StreamReader(stream)
+                          let! l1 = text.ReadLineAsync()
+                          let! l2 = text.ReadLineAsync()
+                          let! l3 = text.ReadLineAsync()
+                          do! stream.WriteAsync(ReadOnlyMemory(b "reply"))
+                          return [ l1; l2; (if isNull l3 then "<eof>" else l3) ]
+                      })
+
+              Expect.equal lines [ "first line"; "second line"; "<eof>" ] "read through System.IO"
+              Expect.contains t.Log "write 5" "and wrote through it") ]
+
 /// A server and a client over loopback on a real clock, bounded in time.
 let private withTimeout (loop: EventLoop) (seconds: float) =
     loop.CallLater(seconds, (fun () -> loop.Stop())) |> ignore
@@ -276,6 +408,42 @@ let streamsOverSockets =
 
               Expect.equal replies [ "m1\n"; "m2\n"; "m3\n" ] "every reply, in order"
               Expect.isGreaterThanOrEqual (loop.VirtualClock().Jumped) (TimeSpan.FromHours 3.0) "three virtual hours")
+
+          testCase "Unix-domain streams: StartUnixServer / OpenUnixConnection" (fun () ->
+              use loop = new EventLoop()
+              withTimeout loop 20.0
+              let path = IO.Path.Combine(IO.Path.GetTempPath(), sprintf "tulip-%s.sock" (Guid.NewGuid().ToString("N").Substring(0, 8)))
+
+              let got =
+                  try
+                      runMain loop (fun () ->
+                          task {
+                              let! server =
+                                  Asyncio.StartUnixServer(
+                                      (fun reader writer ->
+                                          task {
+                                              let! line = reader.ReadLineAsync()
+                                              writer.Write(ReadOnlySpan(Array.append (b "hello ") line))
+                                              do! writer.DrainAsync()
+                                              writer.Close()
+                                          }
+                                          :> Task),
+                                      path
+                                  )
+
+                              let! (reader, writer) = Asyncio.OpenUnixConnection path
+                              writer.Write(ReadOnlySpan(b "unix\n"))
+                              let! all = reader.ReadAsync()
+                              writer.Close()
+                              do! writer.WaitClosedAsync()
+                              server.Close()
+                              do! server.WaitClosed()
+                              return str all
+                          })
+                  finally
+                      if IO.File.Exists path then IO.File.Delete path
+
+              Expect.equal got "hello unix\n" "round trip over a Unix socket")
 
           testCase "a writer that awaits drain keeps its buffer bounded against a peer that does not read; close delivers all before FIN" (fun () ->
               use loop = new EventLoop()
