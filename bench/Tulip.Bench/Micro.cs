@@ -22,6 +22,9 @@ public static class Micro
         ("call_later", 100_000, CallLater),
         ("tasks_batch", 100_000, TasksBatch),
         ("tasks_seq", 100_000, TasksSeq),
+        ("queue_pingpong", 1_000_000, QueuePingPong),
+        ("queue_unbounded", 1_000_000, QueueUnbounded),
+        ("lock_handoff", 1_000_000, LockHandoff),
         ("core_call_soon", 1_000_000, CoreCallSoon),
         ("core_timers", 100_000, CoreTimers),
         ("memory_per_callback", 1_000_000, MemoryPerCallback),
@@ -175,6 +178,79 @@ public static class Micro
         });
         sw.Stop();
         return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)n);
+    }
+
+    // queue_pingpong / queue_unbounded (py_micro.py's _queue): a producer puts 0..n-1, a consumer gets
+    // and checks the order, both gathered. maxsize 1: every pair blocks both sides (ping-pong).
+    private static Result QueuePingPong(long n) => QueueBench(n, 1);
+
+    private static Result QueueUnbounded(long n) => QueueBench(n, 0);
+
+    private static Result QueueBench(long n, int maxSize)
+    {
+        using var loop = new EventLoop();
+        long a0 = Allocated();
+        var sw = Stopwatch.StartNew();
+        loop.RunUntilComplete(async () =>
+        {
+            var q = new AsyncQueue<long>(maxSize);
+
+            async Task<int> Producer()
+            {
+                for (long i = 0; i < n; i++) await q.Put(i);
+                return 0;
+            }
+
+            async Task<int> Consumer()
+            {
+                long expect = 0;
+                for (long i = 0; i < n; i++)
+                {
+                    long v = await q.Get();
+                    if (v != expect) throw new InvalidOperationException($"queue out of order: {v} != {expect}");
+                    expect++;
+                }
+
+                return 0;
+            }
+
+            await Asyncio.Gather(Producer, Consumer);
+        });
+        sw.Stop();
+        return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)n);
+    }
+
+    // lock_handoff: two tasks take turns on one lock (async with lock: await sleep(0)), n acquisitions in
+    // all; every release hands the lock to the other task, which waits for it. No py_micro.py peer:
+    // bench/lock_handoff.py is asyncio's twin.
+    private static Result LockHandoff(long n)
+    {
+        using var loop = new EventLoop();
+        long a0 = Allocated();
+        var sw = Stopwatch.StartNew();
+        long count = 0;
+        loop.RunUntilComplete(async () =>
+        {
+            var lk = new AsyncLock();
+
+            async Task<int> Worker()
+            {
+                while (count < n)
+                {
+                    using (await lk.AcquireAsync())
+                    {
+                        count++;
+                        await Asyncio.Sleep(0);
+                    }
+                }
+
+                return 0;
+            }
+
+            await Asyncio.Gather(Worker, Worker);
+        });
+        sw.Stop();
+        return new Result(count / sw.Elapsed.TotalSeconds, count, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)count);
     }
 
     private static Result TasksSeq(long n)

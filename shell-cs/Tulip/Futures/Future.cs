@@ -148,6 +148,12 @@ public abstract class Future
     private protected CancelledException MakeCancelledException() =>
         new(FutureCore.CancelMessage(CoreState));
 
+    /// <summary>The cancel message of a cancelled future (null if none, or not cancelled).</summary>
+    internal string? CancelMessageOrNull() => Cancelled ? FutureCore.CancelMessage(CoreState) : null;
+
+    /// <summary>The result as an object (composition functions over futures of any type); the future must have succeeded.</summary>
+    internal abstract object? BoxedResult();
+
     /// <summary>Throws what the future ended with, if it did not succeed (used by awaiters).</summary>
     internal void ThrowIfNotSucceeded()
     {
@@ -194,6 +200,8 @@ public class Future<T> : Future
 
     /// <summary>Awaits the future and gives its result.</summary>
     public FutureAwaiter<T> GetAwaiter() => new(this);
+
+    internal override object? BoxedResult() => Result();
 
     private protected override string StateText =>
         Done && !Cancelled && StoredException is null ? (Value is string s ? $"finished result='{s}'" : $"finished result={Value}") : base.StateText;

@@ -1,0 +1,121 @@
+using System.Runtime.CompilerServices;
+
+namespace Tulip;
+
+public static partial class Asyncio
+{
+    /// <summary>
+    /// asyncio.as_completed: one awaitable per future, to be awaited in turn; the first gives the result
+    /// of whichever future finishes first, and so on (results and exceptions alike). After
+    /// <paramref name="timeout"/> seconds the awaitables not yet satisfied raise
+    /// <see cref="TimeoutException"/>. The awaitables are not the futures themselves.
+    /// </summary>
+    public static IEnumerable<Future<T>> AsCompleted<T>(IEnumerable<Future<T>> futures, double? timeout = null)
+    {
+        ArgumentNullException.ThrowIfNull(futures);
+        var state = new CompletionOrder<Future<T>>(futures, timeout);
+        for (int i = 0; i < state.Count; i++)
+        {
+            var slot = state.Loop.CreateFuture<T>();
+            state.Next(slot, static (slot, f) =>
+            {
+                if (f is null) slot.SetException(new TimeoutException("The operation has timed out."));
+                else if (f.Cancelled) slot.SetException(new CancelledException(f.CancelMessageOrNull()));
+                else if (f.Exception() is { } e) slot.SetException(e);
+                else slot.SetResult(f.Result());
+            });
+            yield return slot;
+        }
+    }
+
+    /// <summary>as_completed of coroutines: each becomes a task on the running loop.</summary>
+    public static IEnumerable<Future<T>> AsCompleted<T>(IEnumerable<Func<Task<T>>> coroutines, double? timeout = null)
+    {
+        ArgumentNullException.ThrowIfNull(coroutines);
+        var loop = EventLoop.GetRunningLoop();
+        return AsCompleted(coroutines.Select(c => (Future<T>)loop.CreateTask(c)).ToList(), timeout);
+    }
+
+    /// <summary>
+    /// as_completed as an async stream (asyncio 3.13's <c>async for</c>): the futures themselves, each
+    /// yielded once it is done, in the order they finish. After <paramref name="timeout"/> seconds the
+    /// enumeration raises <see cref="TimeoutException"/>.
+    /// </summary>
+    public static async IAsyncEnumerable<TF> AsCompletedAsync<TF>(IEnumerable<TF> futures, double? timeout = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        where TF : Future
+    {
+        ArgumentNullException.ThrowIfNull(futures);
+        var state = new CompletionOrder<TF>(futures, timeout);
+        for (int i = 0; i < state.Count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var slot = state.Loop.CreateFuture<TF?>();
+            state.Next(slot, static (slot, f) => slot.SetResult(f));
+            var f = await slot;
+            if (f is null) throw new TimeoutException("The operation has timed out.");
+            yield return f;
+        }
+    }
+
+    /// <summary>
+    /// The bookkeeping of as_completed: the futures not done yet, those done and not handed out yet,
+    /// and the slots waiting for the next one (in order). A timeout hands out null to every slot.
+    /// </summary>
+    private sealed class CompletionOrder<TF> where TF : Future
+    {
+        private readonly HashSet<TF> _todo = new(ReferenceEqualityComparer.Instance);
+        private readonly Queue<TF?> _done = new();
+        private readonly Queue<Action<TF?>> _slots = new();
+        private readonly TimerHandle? _timeoutHandle;
+        private readonly Action<Future> _onCompletion;
+        internal readonly EventLoop Loop;
+        internal readonly int Count;
+
+        internal CompletionOrder(IEnumerable<TF> futures, double? timeout)
+        {
+            foreach (var f in futures)
+            {
+                ArgumentNullException.ThrowIfNull(f, nameof(futures));
+                _todo.Add(f);
+            }
+
+            Count = _todo.Count;
+            Loop = _todo.Count > 0 ? _todo.First().Loop : EventLoop.GetEventLoop();
+            _onCompletion = OnCompletion;
+            foreach (var f in _todo) f.AddDoneCallback(_onCompletion);
+            if (_todo.Count > 0 && timeout is { } t) _timeoutHandle = Loop.CallLater(t, OnTimeout);
+        }
+
+        internal void Next<TSlot>(TSlot slot, Action<TSlot, TF?> deliver)
+        {
+            if (_done.TryDequeue(out var f)) deliver(slot, f);
+            else _slots.Enqueue(x => deliver(slot, x));
+        }
+
+        private void Put(TF? f)
+        {
+            if (_slots.TryDequeue(out var slot)) slot(f);
+            else _done.Enqueue(f);
+        }
+
+        private void OnCompletion(Future f)
+        {
+            if (_todo.Count == 0) return; // the timeout was here first
+            _todo.Remove((TF)f);
+            Put((TF)f);
+            if (_todo.Count == 0) _timeoutHandle?.Cancel();
+        }
+
+        private void OnTimeout()
+        {
+            foreach (var f in _todo)
+            {
+                f.RemoveDoneCallback(_onCompletion);
+                Put(null);
+            }
+
+            _todo.Clear();
+        }
+    }
+}

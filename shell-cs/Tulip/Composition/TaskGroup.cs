@@ -1,0 +1,185 @@
+namespace Tulip;
+
+/// <summary>
+/// asyncio.TaskGroup (3.11, taskgroups.py): structured concurrency. Tasks created in the group are
+/// awaited when the group's scope ends. The first task that fails cancels the others and the parent
+/// task; the errors are then raised together as an <see cref="AggregateException"/> ("unhandled errors
+/// in a TaskGroup"). A cancellation of the parent from outside cancels the children and propagates.
+/// <para>Use <c>await TaskGroup.RunAsync(async tg => { tg.CreateTask(…); … })</c>: the group sees how
+/// the body ended, as <c>async with</c> does. <c>await using var tg = new TaskGroup();</c> also works,
+/// but C# gives <c>DisposeAsync</c> no exception: an error thrown by the body itself does not cancel
+/// the children (they are awaited as if the body had ended normally).</para>
+/// </summary>
+public sealed class TaskGroup : IAsyncDisposable
+{
+    private bool _entered, _exiting, _aborting, _parentCancelRequested;
+    private EventLoop? _loop;
+    private ILoopTask? _parent;
+    private readonly HashSet<Future> _tasks = new(ReferenceEqualityComparer.Instance);
+    private List<Exception>? _errors = new();
+    private Future<ValueTuple>? _onCompleted;
+    private readonly Action<Future> _onTaskDone;
+
+    /// <summary>A group entered at once in the current task (for <c>await using</c>).</summary>
+    public TaskGroup() : this(enter: true) { }
+
+    private TaskGroup(bool enter)
+    {
+        _onTaskDone = OnTaskDone;
+        if (enter) Enter();
+    }
+
+    /// <summary>Runs <paramref name="body"/> with a new group and awaits every task it created (<c>async with TaskGroup() as tg</c>).</summary>
+    public static async Task RunAsync(Func<TaskGroup, Task> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        await RunAsync<ValueTuple>(async tg =>
+        {
+            await body(tg);
+            return default;
+        });
+    }
+
+    /// <summary>As <see cref="RunAsync(Func{TaskGroup, Task})"/>, giving back the body's result.</summary>
+    public static async Task<T> RunAsync<T>(Func<TaskGroup, Task<T>> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        var tg = new TaskGroup(enter: false);
+        tg.Enter();
+        T result;
+        try
+        {
+            result = await body(tg);
+        }
+        catch (Exception e)
+        {
+            await tg.ExitAsync(e);
+            throw;
+        }
+
+        await tg.ExitAsync(null);
+        return result;
+    }
+
+    private void Enter()
+    {
+        if (_entered) throw new InvalidOperationException($"TaskGroup {this} has been already entered");
+        _entered = true;
+        _loop = EventLoop.GetRunningLoop();
+        _parent = _loop.CurrentTask ?? throw new InvalidOperationException($"TaskGroup {this} cannot determine the parent task");
+    }
+
+    /// <summary>Creates a task in the group (asyncio's <c>create_task</c>); refused once the group is finished or shutting down.</summary>
+    public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(coroutine);
+        CheckCanCreate();
+        var task = _loop!.CreateTask(coroutine, name);
+        Track(task);
+        return task;
+    }
+
+    public LoopTask CreateTask(Func<Task> coroutine, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(coroutine);
+        CheckCanCreate();
+        var task = _loop!.CreateTask(coroutine, name);
+        Track(task);
+        return task;
+    }
+
+    private void CheckCanCreate()
+    {
+        if (!_entered) throw new InvalidOperationException($"TaskGroup {this} has not been entered");
+        if (_exiting && _tasks.Count == 0) throw new InvalidOperationException($"TaskGroup {this} is finished");
+        if (_aborting) throw new InvalidOperationException($"TaskGroup {this} is shutting down");
+    }
+
+    private void Track(Future task)
+    {
+        task.AddDoneCallback(_onTaskDone);
+        _tasks.Add(task);
+    }
+
+    /// <summary>The end of an <c>await using</c> scope: awaits the tasks (see the class remarks).</summary>
+    public async ValueTask DisposeAsync() => await ExitAsync(null);
+
+    /// <summary>asyncio's <c>__aexit__</c>: <paramref name="error"/> is what the body raised, or null.</summary>
+    private async Task ExitAsync(Exception? error)
+    {
+        _exiting = true;
+        Exception? propagateCancellation = error as OperationCanceledException;
+        if (_parentCancelRequested && _parent!.Uncancel() == 0) propagateCancellation = null;
+        if (error is not null && !_aborting) Abort();
+
+        while (_tasks.Count > 0)
+        {
+            _onCompleted ??= _loop!.CreateFuture();
+            try
+            {
+                await _onCompleted;
+            }
+            catch (OperationCanceledException e)
+            {
+                if (!_aborting)
+                {
+                    propagateCancellation = e;
+                    Abort();
+                }
+            }
+
+            _onCompleted = null;
+        }
+
+        var errors = _errors!;
+        if (propagateCancellation is not null && errors.Count == 0)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(propagateCancellation);
+        if (error is not null && error is not OperationCanceledException) errors.Add(error);
+        if (errors.Count > 0)
+        {
+            _errors = null;
+            throw new AggregateException("unhandled errors in a TaskGroup", errors);
+        }
+    }
+
+    private void Abort()
+    {
+        _aborting = true;
+        foreach (var t in _tasks.ToArray())
+        {
+            if (!t.Done) t.Cancel();
+        }
+    }
+
+    private void OnTaskDone(Future task)
+    {
+        _tasks.Remove(task);
+        if (_onCompleted is { Done: false } c && _tasks.Count == 0) c.SetResult(default);
+        if (task.Cancelled) return;
+        if (task.Exception() is not { } e) return;
+        _errors?.Add(e);
+        if (_parent!.Done)
+        {
+            _loop!.CallExceptionHandler(new ExceptionContext(
+                $"Task {task} has errored out but its parent task {_parent} is already completed", e) { Future = task });
+            return;
+        }
+
+        if (!_aborting && !_parentCancelRequested)
+        {
+            Abort();
+            _parentCancelRequested = true;
+            _parent.Cancel();
+        }
+    }
+
+    public override string ToString()
+    {
+        var info = new List<string>();
+        if (_tasks.Count > 0) info.Add($"tasks={_tasks.Count}");
+        if (_errors is { Count: > 0 }) info.Add($"errors={_errors.Count}");
+        if (_aborting) info.Add("cancelling");
+        else if (_entered) info.Add("entered");
+        return info.Count == 0 ? "<TaskGroup>" : $"<TaskGroup {string.Join(' ', info)}>";
+    }
+}

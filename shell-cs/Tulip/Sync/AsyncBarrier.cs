@@ -1,0 +1,118 @@
+namespace Tulip;
+
+/// <summary>asyncio's <c>BrokenBarrierError</c>: the barrier was aborted or reset while waiting.</summary>
+public sealed class BrokenBarrierException : InvalidOperationException
+{
+    public BrokenBarrierException(string message) : base(message) { }
+}
+
+/// <summary>
+/// asyncio.Barrier (3.11): <see cref="Parties"/> tasks wait until all have arrived, then all go on;
+/// <see cref="Wait"/> returns each one's arrival index (0 … parties-1). <see cref="Abort"/> breaks it
+/// (waiters and later arrivals get <see cref="BrokenBarrierException"/>); <see cref="Reset"/> breaks
+/// the current round and starts afresh. Built on a <see cref="Condition"/>, as CPython's.
+/// </summary>
+public sealed class AsyncBarrier
+{
+    private enum State { Filling, Draining, Resetting, Broken }
+
+    private readonly Condition _cond = new();
+    private readonly int _parties;
+    private State _state = State.Filling;
+    private int _count;
+
+    public AsyncBarrier(int parties)
+    {
+        if (parties < 1) throw new ArgumentOutOfRangeException(nameof(parties), "parties must be > 0");
+        _parties = parties;
+    }
+
+    /// <summary>How many tasks trip the barrier.</summary>
+    public int Parties => _parties;
+
+    /// <summary>How many tasks are waiting at the barrier now (asyncio's <c>n_waiting</c>).</summary>
+    public int NWaiting => _state == State.Filling ? _count : 0;
+
+    /// <summary>Whether the barrier is broken (asyncio's <c>broken</c>).</summary>
+    public bool Broken => _state == State.Broken;
+
+    /// <summary>Waits until <see cref="Parties"/> tasks are waiting; returns this task's arrival index.</summary>
+    public async Task<int> Wait()
+    {
+        using (await _cond.AcquireAsync())
+        {
+            await Block();
+            try
+            {
+                int index = _count;
+                _count++;
+                if (index + 1 == _parties) Release();
+                else await WaitFilled();
+                return index;
+            }
+            finally
+            {
+                _count--;
+                ExitOne();
+            }
+        }
+    }
+
+    private async Task Block()
+    {
+        await _cond.WaitFor(() => _state is not (State.Draining or State.Resetting));
+        if (_state == State.Broken) throw new BrokenBarrierException("Barrier aborted");
+    }
+
+    private void Release()
+    {
+        _state = State.Draining;
+        _cond.NotifyAll();
+    }
+
+    private async Task WaitFilled()
+    {
+        await _cond.WaitFor(() => _state != State.Filling);
+        if (_state is State.Broken or State.Resetting) throw new BrokenBarrierException("Abort or reset of barrier");
+    }
+
+    private void ExitOne()
+    {
+        if (_count == 0)
+        {
+            if (_state is State.Resetting or State.Draining) _state = State.Filling;
+            _cond.NotifyAll();
+        }
+    }
+
+    /// <summary>Back to the initial state; tasks waiting now get <see cref="BrokenBarrierException"/>.</summary>
+    public async Task Reset()
+    {
+        using (await _cond.AcquireAsync())
+        {
+            if (_count > 0)
+            {
+                if (_state != State.Resetting) _state = State.Resetting;
+            }
+            else
+            {
+                _state = State.Filling;
+            }
+
+            _cond.NotifyAll();
+        }
+    }
+
+    /// <summary>Breaks the barrier: waiting and later tasks get <see cref="BrokenBarrierException"/>.</summary>
+    public async Task Abort()
+    {
+        using (await _cond.AcquireAsync())
+        {
+            _state = State.Broken;
+            _cond.NotifyAll();
+        }
+    }
+
+    public override string ToString() =>
+        $"<AsyncBarrier [{_state.ToString().ToLowerInvariant()}{(_state != State.Broken ? $", waiters:{NWaiting}/{_parties}" : "")}]>";
+}

@@ -1,0 +1,46 @@
+namespace Tulip;
+
+/// <summary>
+/// asyncio.Event: a flag tasks wait for. <see cref="Set"/> wakes every waiter; a waiter that arrives
+/// while the flag is set does not wait at all (CPython 3.11 locks.py).
+/// </summary>
+public sealed class AsyncEvent
+{
+    private WaiterList _waiters;
+    private LoopBinding _binding;
+    private bool _value;
+
+    /// <summary>Whether the flag is set (asyncio's <c>is_set()</c>).</summary>
+    public bool IsSet => _value;
+
+    /// <summary>Sets the flag and wakes every task waiting for it.</summary>
+    public void Set()
+    {
+        if (_value) return;
+        _value = true;
+        for (var w = _waiters.First; w is not null; w = w.Next) w.TryWake();
+    }
+
+    /// <summary>Clears the flag: later waiters wait until it is set again.</summary>
+    public void Clear() => _value = false;
+
+    /// <summary>Waits until the flag is set; returns true.</summary>
+    public ValueTask<bool> Wait() => _value ? new ValueTask<bool>(true) : new ValueTask<bool>(WaitSlow());
+
+    private async Task<bool> WaitSlow()
+    {
+        var fut = _waiters.Add(_binding.Get(this));
+        try
+        {
+            await fut;
+            return true;
+        }
+        finally
+        {
+            _waiters.Remove(fut);
+        }
+    }
+
+    public override string ToString() =>
+        $"<AsyncEvent [{(_value ? "set" : "unset")}{(_waiters.Count > 0 ? $", waiters:{_waiters.Count}" : "")}]>";
+}

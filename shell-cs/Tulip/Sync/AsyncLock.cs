@@ -1,0 +1,94 @@
+namespace Tulip;
+
+/// <summary>
+/// asyncio.Lock: a mutual-exclusion lock for tasks of one loop. FIFO-fair: while tasks wait, a newcomer
+/// queues behind them even if the lock is momentarily free; a waiter cancelled after it was woken passes
+/// the wake-up on to the next one (CPython 3.11 locks.py, <c>_wake_up_first</c>). Not reentrant, not
+/// owned: any task may release it. Use <c>using (await lk.AcquireAsync()) { … }</c>.
+/// </summary>
+public sealed class AsyncLock
+{
+    private WaiterList _waiters;
+    private LoopBinding _binding;
+    private bool _locked;
+
+    /// <summary>Whether the lock is held (asyncio's <c>locked()</c>).</summary>
+    public bool Locked => _locked;
+
+    /// <summary>Acquires the lock and returns what releases it at the end of a <c>using</c>.</summary>
+    public ValueTask<LockReleaser> AcquireAsync()
+    {
+        if (!_locked && _waiters.AllCancelled())
+        {
+            _locked = true;
+            return new ValueTask<LockReleaser>(new LockReleaser(this));
+        }
+
+        return new ValueTask<LockReleaser>(AcquireSlow());
+    }
+
+    /// <summary>asyncio's <c>acquire()</c>: waits until the lock is free, takes it, returns true.</summary>
+    public ValueTask<bool> Acquire()
+    {
+        if (!_locked && _waiters.AllCancelled())
+        {
+            _locked = true;
+            return new ValueTask<bool>(true);
+        }
+
+        return new ValueTask<bool>(AcquireSlowBool());
+    }
+
+    private async Task<bool> AcquireSlowBool()
+    {
+        await AcquireSlow();
+        return true;
+    }
+
+    private async Task<LockReleaser> AcquireSlow()
+    {
+        var fut = _waiters.Add(_binding.Get(this));
+        try
+        {
+            try
+            {
+                await fut;
+            }
+            finally
+            {
+                _waiters.Remove(fut);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Woken and then cancelled before it could take the lock: the wake-up goes to the next.
+            if (!_locked) WakeUpFirst();
+            throw;
+        }
+
+        _locked = true;
+        return new LockReleaser(this);
+    }
+
+    /// <summary>Releases the lock; <see cref="InvalidOperationException"/>("Lock is not acquired.") if it is not held.</summary>
+    public void Release()
+    {
+        if (!_locked) throw new InvalidOperationException("Lock is not acquired.");
+        _locked = false;
+        WakeUpFirst();
+    }
+
+    private void WakeUpFirst() => _waiters.First?.TryWake();
+
+    /// <summary>How many tasks wait (cancelled ones included until they leave).</summary>
+    public int Waiters => _waiters.Count;
+
+    public override string ToString() =>
+        $"<AsyncLock [{(_locked ? "locked" : "unlocked")}{(_waiters.Count > 0 ? $", waiters:{_waiters.Count}" : "")}]>";
+}
+
+/// <summary>Releases an <see cref="AsyncLock"/> when disposed (the end of <c>async with lock:</c>).</summary>
+public readonly struct LockReleaser(AsyncLock lk) : IDisposable
+{
+    public void Dispose() => lk?.Release();
+}

@@ -1,0 +1,258 @@
+using System.Runtime.CompilerServices;
+
+namespace Tulip;
+
+/// <summary>
+/// asyncio.Queue: a FIFO queue for tasks of one loop, bounded by <see cref="MaxSize"/> (0: unbounded).
+/// <see cref="Put"/> waits while it is full, <see cref="Get"/> while it is empty; the waiters are loop
+/// futures queued first come first served, and one that is cancelled after it was woken passes its
+/// wake-up on (CPython 3.11 queues.py, <c>_wakeup_next</c>). <see cref="TaskDone"/>/<see cref="Join"/>
+/// count unfinished items; <see cref="Shutdown"/> is 3.13's. The consumer side is also an
+/// <see cref="IAsyncEnumerable{T}"/>: it ends when the queue is shut down and empty.
+/// <para>As asyncio's, an item put while getters wait stays in the queue until the woken getter runs; a
+/// task that calls <see cref="Get"/> in between finds it first, and the woken getter waits again.</para>
+/// </summary>
+public class AsyncQueue<T> : IAsyncEnumerable<T>
+{
+    private readonly int _maxSize;
+    private WaiterList _getters, _putters;
+    private LoopBinding _binding;
+    private int _unfinished;
+    private readonly AsyncEvent _finished = new();
+    private bool _isShutdown;
+    private readonly Queue<T>? _fifo;
+
+    /// <summary>A FIFO queue holding at most <paramref name="maxSize"/> items (0 or less: unbounded).</summary>
+    public AsyncQueue(int maxSize = 0) : this(maxSize, fifo: true) { }
+
+    private protected AsyncQueue(int maxSize, bool fifo)
+    {
+        _maxSize = maxSize;
+        if (fifo) _fifo = new Queue<T>();
+        _finished.Set();
+    }
+
+    // The storage (asyncio's _init/_put/_get/qsize); the priority and LIFO queues replace it.
+    private protected virtual int Count => _fifo!.Count;
+
+    private protected virtual void PutItem(T item) => _fifo!.Enqueue(item);
+
+    private protected virtual T GetItem() => _fifo!.Dequeue();
+
+    /// <summary>The bound (0: unbounded).</summary>
+    public int MaxSize => _maxSize;
+
+    /// <summary>How many items are in the queue.</summary>
+    public int QSize => Count;
+
+    public bool Empty => Count == 0;
+
+    /// <summary>Whether <see cref="MaxSize"/> items are in the queue (never, when unbounded).</summary>
+    public bool Full => _maxSize > 0 && Count >= _maxSize;
+
+    /// <summary>Whether <see cref="Shutdown"/> was called.</summary>
+    public bool IsShutdown => _isShutdown;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WakeupNext(ref WaiterList waiters)
+    {
+        while (waiters.PopFirst() is { } w)
+        {
+            if (w.TryWake()) break;
+        }
+    }
+
+    /// <summary>Puts an item, waiting while the queue is full. <see cref="QueueShutDownException"/> once shut down.</summary>
+    public ValueTask Put(T item)
+    {
+        if (!Full)
+        {
+            PutNowait(item);
+            return ValueTask.CompletedTask;
+        }
+
+        return new ValueTask(PutSlow(item));
+    }
+
+    private async Task PutSlow(T item)
+    {
+        while (Full)
+        {
+            if (_isShutdown) throw new QueueShutDownException();
+            var putter = _putters.Add(_binding.Get(this));
+            try
+            {
+                await putter;
+            }
+            catch (Exception)
+            {
+                putter.Cancel(); // in case it is not done yet
+                _putters.Remove(putter);
+                // Woken by a get, but cannot take the slot: wake the next putter in line.
+                if (!Full && !putter.Cancelled) WakeupNext(ref _putters);
+                throw;
+            }
+        }
+
+        PutNowait(item);
+    }
+
+    /// <summary>Puts an item without waiting: <see cref="QueueFullException"/> if full.</summary>
+    public void PutNowait(T item)
+    {
+        if (_isShutdown) throw new QueueShutDownException();
+        if (Full) throw new QueueFullException();
+        PutItem(item);
+        _unfinished++;
+        _finished.Clear();
+        WakeupNext(ref _getters);
+    }
+
+    /// <summary>Takes an item, waiting while the queue is empty. <see cref="QueueShutDownException"/> once shut down and empty.</summary>
+    public ValueTask<T> Get()
+    {
+        if (Count > 0) return new ValueTask<T>(GetNowait());
+        return new ValueTask<T>(GetSlow());
+    }
+
+    private async Task<T> GetSlow()
+    {
+        while (Count == 0)
+        {
+            if (_isShutdown) throw new QueueShutDownException();
+            var getter = _getters.Add(_binding.Get(this));
+            try
+            {
+                await getter;
+            }
+            catch (Exception)
+            {
+                getter.Cancel();
+                _getters.Remove(getter);
+                // Woken by a put, but cancelled before taking the item: wake the next getter.
+                if (Count > 0 && !getter.Cancelled) WakeupNext(ref _getters);
+                throw;
+            }
+        }
+
+        return GetNowait();
+    }
+
+    /// <summary>Takes an item without waiting: <see cref="QueueEmptyException"/> if empty.</summary>
+    public T GetNowait()
+    {
+        if (Count == 0)
+        {
+            if (_isShutdown) throw new QueueShutDownException();
+            throw new QueueEmptyException();
+        }
+
+        var item = GetItem();
+        WakeupNext(ref _putters);
+        return item;
+    }
+
+    /// <summary>A consumer says an item it got is processed; <see cref="Join"/> returns when all are.</summary>
+    public void TaskDone()
+    {
+        if (_unfinished <= 0) throw new InvalidOperationException("task_done() called too many times");
+        _unfinished--;
+        if (_unfinished == 0) _finished.Set();
+    }
+
+    /// <summary>Waits until every item put has been got and marked with <see cref="TaskDone"/>.</summary>
+    public ValueTask Join() => _unfinished > 0 ? new ValueTask(_finished.Wait().AsTask()) : ValueTask.CompletedTask;
+
+    /// <summary>
+    /// asyncio 3.13's <c>shutdown</c>: later puts raise <see cref="QueueShutDownException"/>, and gets
+    /// do too once the queue is empty; every waiting getter and putter is woken to see it. With
+    /// <paramref name="immediate"/> the items left are dropped (and counted as done for <see cref="Join"/>).
+    /// </summary>
+    public void Shutdown(bool immediate = false)
+    {
+        _isShutdown = true;
+        if (immediate)
+        {
+            while (Count > 0)
+            {
+                GetItem();
+                if (_unfinished > 0) _unfinished--;
+            }
+
+            if (_unfinished == 0) _finished.Set();
+        }
+
+        while (_getters.PopFirst() is { } g) g.TryWake();
+        while (_putters.PopFirst() is { } p) p.TryWake();
+    }
+
+    /// <summary>The items as they come, until the queue is shut down and empty. Does not call <see cref="TaskDone"/>.</summary>
+    public async IAsyncEnumerator<T> GetAsyncEnumerator(CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            T item;
+            try
+            {
+                item = await Get();
+            }
+            catch (QueueShutDownException)
+            {
+                yield break;
+            }
+
+            yield return item;
+        }
+    }
+
+    public override string ToString()
+    {
+        var name = GetType().Name.Split('`')[0];
+        var parts = new List<string> { $"maxsize={_maxSize}" };
+        if (_getters.Count > 0) parts.Add($"_getters[{_getters.Count}]");
+        if (_putters.Count > 0) parts.Add($"_putters[{_putters.Count}]");
+        if (_unfinished > 0) parts.Add($"tasks={_unfinished}");
+        if (_isShutdown) parts.Add("shutdown");
+        return $"<{name} {string.Join(' ', parts)}>";
+    }
+}
+
+/// <summary>asyncio.PriorityQueue: <see cref="AsyncQueue{T}.Get"/> takes the smallest item first
+/// (ties: the one put first, as Python's heap of (priority, count, item) tuples keeps stable order
+/// only when the tuples say so; here equal items come out in insertion order).</summary>
+public sealed class AsyncPriorityQueue<T> : AsyncQueue<T>
+{
+    private readonly PriorityQueue<T, (T, long)> _heap;
+    private long _seq;
+
+    public AsyncPriorityQueue(int maxSize = 0, IComparer<T>? comparer = null) : base(maxSize, fifo: false)
+    {
+        var c = comparer ?? Comparer<T>.Default;
+        _heap = new PriorityQueue<T, (T, long)>(Comparer<(T, long)>.Create((a, b) =>
+        {
+            int r = c.Compare(a.Item1, b.Item1);
+            return r != 0 ? r : a.Item2.CompareTo(b.Item2);
+        }));
+    }
+
+    private protected override int Count => _heap.Count;
+
+    private protected override void PutItem(T item) => _heap.Enqueue(item, (item, _seq++));
+
+    private protected override T GetItem() => _heap.Dequeue();
+}
+
+/// <summary>asyncio.LifoQueue: <see cref="AsyncQueue{T}.Get"/> takes the item put last.</summary>
+public sealed class AsyncLifoQueue<T> : AsyncQueue<T>
+{
+    private readonly Stack<T> _stack = new();
+
+    public AsyncLifoQueue(int maxSize = 0) : base(maxSize, fifo: false) { }
+
+    private protected override int Count => _stack.Count;
+
+    private protected override void PutItem(T item) => _stack.Push(item);
+
+    private protected override T GetItem() => _stack.Pop();
+}

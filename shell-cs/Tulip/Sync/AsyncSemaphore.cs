@@ -1,0 +1,134 @@
+namespace Tulip;
+
+/// <summary>
+/// asyncio.Semaphore: a counter that <see cref="Acquire"/> decrements, waiting while it is 0, and
+/// <see cref="Release"/> increments. FIFO-fair: a release hands its unit to the first waiter (the
+/// count goes to it at once), newcomers queue behind non-cancelled waiters, and a waiter cancelled
+/// after it was handed a unit gives it back and wakes the next (CPython 3.11.7 locks.py).
+/// </summary>
+public class AsyncSemaphore
+{
+    private WaiterList _waiters;
+    private LoopBinding _binding;
+    private int _value;
+
+    /// <summary>A semaphore with <paramref name="value"/> units (>= 0).</summary>
+    public AsyncSemaphore(int value = 1)
+    {
+        if (value < 0) throw new ArgumentOutOfRangeException(nameof(value), "Semaphore initial value must be >= 0");
+        _value = value;
+    }
+
+    /// <summary>The units available now.</summary>
+    public int Value => _value;
+
+    /// <summary>Whether an acquire would have to wait (asyncio's <c>locked()</c>).</summary>
+    public bool Locked => _value == 0 || !_waiters.AllCancelled();
+
+    /// <summary>Takes a unit, waiting if there is none; returns true.</summary>
+    public ValueTask<bool> Acquire()
+    {
+        if (!Locked)
+        {
+            _value--;
+            return new ValueTask<bool>(true);
+        }
+
+        return new ValueTask<bool>(AcquireSlow());
+    }
+
+    /// <summary>Takes a unit and returns what gives it back at the end of a <c>using</c>.</summary>
+    public ValueTask<SemaphoreReleaser> AcquireAsync()
+    {
+        if (!Locked)
+        {
+            _value--;
+            return new ValueTask<SemaphoreReleaser>(new SemaphoreReleaser(this));
+        }
+
+        return new ValueTask<SemaphoreReleaser>(AcquireSlowReleaser());
+    }
+
+    private async Task<SemaphoreReleaser> AcquireSlowReleaser()
+    {
+        await AcquireSlow();
+        return new SemaphoreReleaser(this);
+    }
+
+    private async Task<bool> AcquireSlow()
+    {
+        var fut = _waiters.Add(_binding.Get(this));
+        try
+        {
+            try
+            {
+                await fut;
+            }
+            finally
+            {
+                _waiters.Remove(fut);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Handed a unit, then cancelled: give it back to the next waiter.
+            if (!fut.Cancelled)
+            {
+                _value++;
+                WakeUpNext();
+            }
+
+            throw;
+        }
+
+        if (_value > 0) WakeUpNext();
+        return true;
+    }
+
+    /// <summary>Gives a unit back, handing it to the first waiter if any.</summary>
+    public void Release()
+    {
+        CheckRelease();
+        _value++;
+        WakeUpNext();
+    }
+
+    private protected virtual void CheckRelease() { }
+
+    private void WakeUpNext()
+    {
+        for (var w = _waiters.First; w is not null; w = w.Next)
+        {
+            if (!w.Done)
+            {
+                _value--;
+                w.TryWake();
+                return;
+            }
+        }
+    }
+
+    public override string ToString() =>
+        $"<{GetType().Name} [{(Locked ? "locked" : $"unlocked, value:{_value}")}{(_waiters.Count > 0 ? $", waiters:{_waiters.Count}" : "")}]>";
+}
+
+/// <summary>asyncio.BoundedSemaphore: releasing above the initial value is an error.</summary>
+public sealed class BoundedSemaphore : AsyncSemaphore
+{
+    private readonly int _bound;
+
+    public BoundedSemaphore(int value = 1) : base(value) => _bound = value;
+
+    /// <summary><see cref="SemaphoreFullException"/>("BoundedSemaphore released too many times") when
+    /// the release would go above the initial value.</summary>
+    private protected override void CheckRelease()
+    {
+        if (Value >= _bound) throw new SemaphoreFullException("BoundedSemaphore released too many times");
+    }
+}
+
+/// <summary>Releases an <see cref="AsyncSemaphore"/> when disposed.</summary>
+public readonly struct SemaphoreReleaser(AsyncSemaphore semaphore) : IDisposable
+{
+    public void Dispose() => semaphore?.Release();
+}

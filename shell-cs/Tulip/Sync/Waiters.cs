@@ -1,0 +1,101 @@
+namespace Tulip;
+
+/// <summary>
+/// A waiter of a synchronisation primitive: a loop future (so cancelling the waiting task cancels it)
+/// that is also its own node in the primitive's FIFO list (no node allocation, O(1) removal, as the
+/// deque + remove(fut) of CPython's locks.py and queues.py).
+/// </summary>
+internal sealed class WaiterFuture : Future<bool>
+{
+    internal WaiterFuture? Prev, Next;
+    internal bool Linked;
+
+    internal WaiterFuture(EventLoop loop) : base(loop) { }
+
+    /// <summary>Wakes the waiter if it is still pending (asyncio: <c>if not fut.done(): fut.set_result(v)</c>).</summary>
+    internal bool TryWake(bool value = true)
+    {
+        if (Done) return false;
+        SetResultCore(value);
+        return true;
+    }
+}
+
+/// <summary>The FIFO of waiters of one primitive. Loop-affine, like the primitive.</summary>
+internal struct WaiterList
+{
+    private WaiterFuture? _head, _tail;
+    private int _count;
+
+    public readonly int Count => _count;
+
+    public readonly WaiterFuture? First => _head;
+
+    public WaiterFuture Add(EventLoop loop)
+    {
+        var w = new WaiterFuture(loop);
+        Append(w);
+        return w;
+    }
+
+    public void Append(WaiterFuture w)
+    {
+        w.Prev = _tail;
+        w.Next = null;
+        if (_tail is null) _head = w;
+        else _tail.Next = w;
+        _tail = w;
+        w.Linked = true;
+        _count++;
+    }
+
+    /// <summary>Removes <paramref name="w"/> if it is still in the list; false if it was taken out already.</summary>
+    public bool Remove(WaiterFuture w)
+    {
+        if (!w.Linked) return false;
+        if (w.Prev is null) _head = w.Next;
+        else w.Prev.Next = w.Next;
+        if (w.Next is null) _tail = w.Prev;
+        else w.Next.Prev = w.Prev;
+        w.Prev = w.Next = null;
+        w.Linked = false;
+        _count--;
+        return true;
+    }
+
+    /// <summary>Takes the first waiter out (asyncio's <c>popleft()</c>), or null.</summary>
+    public WaiterFuture? PopFirst()
+    {
+        var w = _head;
+        if (w is not null) Remove(w);
+        return w;
+    }
+
+    /// <summary>Whether every waiter is cancelled (vacuously true when there is none).</summary>
+    public readonly bool AllCancelled()
+    {
+        for (var w = _head; w is not null; w = w.Next)
+        {
+            if (!w.Cancelled) return false;
+        }
+
+        return true;
+    }
+}
+
+/// <summary>
+/// asyncio's <c>_LoopBoundMixin</c>: a primitive binds to the running loop the first time it has to
+/// wait, and refuses any other loop afterwards.
+/// </summary>
+internal struct LoopBinding
+{
+    private EventLoop? _loop;
+
+    public EventLoop Get(object owner)
+    {
+        var loop = EventLoop.GetRunningLoop();
+        if (_loop is null) _loop = loop;
+        else if (!ReferenceEquals(_loop, loop)) throw new InvalidOperationException($"{owner} is bound to a different event loop");
+        return loop;
+    }
+}
