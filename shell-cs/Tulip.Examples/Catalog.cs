@@ -12,5 +12,6 @@ public static class Catalog
         .. Scheduling.Examples,
         .. Futures.Examples,
         .. Tasks.Examples,
+        .. Reactive.Examples,
     ];
 }
