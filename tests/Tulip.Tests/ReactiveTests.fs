@@ -294,6 +294,24 @@ let futures =
               Expect.equal log.Items [ "cancelled at 0.5" ] "the second run was cancelled"
               Expect.equal r.Items [ "1.000 5"; "1.000 completed" ] "the first ran to the end")
 
+          testCase "a source on another thread: ToListFuture and ObserveOn(LoopScheduler) bring it onto the loop thread, in order" (fun () ->
+              use loop = newLoop ()
+              let r = Recorder<int>(loop)
+              let values =
+                  runMain loop (fun () ->
+                      task {
+                          let src = Rx.Range(1, 200).SubscribeOn(System.Reactive.Concurrency.TaskPoolScheduler.Default)
+                          use _ = src.ObserveOn(LoopScheduler(loop)).Subscribe(r)
+                          let! all = src.ToListFuture(loop)
+                          while List.isEmpty r.Items || not ((List.last r.Items).EndsWith "completed") do
+                              do! yieldTick ()
+                          return List.ofSeq all
+                      })
+              Expect.equal values [ 1..200 ] "all, in order"
+              Expect.equal r.Items.Length 201 "200 values and completion"
+              Expect.equal r.OffThread 0 "never off the loop thread"
+              Expect.equal (List.last r.Items) "0.000 completed" "completed last")
+
           testCase "first, last and to-list futures" (fun () ->
               use loop = newLoop ()
               let s = LoopScheduler(loop)
