@@ -435,6 +435,33 @@ let streams =
               Expect.equal log.Items [ "served hello"; "echo hello\n"; "second client sees 0 bytes, serving false" ] "served, then closed") ]
 
 [<Tests>]
+let serverStopListening =
+    testList "Server adapter" [ testCase "a server's connections with StopListening: disposal stops accepting, open connections go on" (fun () ->
+        use loop = newLoop ()
+        let r =
+            runMain loop (fun () ->
+                task {
+                    let server = loop.CreateFuture<Server>()
+                    let conn = loop.CreateFuture<LoopConnection>()
+                    let sub =
+                        StreamObservables.Connections(loop, "127.0.0.1", 0, started = (fun s -> server.SetResult s), onDispose = OnDispose.StopListening)
+                            .Subscribe(fun (c: LoopConnection) -> conn.SetResult c)
+                    let! srv = server
+                    let port = (srv.Sockets[0].LocalEndPoint :?> Net.IPEndPoint).Port
+                    let! (reader, writer) = Asyncio.OpenConnection("127.0.0.1", port)
+                    let! c = conn
+                    sub.Dispose()
+                    while srv.IsServing do
+                        do! yieldTick ()
+                    c.Writer.Write(ReadOnlySpan(b "still here\n"))
+                    let! line = reader.ReadLineAsync()
+                    writer.Close()
+                    c.Writer.Close()
+                    return str line, srv.IsServing
+                })
+        Expect.equal r ("still here\n", false) "the connection outlived the subscription") ]
+
+[<Tests>]
 let queues =
     testList
         "Queue adapters"
