@@ -15,5 +15,6 @@ public static class Catalog
         .. Composition.Examples,
         .. Synchronization.Examples,
         .. Streams.Examples,
+        .. Reactive.Examples,
     ];
 }

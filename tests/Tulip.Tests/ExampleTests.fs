@@ -17,6 +17,8 @@ type Line =
 /// What each example prints, in order: the lines of PyMOTW-3's Python original (run with python3),
 /// with Tulip's own repr where Python prints an object's repr. task_group and timeout have no PyMOTW
 /// original: their Python 3.11 twins (asyncio.TaskGroup, asyncio.timeout, wait_for) printed these lines.
+/// The rx_ examples have no Python original: their lines are Tulip.Reactive's (rx_timed's times are
+/// virtual, hence exact).
 let expected: (string * Line list) list =
     let chain =
         [ Is "in outer"
@@ -251,7 +253,28 @@ let expected: (string * Line list) list =
       "echo_server_coroutine", echoLines "the demo starts its own client"
       "echo_client_coroutine", echoLines "the demo starts its own server"
       "log_tail",
-      [ for i in 1..5 -> Is(sprintf "tail: t=%.1f event %d" (0.2 * double i) i) ] @ [ Is "tail: end of log" ] ]
+      [ for i in 1..5 -> Is(sprintf "tail: t=%.1f event %d" (0.2 * double i) i) ] @ [ Is "tail: end of log" ]
+      "rx_echo",
+      [ Is "server: new connection"
+        Is "server: echo 'hello'"
+        Is "client: 'hello' -> 'HELLO'"
+        Is "server: echo 'rx'"
+        Is "client: 'rx' -> 'RX'"
+        Is "server: echo 'tulip'"
+        Is "client: 'tulip' -> 'TULIP'"
+        Is "client: closed" ]
+      "rx_timed",
+      [ Is "[    0.9 s] query 'tulip'"
+        Is "[    1.5 s] query 'tulips'"
+        Is "[    1.5 s] search for 'tulip' cancelled: a newer query came"
+        Is "[    2.5 s] 6 results for 'tulips'"
+        Is "[  605.0 s] 600 readings, mean 299.5"
+        Is "[ 1205.0 s] 600 readings, mean 899.5"
+        Is "[ 1805.0 s] 600 readings, mean 1499.5"
+        Is "[ 2405.0 s] 600 readings, mean 2099.5"
+        Is "[ 3005.0 s] 600 readings, mean 2699.5"
+        Is "[ 3604.5 s] 600 readings, mean 3299.5"
+        Is "loop time 3604.5 s; real time under a second: True" ] ]
 
 /// Runs an example on virtual clocks (it never sleeps) and returns its output lines and its clocks.
 let run (example: Example) =

@@ -1,0 +1,192 @@
+using System.Reactive.Concurrency;
+using System.Reactive.Disposables;
+
+namespace Tulip.Reactive;
+
+/// <summary>
+/// An Rx scheduler on a Tulip loop: <see cref="Now"/> is loop time and every piece of work runs as a
+/// loop callback (immediate work: <c>CallSoon</c>; timed work: <c>CallAt</c> at an absolute loop
+/// deadline), so <c>Observable.Timer</c>, <c>Interval</c>, <c>Throttle</c>, <c>Buffer</c>,
+/// <c>Timeout</c>, <c>Delay</c>… run on the loop thread and, under Tulip.Testing's virtual clock, in
+/// virtual time — the same clock as <c>Asyncio.Sleep</c> and <see cref="EventLoop.TimeProvider"/>.
+/// <para>Disposing what <c>Schedule</c> returns cancels the loop handle at once (on the loop thread;
+/// from another thread the work is first marked dead, so it cannot run, and the handle is cancelled
+/// through <c>CallSoonThreadsafe</c>). Scheduling from another thread goes through
+/// <c>CallSoonThreadsafe</c>; a relative due time is measured from the moment of the call.</para>
+/// <para>After dotnet/reactive's <c>VirtualTimeScheduler</c>: one queue, ties broken by insertion —
+/// here the loop's own timer queue, FIFO among equal deadlines.</para>
+/// </summary>
+public sealed class LoopScheduler : IScheduler, ISchedulerPeriodic, IStopwatchProvider, IServiceProvider
+{
+    private readonly DateTimeOffset _origin;
+
+    public LoopScheduler(EventLoop loop)
+    {
+        ArgumentNullException.ThrowIfNull(loop);
+        Loop = loop;
+        // The loop's TimeProvider reads wall time as origin + loop time: take the same origin, so Rx's
+        // Now, TimeProvider.GetUtcNow() and loop.Time() are one clock.
+        _origin = loop.TimeProvider.GetUtcNow() - loop.Now;
+    }
+
+    /// <summary>The scheduler of the running loop.</summary>
+    public static LoopScheduler Current => new(EventLoop.GetRunningLoop());
+
+    public EventLoop Loop { get; }
+
+    /// <summary>Loop time as a wall-clock value (the loop's <see cref="TimeProvider"/> origin plus loop time).</summary>
+    public DateTimeOffset Now => _origin + Loop.Now;
+
+    /// <summary>Converts an Rx absolute time to loop time.</summary>
+    public TimeSpan ToLoopTime(DateTimeOffset time) => time - _origin;
+
+    public IDisposable Schedule<TState>(TState state, Func<IScheduler, TState, IDisposable> action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        var item = new WorkItem<TState>(this, state, action);
+        item.Start(null);
+        return item;
+    }
+
+    public IDisposable Schedule<TState>(TState state, TimeSpan dueTime, Func<IScheduler, TState, IDisposable> action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        if (dueTime <= TimeSpan.Zero) return Schedule(state, action);
+        var item = new WorkItem<TState>(this, state, action);
+        item.Start(Loop.Now + dueTime);
+        return item;
+    }
+
+    public IDisposable Schedule<TState>(TState state, DateTimeOffset dueTime, Func<IScheduler, TState, IDisposable> action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        var item = new WorkItem<TState>(this, state, action);
+        var when = ToLoopTime(dueTime);
+        item.Start(when <= Loop.Now ? null : when);
+        return item;
+    }
+
+    /// <summary>
+    /// Periodic work at start + k·period (deadlines are absolute, so a slow callback does not make the
+    /// series drift). A zero period runs once per loop tick.
+    /// </summary>
+    public IDisposable SchedulePeriodic<TState>(TState state, TimeSpan period, Func<TState, TState> action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        ArgumentOutOfRangeException.ThrowIfLessThan(period, TimeSpan.Zero);
+        var p = new PeriodicItem<TState>(this, state, period, action);
+        LoopThread.Run(Loop, static p => p.Arm(), p);
+        return p;
+    }
+
+    public IStopwatch StartStopwatch() => new LoopStopwatch(Loop);
+
+    /// <summary>Rx looks services up here (<c>scheduler.AsPeriodic()</c>, <c>AsStopwatchProvider()</c>).</summary>
+    public object? GetService(Type serviceType) =>
+        serviceType == typeof(ISchedulerPeriodic) || serviceType == typeof(IStopwatchProvider) ? this : null;
+
+    public override string ToString() => $"<LoopScheduler now={Loop.Time():0.000}>";
+
+    private sealed class LoopStopwatch(EventLoop loop) : IStopwatch
+    {
+        private readonly TimeSpan _start = loop.Now;
+        public TimeSpan Elapsed => loop.Now - _start;
+    }
+
+    /// <summary>One scheduled action: its loop handle, then whatever the action returned (recursive work).</summary>
+    private sealed class WorkItem<TState>(LoopScheduler scheduler, TState state, Func<IScheduler, TState, IDisposable> action)
+        : IDisposable
+    {
+        private Handle? _handle;
+        private volatile bool _disposed;
+        private readonly SingleAssignmentDisposable _inner = new();
+
+        internal void Start(TimeSpan? when)
+        {
+            var loop = scheduler.Loop;
+            if (LoopThread.CanRunHere(loop)) Enqueue(when);
+            else loop.CallSoonThreadsafe(static s => s.Item1.Enqueue(s.Item2), (this, when));
+        }
+
+        private void Enqueue(TimeSpan? when)
+        {
+            if (_disposed) return;
+            var loop = scheduler.Loop;
+            _handle = when is { } w
+                ? loop.CallAt(w, static self => self.Invoke(), this)
+                : loop.CallSoon(static self => self.Invoke(), this);
+        }
+
+        private void Invoke()
+        {
+            _handle = null;
+            if (_disposed) return;
+            _inner.Disposable = action(scheduler, state);
+        }
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _inner.Dispose();
+            var loop = scheduler.Loop;
+            if (LoopThread.CanRunHere(loop)) CancelHandle();
+            else if (!loop.IsClosed) loop.CallSoonThreadsafe(static self => self.CancelHandle(), this);
+        }
+
+        private void CancelHandle()
+        {
+            _handle?.Cancel();
+            _handle = null;
+        }
+    }
+
+    private sealed class PeriodicItem<TState>(LoopScheduler scheduler, TState state, TimeSpan period, Func<TState, TState> action)
+        : IDisposable
+    {
+        private TState _state = state;
+        private TimeSpan _next;
+        private Handle? _handle;
+        private volatile bool _disposed;
+
+        internal void Arm()
+        {
+            if (_disposed) return;
+            _next = scheduler.Loop.Now + period;
+            Enqueue();
+        }
+
+        private void Enqueue()
+        {
+            var loop = scheduler.Loop;
+            _handle = period == TimeSpan.Zero
+                ? loop.CallSoon(static self => self.Tick(), this)
+                : loop.CallAt(_next, static self => self.Tick(), this);
+        }
+
+        private void Tick()
+        {
+            _handle = null;
+            if (_disposed) return;
+            // Re-arm before running, so the series keeps its deadlines; disposal inside the action cancels it.
+            _next += period;
+            Enqueue();
+            _state = action(_state);
+        }
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            var loop = scheduler.Loop;
+            if (LoopThread.CanRunHere(loop)) CancelHandle();
+            else if (!loop.IsClosed) loop.CallSoonThreadsafe(static self => self.CancelHandle(), this);
+        }
+
+        private void CancelHandle()
+        {
+            _handle?.Cancel();
+            _handle = null;
+        }
+    }
+}

@@ -1,0 +1,77 @@
+namespace Tulip.Reactive;
+
+/// <summary>A connection handed out by a stream server: its reader and writer.</summary>
+public sealed record LoopConnection(LoopStreamReader Reader, LoopStreamWriter Writer);
+
+/// <summary>Stream readers and stream servers as observables.</summary>
+public static class StreamObservables
+{
+    /// <summary>
+    /// The reader's lines (each with its newline) until EOF, then completion; a read error is OnError.
+    /// Disposing the subscription cancels the pending read: the stream stays open and whatever was not
+    /// read stays in the reader for the next reader.
+    /// </summary>
+    public static IObservable<byte[]> LinesObservable(this LoopStreamReader reader, EventLoop loop)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        return LoopObservable.Create<byte[]>(loop, async (observer, _) =>
+        {
+            while (true)
+            {
+                var line = await reader.ReadLineAsync();
+                if (line.Length == 0) return;
+                observer.OnNext(line);
+            }
+        });
+    }
+
+    /// <summary>The reader's data in chunks of at most <paramref name="chunkSize"/> bytes until EOF (disposal as for lines).</summary>
+    public static IObservable<byte[]> ChunksObservable(this LoopStreamReader reader, EventLoop loop, int chunkSize = LoopStreamReader.DefaultLimit)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkSize);
+        return LoopObservable.Create<byte[]>(loop, async (observer, _) =>
+        {
+            while (true)
+            {
+                var chunk = await reader.ReadAsync(chunkSize);
+                if (chunk.Length == 0) return;
+                observer.OnNext(chunk);
+            }
+        });
+    }
+
+    /// <summary>
+    /// A stream server per subscription (asyncio's <c>start_server</c>): each accepted connection is an
+    /// OnNext of its reader and writer; <paramref name="started"/> is told the server once it listens
+    /// (its port, for port 0). A bind error is OnError. Disposing the subscription closes the server —
+    /// with <see cref="OnDispose.Cancel"/> (the default) its open connections are aborted too, with
+    /// <see cref="OnDispose.StopListening"/> they stay open for whoever holds them.
+    /// </summary>
+    public static IObservable<LoopConnection> Connections(EventLoop loop, string? host, int port,
+        Action<Server>? started = null, OnDispose onDispose = OnDispose.Cancel, int limit = LoopStreamReader.DefaultLimit)
+    {
+        ArgumentNullException.ThrowIfNull(loop);
+        return LoopObservable.Create<LoopConnection>(loop, async (observer, _) =>
+        {
+            var server = await Asyncio.StartServer((reader, writer) =>
+            {
+                observer.OnNext(new LoopConnection(reader, writer));
+                return Task.CompletedTask;
+            }, host, port, limit);
+            try
+            {
+                started?.Invoke(server);
+                server.StartServing();
+                // Not ServeForever: on cancel it waits for every connection to close, and with
+                // StopListening the connections are no longer ours to wait for.
+                await loop.CreateFuture();
+            }
+            finally
+            {
+                server.Close();
+                if (onDispose == OnDispose.Cancel) server.AbortClients();
+            }
+        });
+    }
+}
