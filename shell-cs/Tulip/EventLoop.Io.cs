@@ -164,6 +164,8 @@ public sealed partial class EventLoop
 
         public void Release() => loop._reactor?.Remove(socket);
 
+        public bool Has(bool write, Action callback) => ReferenceEquals(write ? _writer : _reader, callback);
+
         public void OnReady(bool readable, bool writable)
         {
             if (readable && _readHandle is { } r && r.State != Handle.Queued) loop.EnqueueSoon(r);

@@ -10,32 +10,34 @@ public sealed partial class EventLoop
     // ---------------------------------------------------------------------------------------------
     // Readiness as a loop future: the building block of the sock_* functions and of connect.
 
-    /// <summary>A future completed when <paramref name="socket"/> is readable (or writable); cancelling it
-    /// unregisters the socket.</summary>
+    /// <summary>
+    /// A future completed when <paramref name="socket"/> is readable (or writable). Built on the
+    /// socket's add_reader / add_writer slots, so a reader and a writer may wait on one socket at once
+    /// (asyncio's sock_recv beside sock_sendall); cancelling the future frees its slot.
+    /// </summary>
     internal Future<ValueTuple> WhenReady(Socket socket, bool write)
     {
         var future = new Future<ValueTuple>(this);
-        var waiter = new ReadinessWaiter(this, socket, future);
-        ReactorInstance.Update(socket, waiter, read: !write, write: write);
-        future.AddParked(new StateHandle<ReadinessWaiter>(this, static w => w.Finish(), waiter));
+        Action? callback = null;
+        callback = () =>
+        {
+            RemoveIfStill(socket, write, callback!);
+            if (!future.Done) future.SetResult(default);
+        };
+        var watcher = WatcherFor(socket);
+        if (write) watcher.SetWriter(callback);
+        else watcher.SetReader(callback);
+        future.AddParked(new StateHandle<(EventLoop Loop, Socket Socket, bool Write, Action Callback)>(this,
+            static s => s.Loop.RemoveIfStill(s.Socket, s.Write, s.Callback), (this, socket, write, callback)));
         return future;
     }
 
-    private sealed class ReadinessWaiter(EventLoop loop, Socket socket, Future<ValueTuple> future) : IIoHandler
+    private void RemoveIfStill(Socket socket, bool write, Action callback)
     {
-        private bool _registered = true;
-
-        public void OnReady(bool readable, bool writable)
+        if (_watchers.TryGetValue(socket, out var w) && w.Has(write, callback))
         {
-            Finish();
-            if (!future.Done) future.SetResult(default);
-        }
-
-        public void Finish()
-        {
-            if (!_registered) return;
-            _registered = false;
-            loop.ReactorInstanceIfAny?.Remove(socket);
+            if (write) w.SetWriter(null);
+            else w.SetReader(null);
         }
     }
 
@@ -343,10 +345,30 @@ public sealed partial class EventLoop
             throw;
         }
 
-        var protocol = protocolFactory();
+        TProtocol protocol;
+        try
+        {
+            protocol = protocolFactory();
+        }
+        catch
+        {
+            sock.Dispose();
+            throw;
+        }
+
         var waiter = CreateFuture();
         var transport = new DatagramTransport(this, sock, protocol, remoteAddress, waiter);
-        await waiter;
+        try
+        {
+            await waiter;
+        }
+        catch
+        {
+            // Cancelled (or failed) before ConnectionMade: as asyncio, the transport is closed.
+            transport.Abort();
+            throw;
+        }
+
         return (transport, protocol);
     }
 

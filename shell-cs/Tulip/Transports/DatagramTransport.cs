@@ -32,9 +32,10 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
         loop.CallSoon(static s =>
         {
             var (t, w) = s;
-            if (t._closing)
+            if (t._closing || w.Done)
             {
-                w.Cancel();
+                // Aborted, or its creator was cancelled while waiting: no ConnectionMade, nothing registered.
+                if (!w.Done) w.Cancel();
                 return;
             }
 
@@ -93,7 +94,8 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
         var buf = _loop.ReadBuffer;
         try
         {
-            if (_sock.Available == 0) return;
+            // Readiness means a datagram (maybe empty) or a pending error: always consume it, or a
+            // level-triggered reactor reports the socket ready forever.
             EndPoint from = _anyFrom;
             int n = _sock.ReceiveFrom(buf, SocketFlags.None, ref from);
             _protocol.DatagramReceived(new ReadOnlySpan<byte>(buf, 0, n), from);
@@ -103,6 +105,7 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
         }
         catch (SocketException e)
         {
+            // ICMP errors (ConnectionRefused…) are reported; the endpoint stays open, as in asyncio.
             _protocol.ErrorReceived(e);
         }
         catch (Exception e)

@@ -1,0 +1,286 @@
+/// The Server object and the low-level sock_* functions, on loopback, against both reactors.
+module Tulip.Tests.ServerTests
+
+open System
+open System.Net
+open System.Net.Sockets
+open System.Threading.Tasks
+open Expecto
+open Tulip
+open Tulip.Core
+open Tulip.Tests.ShellSupport
+open Tulip.Tests.NetSupport
+
+let private expectRefused (net: Net) (port: int) =
+    task {
+        try
+            let! _ = net.Connect(port, ignore)
+            failtest "the connection should have been refused"
+        with :? SocketException as e ->
+            Expect.equal e.SocketErrorCode SocketError.ConnectionRefused "refused"
+    }
+
+let servers: NetCase list =
+    [ // asyncio 3.11: start_serving=False creates the sockets but does not listen until start_serving().
+      netCase "startServing=false: bound but not listening; StartServing starts; Sockets and IsServing follow"
+      <| fun net ->
+          task {
+              let! server, accepted = net.Serve((fun r -> r.Echo <- true), startServing = false)
+              Expect.isFalse server.IsServing "not serving yet"
+              Expect.equal server.Sockets.Count 1 "one socket for 127.0.0.1"
+              Expect.equal (server.Sockets[0].LocalEndPoint :?> IPEndPoint).Address IPAddress.Loopback "bound"
+              do! expectRefused net (portOf server)
+              server.StartServing()
+              server.StartServing() // twice: nothing
+              Expect.isTrue server.IsServing "serving"
+              let! client = net.Connect(portOf server, ignore)
+              write client.Transport [| 1uy; 2uy; 3uy |]
+              do! waitFor net.Signal (fun () -> client.ReceivedCount = 3)
+              Expect.equal server.ActiveConnections 1 "one connection"
+              client.Transport.Close()
+              do! waitFor net.Signal (fun () -> client.IsLost && accepted.Count = 1 && accepted[0].IsLost)
+              Expect.equal server.ActiveConnections 0 "gone"
+              let port = portOf server
+              server.Close()
+              server.Close() // twice: nothing
+              Expect.isFalse server.IsServing "closed"
+              Expect.isEmpty server.Sockets "no sockets once closed"
+              Expect.throws (fun () -> server.StartServing()) "a closed server cannot serve again"
+              do! server.WaitClosed()
+              do! expectRefused net port
+          }
+
+      // asyncio 3.12: close() stops listening only; wait_closed() waits for the connections too.
+      netCase "Close stops listening but leaves connections; WaitClosed completes once they are gone"
+      <| fun net ->
+          task {
+              let! server, accepted = net.Serve(fun r -> r.Echo <- true)
+              let! client = net.Connect(portOf server, ignore)
+              let port = portOf server
+              server.Close()
+              do! expectRefused net port
+              write client.Transport (payload 1 1000)
+              do! waitFor net.Signal (fun () -> client.ReceivedCount = 1000)
+              let waiting = createTaskUnit net.Loop (fun () -> server.WaitClosed())
+              do! Asyncio.Sleep 0.02
+              Expect.isFalse waiting.Done "a connection is still open"
+              client.Transport.Close()
+              let! _ = waiting
+              Expect.equal server.ActiveConnections 0 "none left"
+              do! waitFor net.Signal (fun () -> accepted[0].IsLost)
+          }
+
+      netCase "CloseClients closes every connection after flushing what it buffered"
+      <| fun net ->
+          task {
+              let greeting = payload 9 (2 * MiB)
+              let! server, accepted = net.Serve(fun r -> r.OnMade <- fun t -> write t greeting)
+              let! a = net.Connect(portOf server, ignore)
+              let! b = net.Connect(portOf server, ignore)
+              do! waitFor net.Signal (fun () -> accepted.Count = 2 && accepted |> Seq.forall (fun r -> r.IsMade))
+              server.CloseClients()
+              do! waitFor net.Signal (fun () -> a.IsLost && b.IsLost)
+
+              for c in [ a; b ] do
+                  expectBytes c.Received greeting "everything the server had buffered"
+                  Expect.isTrue c.EofSeen "then EOF"
+
+              do! waitFor net.Signal (fun () -> accepted |> Seq.forall (fun r -> r.IsLost))
+              Expect.equal server.ActiveConnections 0 "none left"
+              Expect.isTrue server.IsServing "still listening"
+              server.Close()
+              do! server.WaitClosed()
+          }
+
+      netCase "AbortClients aborts every connection, discarding what it buffered"
+      <| fun net ->
+          task {
+              let flood = payload 8 (16 * MiB)
+              let! server, accepted = net.Serve(fun r -> r.OnMade <- fun t -> write t flood)
+
+              let! client = net.Connect(portOf server, fun r -> r.PauseReadingOnMade <- true)
+              do! waitFor net.Signal (fun () -> accepted.Count = 1 && accepted[0].IsMade)
+              Expect.isGreaterThan (accepted[0].Transport.GetWriteBufferSize()) 0 "the server side holds data"
+              server.AbortClients()
+              do! waitFor net.Signal (fun () -> accepted[0].IsLost)
+              Expect.isNull accepted[0].LostWith "abort: ConnectionLost(null)"
+              Expect.equal server.ActiveConnections 0 "none left"
+              client.Transport.ResumeReading()
+              do! waitFor net.Signal (fun () -> client.IsLost)
+              Expect.isLessThan client.ReceivedCount flood.Length "the rest was discarded"
+              server.Close()
+              do! server.WaitClosed()
+          }
+
+      netCase "ServeForever serves until cancelled, then the server is closed and the task ends cancelled"
+      <| fun net ->
+          task {
+              let! server, accepted = net.Serve((fun r -> r.Echo <- true), startServing = false)
+              let serving = createTaskUnit net.Loop (fun () -> server.ServeForever())
+              do! poll (fun () -> server.IsServing)
+              let! client = net.Connect(portOf server, ignore)
+              write client.Transport [| 7uy |]
+              do! waitFor net.Signal (fun () -> client.ReceivedCount = 1)
+              client.Transport.Close()
+              do! waitFor net.Signal (fun () -> accepted.Count = 1 && accepted[0].IsLost)
+
+              // asyncio: a second serve_forever() while one runs is refused.
+              let second =
+                  createTaskUnit net.Loop (fun () -> server.ServeForever())
+
+              try
+                  let! _ = second
+                  failtest "a second ServeForever should fail"
+              with :? EventLoopException as e ->
+                  Expect.stringContains e.Message "is already being awaited on serve_forever()" "asyncio's message"
+
+              serving.Cancel() |> ignore
+
+              try
+                  let! _ = serving
+                  failtest "cancelled"
+              with :? OperationCanceledException ->
+                  ()
+
+              Expect.isTrue serving.Cancelled "the task ends cancelled"
+              Expect.isFalse server.IsServing "the server is closed"
+              Expect.isEmpty server.Sockets "its sockets too"
+          }
+
+      netCase "Close while ServeForever runs ends ServeForever's task cancelled; DisposeAsync closes and waits"
+      <| fun net ->
+          task {
+              let! server, _ = net.Serve ignore
+              let serving = createTaskUnit net.Loop (fun () -> server.ServeForever())
+              do! yieldTick ()
+              server.Close()
+
+              try
+                  let! _ = serving
+                  failtest "cancelled"
+              with :? OperationCanceledException ->
+                  ()
+
+              Expect.isTrue serving.Cancelled "cancelled"
+              let! other, _ = net.Serve ignore
+              do! (other :> IAsyncDisposable).DisposeAsync()
+              Expect.isFalse other.IsServing "disposed: closed"
+              Expect.isEmpty other.Sockets "no sockets"
+          }
+
+      netCase "CreateServer and CreateConnection on sockets the caller made"
+      <| fun net ->
+          task {
+              let listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+              listener.Bind(IPEndPoint(IPAddress.Loopback, 0))
+              let sides = ResizeArray<Recorder>()
+
+              let factory () =
+                  let r = net.Recorder "server side"
+                  r.Echo <- true
+                  sides.Add r
+                  r :> BaseProtocol
+
+              let! server = net.Loop.CreateServer(Func<BaseProtocol>(factory), listener)
+              net.Track server |> ignore
+              let sock = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+              sock.Connect(listener.LocalEndPoint) // blocking connect: the kernel completes it from the backlog
+              let! struct (t, client) = net.Loop.CreateConnection(Func<Recorder>(fun () -> net.Recorder "client"), sock)
+              net.TrackTransport t
+              Expect.isFalse sock.Blocking "made non-blocking"
+              write t (payload 2 5000)
+              do! waitFor net.Signal (fun () -> client.ReceivedCount = 5000)
+              t.Close()
+              do! waitFor net.Signal (fun () -> client.IsLost && sides.Count = 1 && sides[0].IsLost)
+              server.Close()
+              do! server.WaitClosed()
+              Expect.isTrue listener.SafeHandle.IsClosed "the server closed the socket it was given"
+          } ]
+
+let private newTcp () =
+    let s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+    s.Blocking <- false
+    s
+
+let sockFunctions: NetCase list =
+    [ netCase "SockAccept, SockConnect, SockSendAll and SockRecv move 4 MiB and see EOF"
+      <| fun net ->
+          task {
+              let loop = net.Loop
+              let listener = net.Own(newTcp ())
+              listener.Bind(IPEndPoint(IPAddress.Loopback, 0))
+              listener.Listen 10
+
+              let accepting =
+                  createTask loop (fun () -> loop.SockAccept listener)
+
+              do! yieldTick ()
+              Expect.equal net.ReactorCount 1 "the listener waits for readability"
+              let client = net.Own(newTcp ())
+              do! loop.SockConnect(client, listener.LocalEndPoint)
+              let! struct (conn, address) = accepting
+              net.Own conn |> ignore
+              Expect.isFalse conn.Blocking "accepted sockets are non-blocking"
+              Expect.equal address client.LocalEndPoint "the peer's address"
+              let data = payload 3 (4 * MiB)
+              let sending = createTaskUnit loop (fun () -> loop.SockSendAll(client, ReadOnlyMemory data))
+              let received = new IO.MemoryStream()
+
+              while received.Length < int64 data.Length do
+                  let! chunk = loop.SockRecv(conn, 100_000)
+                  Expect.isNonEmpty chunk "no EOF before the end"
+                  received.Write(chunk, 0, chunk.Length)
+
+              let! _ = sending
+              expectBytes (received.ToArray()) data "every byte"
+              client.Shutdown SocketShutdown.Send
+              let! eof = loop.SockRecv(conn, 10)
+              Expect.isEmpty eof "EOF: an empty result"
+              let buffer = Array.zeroCreate<byte> 10
+              let! n = loop.SockRecvInto(conn, Memory buffer)
+              Expect.equal n 0 "SockRecvInto at EOF: 0"
+              Expect.equal net.ReactorCount 0 "nothing left registered"
+              client.Dispose()
+              conn.Dispose()
+              listener.Dispose()
+          }
+
+      netCase "SockRecvInto fills the caller's buffer"
+      <| fun net ->
+          task {
+              let loop = net.Loop
+              let listener = net.Own(newTcp ())
+              listener.Bind(IPEndPoint(IPAddress.Loopback, 0))
+              listener.Listen 1
+              let client = net.Own(newTcp ())
+              let accepting = createTask loop (fun () -> loop.SockAccept listener)
+              do! loop.SockConnect(client, listener.LocalEndPoint)
+              let! struct (conn, _) = accepting
+              net.Own conn |> ignore
+              let buffer = Array.zeroCreate<byte> 100
+              let reading = createTask loop (fun () -> loop.SockRecvInto(conn, Memory(buffer, 10, 50)))
+              do! yieldTick ()
+              do! loop.SockSendAll(client, ReadOnlyMemory(payload 1 20))
+              let! n = reading
+              Expect.equal n 20 "20 bytes"
+              expectBytes buffer[10..29] (payload 1 20) "at the offset given"
+              Expect.equal buffer[9] 0uy "nothing before"
+              client.Dispose()
+              conn.Dispose()
+              listener.Dispose()
+          }
+
+      netCase "the sock_* functions refuse a blocking socket"
+      <| fun net ->
+          task {
+              use s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+
+              try
+                  let! _ = net.Loop.SockRecv(s, 10)
+                  failtest "a blocking socket should be refused"
+              with :? ArgumentException as e ->
+                  Expect.stringContains e.Message "non-blocking" "says why"
+          } ]
+
+[<Tests>]
+let tests = perReactor "Servers and sock_*" (servers @ sockFunctions)
