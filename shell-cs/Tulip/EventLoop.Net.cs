@@ -154,13 +154,24 @@ public sealed partial class EventLoop
     /// Listens on <paramref name="host"/>:<paramref name="port"/> (every address the host resolves to;
     /// null: all interfaces) and gives each connection a protocol from the factory.
     /// </summary>
-    public async Task<Server> CreateServer(Func<BaseProtocol> protocolFactory, string? host, int port, int backlog = 100,
+    public Task<Server> CreateServer(Func<BaseProtocol> protocolFactory, string? host, int port, int backlog = 100,
+        bool reuseAddress = true, bool reusePort = false, bool startServing = true) =>
+        CreateServer(protocolFactory, [host], port, backlog, reuseAddress, reusePort, startServing);
+
+    /// <summary>
+    /// Listens on every address of every host in <paramref name="hosts"/> (asyncio's <c>host</c> given as
+    /// a sequence), one listening socket each, all served by the one <see cref="Server"/>.
+    /// </summary>
+    public async Task<Server> CreateServer(Func<BaseProtocol> protocolFactory, IEnumerable<string?> hosts, int port, int backlog = 100,
         bool reuseAddress = true, bool reusePort = false, bool startServing = true)
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
+        ArgumentNullException.ThrowIfNull(hosts);
         ArgumentOutOfRangeException.ThrowIfNegative(port);
         CheckNotClosed();
-        var addresses = await Resolve(host, passive: true);
+        var addresses = new List<IPAddress>();
+        foreach (var host in hosts) addresses.AddRange(await Resolve(host, passive: true));
+        if (addresses.Count == 0) throw new ArgumentException("no host to listen on", nameof(hosts));
         var sockets = new List<Socket>();
         try
         {

@@ -284,3 +284,47 @@ let sockFunctions: NetCase list =
 
 [<Tests>]
 let tests = perReactor "Servers and sock_*" (servers @ sockFunctions)
+
+/// asyncio: create_server(host=[...]) listens on every address of every host, one socket each.
+[<Tests>]
+let severalHosts =
+    testCase "CreateServer with several hosts listens on each (127.0.0.1 and ::1), one Server" (fun () ->
+        use loop = new EventLoop()
+        loop.CallLater(20.0, (fun () -> loop.Stop())) |> ignore
+
+        let families, echoed =
+            runMain loop (fun () ->
+                task {
+                    let! multi =
+                        loop.CreateServer(
+                            Func<BaseProtocol>(fun () ->
+                                let mutable t: ITransport = null
+
+                                { new Protocol() with
+                                    override _.ConnectionMade transport = t <- transport :?> ITransport
+                                    override _.DataReceived data = t.Write data }
+                                :> BaseProtocol),
+                            [ "127.0.0.1"; "::1" ],
+                            0
+                        )
+
+                    let families = multi.Sockets |> Seq.map (fun s -> s.AddressFamily) |> List.ofSeq
+                    let echoed = Collections.Generic.List<string>()
+
+                    for s in multi.Sockets do
+                        let ep = s.LocalEndPoint :?> IPEndPoint
+                        let! (r, w) = Asyncio.OpenConnection(ep.Address.ToString(), ep.Port)
+                        w.Write(ReadOnlySpan [| 42uy |])
+                        let! back = r.ReadExactlyAsync 1
+                        echoed.Add(sprintf "%O:%d" ep.AddressFamily back[0])
+                        w.Close()
+                        do! w.WaitClosedAsync()
+
+                    multi.CloseClients()
+                    multi.Close()
+                    do! multi.WaitClosed()
+                    return families, List.ofSeq echoed
+                })
+
+        Expect.equal families [ AddressFamily.InterNetwork; AddressFamily.InterNetworkV6 ] "one socket per host"
+        Expect.equal echoed [ "InterNetwork:42"; "InterNetworkV6:42" ] "both serve")

@@ -221,6 +221,18 @@ public sealed class Server : IAsyncDisposable
                 {
                     return;
                 }
+                catch (Exception e)
+                {
+                    // Anything else (the runtime failing to load code with no descriptors left, say):
+                    // report and back off as for EMFILE, rather than spin on a listener that stays ready.
+                    loop.CallExceptionHandler(new ExceptionContext("socket.accept() failed", e)
+                    {
+                        Extra = new Dictionary<string, object?> { ["socket"] = _listener },
+                    });
+                    Pause();
+                    _retry = loop.CallLater(AcceptRetryDelay, static a => a.Start(), this);
+                    return;
+                }
 
                 try
                 {
