@@ -14,6 +14,7 @@ public static class Catalog
         .. Tasks.Examples,
         .. Composition.Examples,
         .. Synchronization.Examples,
+        .. Protocols.Examples,
         .. Streams.Examples,
         .. Reactive.Examples,
     ];

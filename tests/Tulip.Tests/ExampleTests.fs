@@ -49,6 +49,11 @@ let expected: (string * Line list) list =
           Is "main: closing server"
           Is "main: closing event loop" ]
 
+    // PyMOTW's asyncio_echo_server_protocol.py and asyncio_echo_client_protocol.py: each example prints
+    // its script's log (ports vary) and runs the other side quietly.
+    let protocolEcho = Regex.Escape "b'This is the message. It will be sent in parts.'"
+    let echoServer = @"^EchoServer_127\.0\.0\.1_\d+: "
+
     [ "coroutine", [ Is "starting coroutine"; Is "entering event loop"; Is "in coroutine"; Is "closing event loop" ]
       "coroutine_return", [ Is "in coroutine"; Is "it returned: 'result'" ]
       "coroutine_chain", chain
@@ -250,6 +255,34 @@ let expected: (string * Line list) list =
         Is "consumer 1: has item None"
         Is "consumer 1: ending"
         Is "producer: ending" ]
+      "echo_server_protocol",
+      [ Like @"^main: starting up on 127\.0\.0\.1 port \d+ \(the demo starts its own client\)$"
+        Like(echoServer + "connection accepted$")
+        Like(echoServer + "received " + protocolEcho + "$")
+        Like(echoServer + "sent " + protocolEcho + "$")
+        Like(echoServer + "received EOF$")
+        Like(echoServer + "closing$")
+        Is "main: closing server"
+        Is "main: closing event loop" ]
+      "echo_client_protocol",
+      [ Is "main: waiting for client to complete"
+        Like @"^EchoClient: connecting to 127\.0\.0\.1 port \d+$"
+        Is "EchoClient: sending b'This is the message. '"
+        Is "EchoClient: sending b'It will be sent '"
+        Is "EchoClient: sending b'in parts.'"
+        Like("^EchoClient: received " + protocolEcho + "$")
+        Is "EchoClient: received EOF"
+        Is "EchoClient: server closed connection"
+        Is "main: closing event loop" ]
+      // The Python docs' UDP echo server and client, run together.
+      "udp_echo",
+      [ Is "Starting UDP server"
+        Is "Send: Hello World!"
+        Like @"^Received 'Hello World!' from \('127\.0\.0\.1', \d+\)$"
+        Like @"^Send 'Hello World!' to \('127\.0\.0\.1', \d+\)$"
+        Is "Received: Hello World!"
+        Is "Close the socket"
+        Is "Connection closed" ]
       "echo_server_coroutine", echoLines "the demo starts its own client"
       "echo_client_coroutine", echoLines "the demo starts its own server"
       "log_tail",
