@@ -37,10 +37,21 @@ internal sealed class FastScheduler(long now) : IScheduler
     private long _nextSeq;
 
     // LoopState.Cancelled: handles cancelled while queued, skipped and then forgotten.
-    private readonly HashSet<long> _cancelled = new();
+    private readonly HashSet<long> _cancelled = new(IdComparer.Instance);
 
     // The timers moved into the running batch (the model looks them up in the batch itself).
-    private readonly HashSet<long> _firedTimers = new();
+    private readonly HashSet<long> _firedTimers = new(IdComparer.Instance);
+
+    /// <summary>
+    /// Handle ids are (stamp &lt;&lt; 32 | slot) with stamp and slot rising together, so long's own hash
+    /// (low word XOR high word) collapses them onto a handful of buckets: mix the bits instead.
+    /// </summary>
+    private sealed class IdComparer : IEqualityComparer<long>
+    {
+        public static readonly IdComparer Instance = new();
+        public bool Equals(long x, long y) => x == y;
+        public int GetHashCode(long id) => (int)((ulong)(id * -7046029254386353131L) >> 32);
+    }
 
     private static RejectedInputException Reject(Rejection r) => new(r);
 
