@@ -163,6 +163,39 @@ let readerCases =
                       })
 
               Expect.equal lines [ "one\n"; "two\n"; "three" ] "lines, the last one partial")
+          // asyncio: data that arrived for a read whose task is then cancelled stays in the reader.
+          testCase "a ReadIntoAsync cancelled after its data arrived loses nothing: the bytes stay in the reader" (fun () ->
+              use loop = newLoop ()
+              let r = LoopStreamReader(loop)
+
+              let after =
+                  runMain loop (fun () ->
+                      task {
+                          let target = Array.zeroCreate<byte> 16
+
+                          let reading =
+                              loop.CreateTask(fun () ->
+                                  task {
+                                      let! n = r.ReadIntoAsync(Memory target)
+                                      return n
+                                  })
+
+                          do! yieldTick () // the read waits, its buffer empty
+                          r.FeedData(ReadOnlySpan(b "hello"))
+                          reading.Cancel() |> ignore // before it resumes
+
+                          try
+                              let! _ = reading
+                              ()
+                          with :? OperationCanceledException ->
+                              ()
+
+                          let! again = r.ReadAsync 100
+                          return str again
+                      })
+
+              Expect.equal after "hello" "the data is still there for the next read")
+
           testCase "an exception set on the reader is raised by reads" (fun () ->
               use loop = newLoop ()
               let r = LoopStreamReader(loop)

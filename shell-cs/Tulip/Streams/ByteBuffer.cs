@@ -55,6 +55,23 @@ internal sealed class ByteBuffer
         return n;
     }
 
+    /// <summary>Puts <paramref name="bytes"/> back in front of what is buffered.</summary>
+    public void Prepend(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty) return;
+        if (bytes.Length <= _start)
+        {
+            _start -= bytes.Length;
+            bytes.CopyTo(_data.AsSpan(_start));
+            return;
+        }
+
+        var rest = Span.ToArray();
+        _start = _end = 0;
+        Append(bytes);
+        Append(rest);
+    }
+
     public void Drop(int n)
     {
         _start += n;

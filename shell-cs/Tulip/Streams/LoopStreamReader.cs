@@ -19,6 +19,16 @@ public sealed class LoopStreamReader
     private readonly int _limit;
     private bool _eof, _paused;
     private Future<ValueTuple>? _waiter;
+
+    // A ReadIntoAsync waiting with an empty buffer: FeedData copies straight into its target (one copy
+    // instead of two); if the read is then cancelled, the bytes go back into the buffer.
+    private DirectRead? _direct;
+
+    private sealed class DirectRead(Memory<byte> target)
+    {
+        public readonly Memory<byte> Target = target;
+        public int Count;
+    }
     private Exception? _exception;
     private ITransport? _transport;
 
@@ -66,6 +76,15 @@ public sealed class LoopStreamReader
     {
         if (_eof) throw new InvalidOperationException("feed_data after feed_eof");
         if (data.IsEmpty) return;
+        if (_direct is { Count: 0 } direct && _buffer.Count == 0 && _waiter is { Cancelled: false })
+        {
+            int n = Math.Min(data.Length, direct.Target.Length);
+            data[..n].CopyTo(direct.Target.Span);
+            direct.Count = n;
+            _direct = null;
+            data = data[n..];
+        }
+
         _buffer.Append(data);
         WakeUpWaiter();
         if (_transport is not null && !_paused && _buffer.Count > 2 * _limit)
@@ -148,7 +167,35 @@ public sealed class LoopStreamReader
     {
         ThrowIfFailed();
         if (target.IsEmpty) return 0;
-        if (_buffer.Count == 0 && !_eof) await WaitForData("read");
+        if (_buffer.Count == 0 && !_eof)
+        {
+            var direct = new DirectRead(target);
+            _direct = direct;
+            try
+            {
+                await WaitForData("read");
+            }
+            catch
+            {
+                // Cancelled (or failed) after data was already copied into the caller's buffer: nothing
+                // is lost, it goes back in front of the stream.
+                _buffer.Prepend(target.Span[..direct.Count]);
+                throw;
+            }
+            finally
+            {
+                if (ReferenceEquals(_direct, direct)) _direct = null;
+            }
+
+            if (direct.Count > 0)
+            {
+                // More may have arrived behind it (buffered): take what still fits.
+                int n0 = direct.Count + _buffer.TakeInto(target.Span[direct.Count..]);
+                MaybeResumeTransport();
+                return n0;
+            }
+        }
+
         int n = _buffer.TakeInto(target.Span);
         MaybeResumeTransport();
         return n;
