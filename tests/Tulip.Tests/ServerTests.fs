@@ -328,3 +328,63 @@ let severalHosts =
 
         Expect.equal families [ AddressFamily.InterNetwork; AddressFamily.InterNetworkV6 ] "one socket per host"
         Expect.equal echoed [ "InterNetwork:42"; "InterNetworkV6:42" ] "both serve")
+
+/// asyncio: reuse_port=True lets two servers listen on one port (Linux SO_REUSEPORT); local_addr binds
+/// the client's side of a connection.
+[<Tests>]
+let reusePortAndLocalAddress =
+    testCase "CreateServer reusePort: two servers share a port; CreateConnection binds the local address it is given" (fun () ->
+        use loop = new EventLoop()
+        loop.CallLater(20.0, (fun () -> loop.Stop())) |> ignore
+
+        let echoFactory =
+            Func<BaseProtocol>(fun () ->
+                let mutable t: ITransport = null
+
+                { new Protocol() with
+                    override _.ConnectionMade transport = t <- transport :?> ITransport
+                    override _.DataReceived data = t.Write data }
+                :> BaseProtocol)
+
+        let samePort, localPortSeen, echoed =
+            runMain loop (fun () ->
+                task {
+                    let! first = loop.CreateServer(echoFactory, "127.0.0.1", 0, reusePort = true)
+                    let port = (first.Sockets[0].LocalEndPoint :?> IPEndPoint).Port
+                    let! second = loop.CreateServer(echoFactory, "127.0.0.1", port, reusePort = true)
+                    let samePort = (second.Sockets[0].LocalEndPoint :?> IPEndPoint).Port = port
+
+                    // A free local port to bind the client to.
+                    let local =
+                        use probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+                        probe.Bind(IPEndPoint(IPAddress.Loopback, 0))
+                        probe.LocalEndPoint :?> IPEndPoint
+
+                    let got = loop.CreateFuture<int>()
+
+                    let client () =
+                        { new Protocol() with
+                            override _.DataReceived data = if not got.Done then got.SetResult(int data[0]) }
+
+                    let! struct (transport, _) =
+                        task {
+                            let! (t, p) = loop.CreateConnection(Func<Protocol>(client), "127.0.0.1", port, localAddress = local)
+                            return struct (t, p)
+                        }
+
+                    let seen = (transport.GetExtraInfo "sockname" :?> IPEndPoint).Port
+                    transport.Write(ReadOnlySpan [| 7uy |])
+                    let! echoed = got
+                    transport.Close()
+
+                    for s in [ first; second ] do
+                        s.CloseClients()
+                        s.Close()
+                        do! s.WaitClosed()
+
+                    return samePort, seen = local.Port, echoed
+                })
+
+        Expect.isTrue samePort "both listen on one port"
+        Expect.isTrue localPortSeen "the connection's local port is the one given"
+        Expect.equal echoed 7 "and it works")
