@@ -302,8 +302,18 @@ public sealed partial class EventLoop
         return await MakeTransport(sock, protocolFactory);
     }
 
-    private async Task<(ITransport, TProtocol)> MakeTransport<TProtocol>(Socket sock, Func<TProtocol> protocolFactory)
-        where TProtocol : BaseProtocol
+    private Task<(ITransport, TProtocol)> MakeTransport<TProtocol>(Socket sock, Func<TProtocol> protocolFactory)
+        where TProtocol : BaseProtocol =>
+        Attach<TProtocol, ITransport>(sock, protocolFactory,
+            (protocol, waiter) => new SocketTransport(this, sock, protocol, waiter, null), static t => t.Abort());
+
+    /// <summary>
+    /// Gives a connected socket its protocol and transport and waits for ConnectionMade. Whatever goes
+    /// wrong first (the factory throws, the wait is cancelled) leaves the socket closed: as asyncio's
+    /// <c>_create_connection_transport</c>.
+    /// </summary>
+    private async Task<(TTransport, TProtocol)> Attach<TProtocol, TTransport>(Socket sock, Func<TProtocol> protocolFactory,
+        Func<TProtocol, Future<ValueTuple>, TTransport> makeTransport, Action<TTransport> abort)
     {
         TProtocol protocol;
         try
@@ -317,14 +327,14 @@ public sealed partial class EventLoop
         }
 
         var waiter = CreateFuture();
-        var transport = new SocketTransport(this, sock, protocol, waiter, null);
+        var transport = makeTransport(protocol, waiter);
         try
         {
             await waiter;
         }
         catch
         {
-            transport.Abort();
+            abort(transport);
             throw;
         }
 
@@ -356,31 +366,8 @@ public sealed partial class EventLoop
             throw;
         }
 
-        TProtocol protocol;
-        try
-        {
-            protocol = protocolFactory();
-        }
-        catch
-        {
-            sock.Dispose();
-            throw;
-        }
-
-        var waiter = CreateFuture();
-        var transport = new DatagramTransport(this, sock, protocol, remoteAddress, waiter);
-        try
-        {
-            await waiter;
-        }
-        catch
-        {
-            // Cancelled (or failed) before ConnectionMade: as asyncio, the transport is closed.
-            transport.Abort();
-            throw;
-        }
-
-        return (transport, protocol);
+        return await Attach<TProtocol, IDatagramTransport>(sock, protocolFactory,
+            (protocol, waiter) => new DatagramTransport(this, sock, protocol, remoteAddress, waiter), static t => t.Abort());
     }
 
     private void CheckNotClosed()
