@@ -73,5 +73,93 @@ let cases: NetCase list =
           } ]
 
 
+/// Zero-length datagrams are datagrams (asyncio delivers b''); a reader that keeps one unread on a
+/// level-triggered reactor would spin.
+let emptyDatagram: NetCase =
+    netCaseWithin 5.0 "an empty datagram is delivered as an empty DatagramReceived"
+    <| fun net ->
+        task {
+            let! st, sp, address = echoEndpoint net
+            let client = net.DatagramRecorder()
+
+            let! struct (ct, _) =
+                net.Loop.CreateDatagramEndpoint(Func<DatagramRecorder>(fun () -> client), remoteAddress = address)
+
+            net.TrackTransport ct
+            send ct [||]
+            send ct [| 9uy |]
+            do! waitFor net.Signal (fun () -> client.Datagrams.Length = 2)
+            Expect.equal (client.Datagrams |> List.map fst) [ [||]; [| 9uy |] ] "both, in order"
+            ct.Close()
+            st.Close()
+            do! waitFor net.Signal (fun () -> client.IsLost && sp.IsLost)
+        }
+
+// Found by this suite: ReadReady once returned early when Socket.Available was 0, so a zero-length
+// datagram or a pending ICMP error (ECONNREFUSED) was never consumed and the level-triggered reactor
+// reported the socket ready forever (the loop spun at 100% CPU and nothing was delivered).
+// python3: a connected UDP endpoint that sends to a closed port gets error_received(ConnectionRefusedError)
+// and stays open.
+let closedPort: NetCase =
+    netCaseWithin 5.0 "a datagram to a closed port: ErrorReceived with ConnectionRefused; the endpoint stays open"
+    <| fun net ->
+        task {
+            let closedPort =
+                use s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp)
+                s.Bind(IPEndPoint(IPAddress.Loopback, 0))
+                (s.LocalEndPoint :?> IPEndPoint).Port
+
+            let client = net.DatagramRecorder()
+
+            let! struct (ct, _) =
+                net.Loop.CreateDatagramEndpoint(
+                    Func<DatagramRecorder>(fun () -> client),
+                    remoteAddress = IPEndPoint(IPAddress.Loopback, closedPort)
+                )
+
+            net.TrackTransport ct
+            send ct [| 1uy |]
+            do! waitFor net.Signal (fun () -> not client.Errors.IsEmpty)
+
+            match client.Errors.Head with
+            | :? SocketException as e -> Expect.equal e.SocketErrorCode SocketError.ConnectionRefused "refused"
+            | e -> failtestf "expected a SocketException, got %O" e
+
+            Expect.isFalse ct.IsClosing "still open"
+            ct.Close()
+            do! waitFor net.Signal (fun () -> client.IsLost)
+        }
+
+/// asyncio (_create_connection_transport and create_datagram_endpoint): cancelled while waiting for
+/// connection_made, the transport is closed (found by this suite: it once stayed registered).
+let cancelledEndpoint: NetCase =
+    netCaseWithin 5.0 "a cancelled CreateDatagramEndpoint leaves no socket registered"
+    <| fun net ->
+        task {
+            let loop = net.Loop
+
+            let creating =
+                createTask loop (fun () ->
+                    task {
+                        let! struct (t, _) =
+                            loop.CreateDatagramEndpoint(Func<DatagramRecorder>(fun () -> net.DatagramRecorder()), localAddress = anyLoopback)
+
+                        return t
+                    })
+
+            do! yieldTick () // the task runs up to its wait for ConnectionMade
+            creating.Cancel() |> ignore
+
+            try
+                let! _ = creating
+                failtest "cancelled"
+            with :? OperationCanceledException ->
+                ()
+
+            do! yieldTick ()
+            do! yieldTick ()
+            Expect.equal net.ReactorCount 0 "nothing registered"
+        }
+
 [<Tests>]
-let tests = perReactor "Datagrams" cases
+let tests = perReactor "Datagrams" (cases @ [ emptyDatagram; closedPort; cancelledEndpoint ])

@@ -282,8 +282,47 @@ let sockFunctions: NetCase list =
                   Expect.stringContains e.Message "non-blocking" "says why"
           } ]
 
+// Found by this suite: WhenReady once registered each waiter as the socket's only handler, so a
+// second waiter on the same socket replaced the first, which never woke.
+/// asyncio's sock_recv and sock_sendall may wait on one socket at the same time (one as reader, one as
+/// writer: add_reader and add_writer are independent).
+let concurrentSockOps: NetCase =
+    netCaseWithin 5.0 "SockRecv and SockSendAll wait on the same socket at the same time"
+    <| fun net ->
+        task {
+            let loop = net.Loop
+            let listener = net.Own(newTcp ())
+            listener.Bind(IPEndPoint(IPAddress.Loopback, 0))
+            listener.Listen 1
+            let client = net.Own(newTcp ())
+            let accepting = createTask loop (fun () -> loop.SockAccept listener)
+            do! loop.SockConnect(client, listener.LocalEndPoint)
+            let! struct (conn, _) = accepting
+            net.Own conn |> ignore
+            // Our reader waits for data; then our writer sends more than the kernel takes at once.
+            let reading = createTask loop (fun () -> loop.SockRecv(client, 10))
+            do! yieldTick ()
+            let big = payload 1 (16 * MiB)
+            let sending = createTaskUnit loop (fun () -> loop.SockSendAll(client, ReadOnlyMemory big))
+            do! yieldTick ()
+            // The peer answers, then drains what we send.
+            do! loop.SockSendAll(conn, ReadOnlyMemory [| 5uy |])
+            let mutable got = 0
+
+            while got < big.Length do
+                let! chunk = loop.SockRecv(conn, 1 * MiB)
+                got <- got + chunk.Length
+
+            let! _ = sending
+            let! answer = reading
+            Expect.equal answer [| 5uy |] "the reader got the answer"
+            client.Dispose()
+            conn.Dispose()
+            listener.Dispose()
+        }
+
 [<Tests>]
-let tests = perReactor "Servers and sock_*" (servers @ sockFunctions)
+let tests = perReactor "Servers and sock_*" (servers @ sockFunctions @ [ concurrentSockOps ])
 
 /// asyncio: create_server(host=[...]) listens on every address of every host, one socket each.
 [<Tests>]
