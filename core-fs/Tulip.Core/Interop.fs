@@ -124,10 +124,10 @@ type FutureCore =
         | Error r -> raise (RejectedInputException r)
 
     /// cancel(msg); returns whether it was pending (and so is now cancelled).
-    static member Cancel(s: FutureState, message: string, [<Out>] next: byref<FutureState>, [<Out>] toSchedule: byref<HandleId array>) : bool =
+    static member Cancel(s: FutureState, message: string, [<Out>] next: byref<FutureState>, [<Out>] toSchedule: HandleId list byref) : bool =
         let ok, s', cbs = FutureState.cancel (Option.ofObj message) s
         next <- s'
-        toSchedule <- Array.ofList cbs
+        toSchedule <- cbs
         ok
 
     /// The cancel message of a cancelled future (null if none or not cancelled).

@@ -80,6 +80,6 @@ public static class AsyncEnumerableBridges
         }
 
         internal void CancelFromToken() =>
-            LoopThread.Run(loop, static b => { if (b.Waiter is { Done: false } w) w.Cancel("enumeration cancelled"); }, this);
+            loop.RunOnLoop(static b => { if (b.Waiter is { Done: false } w) w.Cancel("enumeration cancelled"); }, this);
     }
 }

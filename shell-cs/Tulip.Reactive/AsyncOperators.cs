@@ -172,7 +172,7 @@ public static class AsyncOperators
             downstream.Close();
             _ended = true;
             Upstream?.Dispose();
-            LoopThread.Run(loop, static self =>
+            loop.RunOnLoop(static self =>
             {
                 self._waiting.Clear();
                 self.CancelRunning("subscription disposed");

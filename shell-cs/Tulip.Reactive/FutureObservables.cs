@@ -91,7 +91,7 @@ public static class FutureObservables
         {
             ArgumentNullException.ThrowIfNull(observer);
             var sub = new FutureSubscription<T>(future, new LoopObserver<T>(future.Loop, observer), onDispose);
-            LoopThread.Run(future.Loop, static s => s.Start(), sub);
+            future.Loop.RunOnLoop(static s => s.Start(), sub);
             return sub;
         }
     }
@@ -147,7 +147,7 @@ public static class FutureObservables
             if (_disposed) return;
             _disposed = true;
             observer.Close();
-            LoopThread.Run(future.Loop, static s => s.Stop(), this);
+            future.Loop.RunOnLoop(static s => s.Stop(), this);
         }
 
         private void Stop()

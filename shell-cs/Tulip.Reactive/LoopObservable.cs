@@ -41,7 +41,7 @@ public static class LoopObservable
         {
             ArgumentNullException.ThrowIfNull(observer);
             var sub = new ProducerSubscription<T>(loop, new LoopObserver<T>(loop, observer), produce);
-            LoopThread.Run(loop, static s => s.Start(), sub);
+            loop.RunOnLoop(static s => s.Start(), sub);
             return sub;
         }
     }
@@ -82,7 +82,7 @@ public static class LoopObservable
             if (_disposed) return;
             _disposed = true;
             observer.Close();
-            LoopThread.Run(loop, static s => s.Cancel(), this);
+            loop.RunOnLoop(static s => s.Cancel(), this);
         }
 
         private void Cancel()

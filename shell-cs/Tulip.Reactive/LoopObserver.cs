@@ -37,7 +37,7 @@ internal sealed class LoopObserver<T> : IObserver<T>
     private void Deliver(byte kind, T? value, Exception? error)
     {
         if (_closed) return;
-        if (Volatile.Read(ref _postedCount) == 0 && LoopThread.CanRunHere(_loop))
+        if (Volatile.Read(ref _postedCount) == 0 && _loop.CanRunHere)
         {
             Invoke(kind, value, error);
             return;
@@ -46,7 +46,7 @@ internal sealed class LoopObserver<T> : IObserver<T>
         _posted.Enqueue((kind, value, error));
         if (Interlocked.Increment(ref _postedCount) == 1)
         {
-            if (LoopThread.CanRunHere(_loop)) _loop.CallSoon(static self => self.Drain(), this);
+            if (_loop.CanRunHere) _loop.CallSoon(static self => self.Drain(), this);
             else _loop.CallSoonThreadsafe(static self => self.Drain(), this);
         }
     }

@@ -75,7 +75,7 @@ public sealed class LoopScheduler : IScheduler, ISchedulerPeriodic, IStopwatchPr
         ArgumentNullException.ThrowIfNull(action);
         ArgumentOutOfRangeException.ThrowIfLessThan(period, TimeSpan.Zero);
         var p = new PeriodicItem<TState>(this, state, period, action);
-        LoopThread.Run(Loop, static p => p.Arm(), p);
+        Loop.RunOnLoop(static p => p.Arm(), p);
         return p;
     }
 
@@ -93,100 +93,102 @@ public sealed class LoopScheduler : IScheduler, ISchedulerPeriodic, IStopwatchPr
         public TimeSpan Elapsed => loop.Now - _start;
     }
 
+    /// <summary>
+    /// What every scheduled item shares: its loop handle, and a disposal that cancels it on the loop
+    /// thread (posted there when disposed from another thread).
+    /// </summary>
+    private abstract class LoopItem(LoopScheduler scheduler) : IDisposable
+    {
+        protected Handle? LoopHandle;
+        private volatile bool _disposed;
+
+        protected LoopScheduler Scheduler => scheduler;
+
+        protected bool Disposed => _disposed;
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            OnDispose();
+            var loop = scheduler.Loop;
+            if (loop.CanRunHere) CancelHandle();
+            else if (!loop.IsClosed) loop.CallSoonThreadsafe(static self => self.CancelHandle(), this);
+        }
+
+        /// <summary>Disposes what the item owns besides its handle (any thread).</summary>
+        protected virtual void OnDispose()
+        {
+        }
+
+        private void CancelHandle()
+        {
+            LoopHandle?.Cancel();
+            LoopHandle = null;
+        }
+    }
+
     /// <summary>One scheduled action: its loop handle, then whatever the action returned (recursive work).</summary>
     private sealed class WorkItem<TState>(LoopScheduler scheduler, TState state, Func<IScheduler, TState, IDisposable> action)
-        : IDisposable
+        : LoopItem(scheduler)
     {
-        private Handle? _handle;
-        private volatile bool _disposed;
         private readonly SingleAssignmentDisposable _inner = new();
 
         internal void Start(TimeSpan? when)
         {
-            var loop = scheduler.Loop;
-            if (LoopThread.CanRunHere(loop)) Enqueue(when);
+            var loop = Scheduler.Loop;
+            if (loop.CanRunHere) Enqueue(when);
             else loop.CallSoonThreadsafe(static s => s.Item1.Enqueue(s.Item2), (this, when));
         }
 
         private void Enqueue(TimeSpan? when)
         {
-            if (_disposed) return;
-            var loop = scheduler.Loop;
-            _handle = when is { } w
+            if (Disposed) return;
+            var loop = Scheduler.Loop;
+            LoopHandle = when is { } w
                 ? loop.CallAt(w, static self => self.Invoke(), this)
                 : loop.CallSoon(static self => self.Invoke(), this);
         }
 
         private void Invoke()
         {
-            _handle = null;
-            if (_disposed) return;
-            _inner.Disposable = action(scheduler, state);
+            LoopHandle = null;
+            if (Disposed) return;
+            _inner.Disposable = action(Scheduler, state);
         }
 
-        public void Dispose()
-        {
-            if (_disposed) return;
-            _disposed = true;
-            _inner.Dispose();
-            var loop = scheduler.Loop;
-            if (LoopThread.CanRunHere(loop)) CancelHandle();
-            else if (!loop.IsClosed) loop.CallSoonThreadsafe(static self => self.CancelHandle(), this);
-        }
-
-        private void CancelHandle()
-        {
-            _handle?.Cancel();
-            _handle = null;
-        }
+        protected override void OnDispose() => _inner.Dispose();
     }
 
     private sealed class PeriodicItem<TState>(LoopScheduler scheduler, TState state, TimeSpan period, Func<TState, TState> action)
-        : IDisposable
+        : LoopItem(scheduler)
     {
         private TState _state = state;
         private TimeSpan _next;
-        private Handle? _handle;
-        private volatile bool _disposed;
 
         internal void Arm()
         {
-            if (_disposed) return;
-            _next = scheduler.Loop.Now + period;
+            if (Disposed) return;
+            _next = Scheduler.Loop.Now + period;
             Enqueue();
         }
 
         private void Enqueue()
         {
-            var loop = scheduler.Loop;
-            _handle = period == TimeSpan.Zero
+            var loop = Scheduler.Loop;
+            LoopHandle = period == TimeSpan.Zero
                 ? loop.CallSoon(static self => self.Tick(), this)
                 : loop.CallAt(_next, static self => self.Tick(), this);
         }
 
         private void Tick()
         {
-            _handle = null;
-            if (_disposed) return;
+            LoopHandle = null;
+            if (Disposed) return;
             // Re-arm before running, so the series keeps its deadlines; disposal inside the action cancels it.
             _next += period;
             Enqueue();
             _state = action(_state);
-        }
-
-        public void Dispose()
-        {
-            if (_disposed) return;
-            _disposed = true;
-            var loop = scheduler.Loop;
-            if (LoopThread.CanRunHere(loop)) CancelHandle();
-            else if (!loop.IsClosed) loop.CallSoonThreadsafe(static self => self.CancelHandle(), this);
-        }
-
-        private void CancelHandle()
-        {
-            _handle?.Cancel();
-            _handle = null;
         }
     }
 }

@@ -69,7 +69,7 @@ public sealed class QueueObserver<T> : IObserver<T>, IDisposable
     {
         _gate.Close();
         Upstream?.Dispose();
-        LoopThread.Run(_loop, static self => self.Stop(), this);
+        _loop.RunOnLoop(static self => self.Stop(), this);
     }
 
     private void Stop()

@@ -29,7 +29,7 @@ public sealed partial class EventLoop
         {
             if (_reactor is null)
             {
-                if (IsClosed) throw new EventLoopException("Event loop is closed");
+                ThrowIfClosed();
                 _reactor = _reactorKind switch
                 {
                     ReactorKind.Select => new SelectReactor(),

@@ -168,7 +168,7 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentNullException.ThrowIfNull(hosts);
         ArgumentOutOfRangeException.ThrowIfNegative(port);
-        CheckNotClosed();
+        ThrowIfClosed();
         var addresses = new List<IPAddress>();
         foreach (var host in hosts) addresses.AddRange(await Resolve(host, passive: true));
         if (addresses.Count == 0) throw new ArgumentException("no host to listen on", nameof(hosts));
@@ -202,7 +202,7 @@ public sealed partial class EventLoop
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentNullException.ThrowIfNull(socket);
-        CheckNotClosed();
+        ThrowIfClosed();
         socket.Blocking = false;
         var server = new Server(this, [socket], protocolFactory, backlog);
         if (startServing) server.StartServing();
@@ -214,7 +214,7 @@ public sealed partial class EventLoop
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        CheckNotClosed();
+        ThrowIfClosed();
         if (File.Exists(path) && (File.GetAttributes(path) & FileAttributes.Normal) == 0) File.Delete(path);
         var sock = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -240,7 +240,7 @@ public sealed partial class EventLoop
         where TProtocol : BaseProtocol
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
-        CheckNotClosed();
+        ThrowIfClosed();
         var addresses = await Resolve(host, passive: false);
         Exception? last = null;
         foreach (var address in addresses)
@@ -276,7 +276,7 @@ public sealed partial class EventLoop
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentNullException.ThrowIfNull(socket);
-        CheckNotClosed();
+        ThrowIfClosed();
         socket.Blocking = false;
         return MakeTransport(socket, protocolFactory);
     }
@@ -287,7 +287,7 @@ public sealed partial class EventLoop
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        CheckNotClosed();
+        ThrowIfClosed();
         var sock = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { Blocking = false };
         try
         {
@@ -351,7 +351,7 @@ public sealed partial class EventLoop
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         if (localAddress is null && remoteAddress is null) throw new ArgumentException("unexpected address family: give a local or a remote address");
-        CheckNotClosed();
+        ThrowIfClosed();
         var family = (localAddress ?? remoteAddress)!.AddressFamily;
         var sock = new Socket(family, SocketType.Dgram, family == AddressFamily.Unix ? ProtocolType.Unspecified : ProtocolType.Udp) { Blocking = false };
         try
@@ -370,10 +370,6 @@ public sealed partial class EventLoop
             (protocol, waiter) => new DatagramTransport(this, sock, protocol, remoteAddress, waiter), static t => t.Abort());
     }
 
-    private void CheckNotClosed()
-    {
-        if (IsClosed) throw new EventLoopException("Event loop is closed");
-    }
 
     private static void SetReusePort(Socket sock)
     {

@@ -63,7 +63,7 @@ public sealed partial class EventLoop
 
     private void RunUntilDone(Future future)
     {
-        if (IsClosed) throw new EventLoopException("Event loop is closed");
+        ThrowIfClosed();
         if (!ReferenceEquals(future.Loop, this)) throw new ArgumentException("The future belongs to a different loop", nameof(future));
         if (IsRunning) throw new EventLoopException("This event loop is already running");
         var stopper = new StateHandle<EventLoop>(this, static l => l.Stop(), this);
@@ -90,7 +90,7 @@ public sealed partial class EventLoop
     /// </summary>
     internal void AwaitFuture(Future future, Action continuation)
     {
-        if (_threadId != -1 && !OnLoopThread)
+        if (!CanRunHere)
         {
             CallSoonThreadsafe(static s => s.future.AddParked(new StateHandle<Action>(s.future.Loop, static c => c(), s.continuation)),
                 (future, continuation));
@@ -165,7 +165,7 @@ public sealed partial class EventLoop
     /// <summary>Reports from any thread (a finalizer, for instance): through the loop if it can still run callbacks.</summary>
     internal void ReportFromAnyThread(ExceptionContext context)
     {
-        if (!IsClosed && (_threadId == -1 ? false : !OnLoopThread))
+        if (!IsClosed && !CanRunHere)
         {
             try
             {

@@ -167,7 +167,7 @@ public sealed partial class EventLoop : IDisposable
 
     private void PostThreadsafe(Handle h)
     {
-        if (IsClosed) throw new EventLoopException("Event loop is closed");
+        ThrowIfClosed();
         lock (_inboxLock)
         {
             _inbox.Add(h);
@@ -177,10 +177,19 @@ public sealed partial class EventLoop : IDisposable
         WakeLoop();
     }
 
+    /// <summary>asyncio's RuntimeError('Event loop is closed') for every call a closed loop refuses.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void ThrowIfClosed()
+    {
+        if (_sched.IsClosed) ThrowClosed();
+    }
+
+    private static void ThrowClosed() => throw new EventLoopException("Event loop is closed");
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void EnqueueSoon(Handle h)
     {
-        if (_sched.IsClosed) throw new EventLoopException("Event loop is closed");
+        ThrowIfClosed();
         CheckThread();
         _table.Register(h);
         h.State = Handle.Queued;
@@ -189,7 +198,7 @@ public sealed partial class EventLoop : IDisposable
 
     private void EnqueueTimer(TimerHandle h)
     {
-        if (_sched.IsClosed) throw new EventLoopException("Event loop is closed");
+        ThrowIfClosed();
         CheckThread();
         _table.Register(h);
         h.State = Handle.Queued;
@@ -212,11 +221,6 @@ public sealed partial class EventLoop : IDisposable
     }
 
     /// <summary>Queues parked handles the core returned (a done future's callbacks), in order.</summary>
-    internal void ScheduleParked(long[] ids)
-    {
-        foreach (var id in ids) ScheduleParked(id);
-    }
-
     internal void ScheduleParked(Microsoft.FSharp.Collections.FSharpList<long> ids)
     {
         for (var l = ids; !l.IsEmpty; l = l.Tail) ScheduleParked(l.Head);
@@ -278,7 +282,7 @@ public sealed partial class EventLoop : IDisposable
     /// <summary>Runs ticks until <see cref="Stop"/> is called (asyncio's <c>run_forever</c>).</summary>
     public void RunForever()
     {
-        if (IsClosed) throw new EventLoopException("Event loop is closed");
+        ThrowIfClosed();
         if (IsRunning) throw new EventLoopException("This event loop is already running");
         if (t_running is not null) throw new EventLoopException("Cannot run the event loop while another loop is running");
         _sched.Start();
@@ -402,6 +406,16 @@ public sealed partial class EventLoop : IDisposable
             "Non-thread-safe operation invoked on an event loop other than the current one; use CallSoonThreadsafe");
 
     internal bool OnLoopThread => _threadId == Environment.CurrentManagedThreadId;
+
+    /// <summary>A call may touch the loop directly: on its thread, or while it is not running.</summary>
+    internal bool CanRunHere => !IsRunning || OnLoopThread;
+
+    /// <summary>Runs <paramref name="action"/> now when <see cref="CanRunHere"/>, else posts it thread-safely.</summary>
+    internal void RunOnLoop<TState>(Action<TState> action, TState state)
+    {
+        if (CanRunHere) action(state);
+        else CallSoonThreadsafe(action, state);
+    }
 
     /// <summary>Work outside the loop that may still wake it (a virtual clock won't jump while any is pending).</summary>
     internal void BeginExternal() => Interlocked.Increment(ref _externalPending);

@@ -34,7 +34,7 @@ internal sealed class LoopTimeProvider(EventLoop loop) : TimeProvider
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
             if (_disposed) return false;
-            if (!loop.OnLoopThread && loop.IsRunning)
+            if (!loop.CanRunHere)
             {
                 loop.CallSoonThreadsafe(static s => s.Item1.Change(s.Item2, s.Item3), (this, dueTime, period));
                 return true;
@@ -67,7 +67,7 @@ internal sealed class LoopTimeProvider(EventLoop loop) : TimeProvider
         public void Dispose()
         {
             if (_disposed) return;
-            if (!loop.OnLoopThread && loop.IsRunning)
+            if (!loop.CanRunHere)
             {
                 loop.CallSoonThreadsafe(static t => t.Dispose(), this);
                 return;

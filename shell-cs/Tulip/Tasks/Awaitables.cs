@@ -112,7 +112,7 @@ public sealed partial class EventLoop
     /// <summary>Resumes the continuation after one tick: inside a task, as its next step.</summary>
     internal void YieldOneTick(Action continuation)
     {
-        if (!OnLoopThread && _threadId != -1)
+        if (!CanRunHere)
         {
             CallSoonThreadsafe(continuation);
             return;

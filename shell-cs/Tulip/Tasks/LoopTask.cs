@@ -60,13 +60,12 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     private bool _resumingExternal;
     private bool _cancelling;
     private bool _inStep;
-    private bool _coroutineFinished;
     private byte _stepEnd; // what the awaiters reported during this step
     private const byte EndNone = 0, EndAwaited = 1, EndYielded = 2;
     private readonly StepHandle _stepHandle;
     private readonly TaskContext _context;
     private CancellationTokenSource? _cts;
-    private Action? _onCoroutineFinished;
+    private static readonly Action s_comeBack = static () => { };
 
     internal LoopTask(EventLoop loop, Func<Task<T>> coroutine, string? name) : this(loop, name) => _coroutine = coroutine;
 
@@ -247,13 +246,15 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         {
             // Registered while our context is current: when the coroutine ends inside one of our steps
             // the hook runs inline; if it ends on another thread it is posted back as a step.
-            _running.GetAwaiter().UnsafeOnCompleted(_onCoroutineFinished ??= () => _coroutineFinished = true);
+            // The hook itself does nothing: it only makes a completion off the loop come back as a step,
+            // whose end sees the coroutine completed.
+            _running.GetAwaiter().UnsafeOnCompleted(s_comeBack);
         }
     }
 
     private void AfterStep()
     {
-        if (_coroutineFinished || _running is { IsCompleted: true })
+        if (_running is { IsCompleted: true })
         {
             Finish();
             return;
