@@ -45,6 +45,9 @@ type LoopCore =
 
     static member Stop(state: LoopState) = fst (LoopCore.Unwrap(Loop.step Stop state))
 
+    /// The poll raised: the run ends (idle), nothing queued is lost.
+    static member PollFailed(state: LoopState) = fst (LoopCore.Unwrap(Loop.step PollFailed state))
+
     /// Closes the loop; returns the closed state.
     static member Close(state: LoopState) = fst (LoopCore.Unwrap(Loop.step Close state))
 
@@ -205,6 +208,19 @@ type TaskCore =
         s'
 
     static member WakeUp(s: TaskState) = TaskCore.Unwrap(TaskState.wakeUp s)
+
+    /// The coroutine ended between steps. `how`: 0 returned, 1 raised a cancellation (message), 2 raised.
+    static member FinishOutside(s: TaskState, how: int, cancelMessage: string) : TaskState =
+        let e =
+            match how with
+            | 0 -> Returned
+            | 1 -> RaisedCancellation (Option.ofObj cancelMessage)
+            | 2 -> Raised
+            | _ -> invalidArg (nameof how) "end code out of range"
+
+        TaskCore.Unwrap(TaskState.finishOutside e s)
+
+    static member IsStarted(s: TaskState) = s.Started
 
     static member Uncancel(s: TaskState, [<Out>] remaining: byref<int>) =
         let struct (n, s') = TaskState.uncancel s

@@ -156,6 +156,10 @@ module Loop =
                             Cancelled = cancelled
                             Phase = BetweenTicks }
             | _ -> Error (OutOfPhase "RunningBatch")
+        | PollFailed ->
+            match s.Phase with
+            | Polling -> Ok ({ s with Phase = Idle; Stopping = false }, [ Stopped ])
+            | _ -> Error (OutOfPhase "Polling")
         | Stop -> accept { s with Stopping = true }
         | Close ->
             if s.Phase <> Idle then Error CloseWhileRunning

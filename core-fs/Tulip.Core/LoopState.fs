@@ -3,7 +3,7 @@ namespace Tulip.Core
 /// Where the loop is within a run and a tick (DESIGN.md: the tick recipe).
 ///
 ///     Idle --Start--> BetweenTicks --BeginTick--> Polling --Polled--> RunningBatch --EndTick--> BetweenTicks
-///                                                                                 \--EndTick (stopping)--> Idle
+///                                                    \--PollFailed--> Idle        \--EndTick (stopping)--> Idle
 type TickPhase =
     /// Not running (before run_forever, or after it returned).
     | Idle
@@ -53,6 +53,9 @@ type Input =
     | Polled of now: int64
     /// The batch has been run.
     | EndTick
+    /// The poll failed (the shell's wait raised, e.g. a virtual clock declaring a deadlock): the run
+    /// ends at once, as after a stop, and nothing queued is lost. Accepted only while polling.
+    | PollFailed
     | Stop
     | Close
 

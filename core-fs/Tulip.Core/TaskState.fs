@@ -163,6 +163,29 @@ module TaskState =
             | AwaitedExternal -> Ok (struct ({ s with Phase = Suspended }, None))
         | _ -> Error (OutOfPhase "a running task")
 
+    /// The coroutine ended between the task's steps: code the task does not own (the continuation of an
+    /// operation the coroutine started but did not await, or a thread-pool completion) ran it to its
+    /// end. A .NET coroutine can end this way; a Python one cannot. The task ends as a step that ended
+    /// so would have (a flagged task that returns ends cancelled); the wait it was parked on, if any,
+    /// is no longer the task's (DESIGN.md: whose continuation is it).
+    let finishOutside (how: StepEnd) (s: TaskState) : Result<TaskState, Rejection> =
+        match s.Phase with
+        | Scheduled when not s.Started -> Error (OutOfPhase "a started task")
+        | Scheduled
+        | Waiting
+        | Suspended ->
+            match how with
+            | Returned ->
+                let outcome = if s.MustCancel then Cancelled s.CancelMessage else Succeeded
+                Ok { s with Phase = Finished outcome; MustCancel = false }
+            | RaisedCancellation m -> Ok { s with Phase = Finished (Cancelled m); MustCancel = false }
+            | Raised -> Ok { s with Phase = Finished Faulted; MustCancel = false }
+            | AwaitedFuture
+            | Yielded
+            | AwaitedExternal -> Error (OutOfPhase "an ending coroutine")
+        | Running -> Error (OutOfPhase "a task between steps")
+        | Finished _ -> Error (InvalidState "finishOutside(): already done")
+
     /// `__wakeup`: the awaited future (or the outside operation) finished; a step gets scheduled.
     let wakeUp (s: TaskState) : Result<TaskState, Rejection> =
         match s.Phase with

@@ -32,10 +32,12 @@ type Command =
     /// The next input of the tick recipe (Start, BeginTick, Polled, EndTick, by phase), `dt` ticks later.
     | Advance of dt: int64
     | StopLoop
+    /// The poll raised (a virtual clock's deadlock): sent only while polling (the valid use).
+    | FailPoll
     /// Close, sent only while the loop is idle (the valid use).
     | CloseLoop
     // What a valid shell never sends, or sends and gets rejected: for the rejection laws.
-    /// A tick input of kind 0..3 (Start, BeginTick, Polled, EndTick) at now + offset, whatever the phase.
+    /// A tick input of kind 0..4 (Start, BeginTick, Polled, EndTick, PollFailed) at now + offset, whatever the phase.
     | RawTick of kind: int * offset: int64
     /// Close whatever the phase.
     | RawClose
@@ -136,6 +138,7 @@ module Model =
                 Batch = []
                 BatchTimers = Set.empty
             }
+        | PollFailed when m.Phase = MPolling -> { m with Phase = MIdle; Stopping = false }
         | Stop -> { m with Stopping = true }
         | Close when m.Phase = MIdle && not m.Closed ->
             { start m.Now with
@@ -163,7 +166,8 @@ module Model =
             | 0 -> Start
             | 1 -> BeginTick t
             | 2 -> Polled t
-            | _ -> EndTick
+            | 3 -> EndTick
+            | _ -> PollFailed
 
         match c with
         | Soon -> [ CallSoon m.NextId ]
@@ -201,6 +205,7 @@ module Model =
             | MPolling -> [ Polled(m.Now + dt) ]
             | MRunning -> [ EndTick ]
         | StopLoop -> [ Stop ]
+        | FailPoll -> if m.Phase = MPolling then [ PollFailed ] else []
         | CloseLoop -> if m.Phase = MIdle then [ Close ] else []
         | RawTick(kind, offset) -> [ tick kind offset ]
         | RawClose -> [ Close ]
@@ -305,6 +310,7 @@ let private validWeighted: (int * Gen<Command>) list =
         2, Gen.choose (2, 4) |> Gen.map CancelTimersExceptEvery
         105, dt |> Gen.map Advance
         6, Gen.constant StopLoop
+        2, Gen.constant FailPoll
         1, Gen.constant CloseLoop
     ]
 
@@ -317,7 +323,7 @@ let mixedCommand: Gen<Command> =
     Gen.frequency (
         validWeighted
         @ [
-            20, Gen.zip (Gen.choose (0, 3)) (Gen.choose64 (-4L, 4L)) |> Gen.map RawTick
+            20, Gen.zip (Gen.choose (0, 4)) (Gen.choose64 (-4L, 4L)) |> Gen.map RawTick
             5, Gen.constant RawClose
             10, k |> Gen.map CancelTwice
         ]
@@ -382,6 +388,7 @@ let anyInput: Gen<Input> =
             time |> Gen.map BeginTick
             time |> Gen.map Polled
             Gen.constant EndTick
+            Gen.constant PollFailed
             Gen.constant Stop
             Gen.constant Close
         ]

@@ -111,6 +111,7 @@ let expectedRejection (v: View) (input: Input) : Rejection option =
         match v.Phase with
         | RunningBatch _ -> None
         | _ -> Some(OutOfPhase "RunningBatch")
+    | PollFailed -> if v.Phase <> Polling then Some(OutOfPhase "Polling") else None
     | Stop -> None
     | Close -> if running then Some CloseWhileRunning else None
 
@@ -483,6 +484,15 @@ let stopRule =
 
                 if isStopped <> (st.After.Phase = Idle) then
                     failWith p "EndTick at #%d: Stopped = %b but phase %A" st.Index isStopped st.After.Phase
+
+                stopRequested <- false
+            | PollFailed, Ok effects ->
+                // A failed poll ends the run at once, stop requested or not, and forgets the request.
+                if effects <> [ Stopped ] || st.After.Phase <> Idle then
+                    failWith p "PollFailed at #%d answered %A, phase %A" st.Index effects st.After.Phase
+
+                if st.After.Ready <> st.Before.Ready || st.After.Timers <> st.Before.Timers then
+                    failWith p "PollFailed at #%d lost or changed queued work" st.Index
 
                 stopRequested <- false
             | _ -> ()

@@ -56,6 +56,9 @@ let feed (s: IScheduler) (input: Input) : Result<Effect list, Rejection> =
             Ok [ Poll(if t < 0L then None else Some t) ]
         | Polled now -> Ok [ Run((s.Polled now).ToArray()) ]
         | EndTick -> Ok(if s.EndTick() then [ Stopped ] else [])
+        | PollFailed ->
+            s.PollFailed()
+            Ok [ Stopped ]
         | Stop ->
             s.Stop()
             Ok []

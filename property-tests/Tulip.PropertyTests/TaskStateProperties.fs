@@ -13,6 +13,7 @@ type TaskOp =
     | EndStep of StepEnd
     | WakeUp
     | Uncancel
+    | FinishOutside of StepEnd
 
 let private ops =
     let message = Gen.elements [ None; Some "a"; Some "b" ]
@@ -32,6 +33,7 @@ let private ops =
             4, stepEnd |> Gen.map EndStep
             3, Gen.constant WakeUp
             2, Gen.constant Uncancel
+            2, stepEnd |> Gen.map FinishOutside
         ]
     |> Gen.listOf
     |> Arb.fromGen
@@ -61,6 +63,7 @@ let private apply (s: TaskState) (op: TaskOp) : TaskState * Answer =
     | Uncancel ->
         let struct (n, s') = TaskState.uncancel s
         s', Count n
+    | FinishOutside how -> TaskState.finishOutside how s |> orRejected (fun s' -> s', Done')
 
 let private run (ops: TaskOp list) =
     ops
@@ -95,6 +98,7 @@ let finishedIsFinal =
                     | BeginStep _, Rejected(InvalidState _)
                     | EndStep _, Rejected(OutOfPhase _)
                     | WakeUp, Rejected(OutOfPhase _)
+                    | FinishOutside _, Rejected(InvalidState _)
                     | Uncancel, Count _ -> true
                     | _ -> false
 
@@ -160,6 +164,30 @@ let mustCancelIsObeyed =
             if TaskState.isDone after && after.MustCancel then
                 failtestf "a finished task is flagged: %A" after)
 
+let finishOutsideRule =
+    testPropertyWithConfig
+        config
+        "a coroutine that ends between steps ends the task as a step ending so would (a flagged return is a cancellation), only once started and never while a step runs"
+    <| Prop.forAll ops (fun ops ->
+        for (before: TaskState, _), (after: TaskState, step) in List.pairwise (run ops) do
+            match step with
+            | Some(FinishOutside how, answer) ->
+                let expected =
+                    match before.Phase, how with
+                    | Finished _, _ -> None
+                    | Running, _ -> None
+                    | Scheduled, _ when not before.Started -> None
+                    | _, Returned -> Some(if before.MustCancel then Cancelled before.CancelMessage else Succeeded)
+                    | _, RaisedCancellation m -> Some(Cancelled m)
+                    | _, Raised -> Some Faulted
+                    | _ -> None
+
+                match expected, answer with
+                | Some o, Done' when after.Phase = Finished o && not after.MustCancel && after.CancelRequests = before.CancelRequests -> ()
+                | None, Rejected _ when after = before -> ()
+                | _ -> failtestf "finishOutside %A from %A answered %A, left %A" how before answer after
+            | _ -> ())
+
 [<Tests>]
 let tests =
-    testList "TaskState laws" [ finishedIsFinal; cancellingCounts; mustCancelIsObeyed ]
+    testList "TaskState laws" [ finishedIsFinal; cancellingCounts; mustCancelIsObeyed; finishOutsideRule ]

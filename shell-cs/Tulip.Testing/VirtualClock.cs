@@ -67,8 +67,7 @@ public sealed class VirtualClock : LoopClock
                 return;
             }
 
-            throw new LoopDeadlockException(
-                $"the loop has nothing scheduled and nothing woke it within {IdleLimit.TotalSeconds:0.#} s: every task waits for something that never comes");
+            throw Deadlock();
         }
 
         var threshold = externalPending ? IdleLimit : AutojumpThreshold;
@@ -82,6 +81,20 @@ public sealed class VirtualClock : LoopClock
         Interlocked.Add(ref _now, timeoutTicks);
         Jumped += TimeSpan.FromTicks(timeoutTicks);
     }
+
+    internal override void IdleLimitReached()
+    {
+        if (Interlocked.Exchange(ref _wakePending, 0) == 1)
+        {
+            Drain();
+            return;
+        }
+
+        throw Deadlock();
+    }
+
+    private LoopDeadlockException Deadlock() =>
+        new($"the loop has nothing scheduled and nothing woke it within {IdleLimit.TotalSeconds:0.#} s: every task waits for something that never comes");
 
     private void Drain()
     {

@@ -20,15 +20,24 @@ public static partial class Asyncio
         loop.Debug = debug;
         var previous = EventLoop.CurrentOrNull;
         EventLoop.SetEventLoop(loop);
+        bool failed = true;
         try
         {
-            return loop.RunUntilComplete(main);
+            var result = loop.RunUntilComplete(main);
+            failed = false;
+            return result;
         }
         finally
         {
             try
             {
                 CancelAllTasks(loop);
+            }
+            catch (Exception e) when (failed)
+            {
+                // The run already failed (a virtual clock's deadlock, say): that error is the caller's,
+                // and this one, from the clean-up run, goes to the handler rather than masking it.
+                loop.CallExceptionHandler(new ExceptionContext("error while cancelling the remaining tasks after asyncio.run() failed", e));
             }
             finally
             {

@@ -78,6 +78,13 @@ public sealed partial class EventLoop
             {
                 ready = reactor.Poll(quiet, _onReady!);
                 if (ready > 0 || _inboxNonEmpty) return;
+                // Nothing scheduled and the idle limit spent waiting for I/O: the clock decides now
+                // (a deadlock, unless it was woken meanwhile), without waiting the limit a second time.
+                if (timeout < 0)
+                {
+                    _clock.IdleLimitReached();
+                    return;
+                }
             }
         }
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Tulip.Diagnostics;
 
 namespace Tulip;
@@ -98,7 +99,36 @@ public sealed partial class EventLoop
         }
 
         if (CurrentTaskInternal is { } task && task.TryAwait(future, continuation)) return;
-        future.AddParked(new StateHandle<Action>(this, static c => c(), continuation));
+        future.AddParked(new ContinuationHandle(this, continuation, SynchronizationContext.Current));
+    }
+
+    /// <summary>
+    /// Whether an await of <paramref name="future"/> here must fail at once instead of waiting forever:
+    /// a task awaiting itself, or a future of another loop awaited where a loop runs (asyncio's
+    /// RuntimeErrors in <c>Task.__step</c>). An await on a thread with no running loop is allowed: it is
+    /// marshalled to the future's loop.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool RefusesAwait(Future future)
+    {
+        var running = t_running;
+        if (running is null) return false;
+        return !ReferenceEquals(running, this) || ReferenceEquals(CurrentTaskInternal, future);
+    }
+
+    /// <summary>Raises the error of a refused await (see <see cref="RefusesAwait"/>); nothing otherwise.</summary>
+    internal void ThrowRefusedAwait(Future future)
+    {
+        var running = t_running;
+        if (running is null) return;
+        if (!ReferenceEquals(running, this))
+        {
+            var task = running.CurrentTaskInternal as object;
+            throw new EventLoopException($"Task {task?.ToString() ?? "None"} got Future {future} attached to a different loop");
+        }
+
+        if (ReferenceEquals(CurrentTaskInternal, future))
+            throw new EventLoopException($"Task cannot await on itself: {future}");
     }
 
     /// <summary>A step resumed with must-cancel set raises the cancellation at the await it resumes.</summary>

@@ -189,8 +189,23 @@ public sealed partial class EventLoop : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void EnqueueSoon(Handle h)
     {
+        // The loop's own thread while it runs (the hot path): a running loop is never closed.
+        if (_threadId != Environment.CurrentManagedThreadId)
+        {
+            EnqueueSoonOffLoop(h);
+            return;
+        }
+
+        _table.Register(h);
+        h.State = Handle.Queued;
+        _sched.CallSoon(h.Id);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void EnqueueSoonOffLoop(Handle h)
+    {
+        using var access = EnterSlow();
         ThrowIfClosed();
-        CheckThread();
         _table.Register(h);
         h.State = Handle.Queued;
         _sched.CallSoon(h.Id);
@@ -198,8 +213,8 @@ public sealed partial class EventLoop : IDisposable
 
     private void EnqueueTimer(TimerHandle h)
     {
+        using var access = Enter();
         ThrowIfClosed();
-        CheckThread();
         _table.Register(h);
         h.State = Handle.Queued;
         _sched.CallAt(h.Id, h.Deadline);
@@ -237,6 +252,7 @@ public sealed partial class EventLoop : IDisposable
 
     internal void CancelHandle(Handle h)
     {
+        using var access = Enter();
         switch (h.State)
         {
             case Handle.Parked:
@@ -244,7 +260,6 @@ public sealed partial class EventLoop : IDisposable
                 _table.Release(h);
                 return;
             case Handle.Queued:
-                CheckThread();
                 if (h.IsTimer) _sched.CancelTimer(h.Id);
                 else _sched.CancelSoon(h.Id);
                 h.State = Handle.CancelledState;
@@ -282,11 +297,17 @@ public sealed partial class EventLoop : IDisposable
     /// <summary>Runs ticks until <see cref="Stop"/> is called (asyncio's <c>run_forever</c>).</summary>
     public void RunForever()
     {
-        ThrowIfClosed();
-        if (IsRunning) throw new EventLoopException("This event loop is already running");
-        if (t_running is not null) throw new EventLoopException("Cannot run the event loop while another loop is running");
-        _sched.Start();
-        _threadId = Environment.CurrentManagedThreadId;
+        // Taking the gate makes the start atomic with respect to other threads' use of an idle loop:
+        // a call that began before the start finishes first, one that comes after sees a running loop.
+        lock (_gate)
+        {
+            ThrowIfClosed();
+            if (IsRunning) throw new EventLoopException("This event loop is already running");
+            if (t_running is not null) throw new EventLoopException("Cannot run the event loop while another loop is running");
+            _sched.Start();
+            _threadId = Environment.CurrentManagedThreadId;
+        }
+
         var previousContext = SynchronizationContext.Current;
         t_running = this;
         try
@@ -298,8 +319,8 @@ public sealed partial class EventLoop : IDisposable
         finally
         {
             t_running = null;
-            _threadId = -1;
             SynchronizationContext.SetSynchronizationContext(previousContext);
+            lock (_gate) _threadId = -1;
         }
     }
 
@@ -310,7 +331,18 @@ public sealed partial class EventLoop : IDisposable
         long timeout = _sched.BeginTick(_clock.Now);
         if (timeout != 0 || _reactor is not null)
         {
-            PollIo(timeout);
+            try
+            {
+                PollIo(timeout);
+            }
+            catch
+            {
+                // The wait raised (a virtual clock's deadlock, a reactor failure): the run ends here,
+                // the loop is idle and closable, and nothing queued is lost (the core's PollFailed).
+                _sched.PollFailed();
+                throw;
+            }
+
             DrainInbox();
         }
 
@@ -368,6 +400,7 @@ public sealed partial class EventLoop : IDisposable
     public void Stop()
     {
         CheckThread();
+        using var access = Enter();
         _sched.Stop();
     }
 
@@ -377,6 +410,8 @@ public sealed partial class EventLoop : IDisposable
     /// </summary>
     public void Close()
     {
+        if (IsRunning) throw new EventLoopException("Cannot close a running event loop");
+        using var access = Enter();
         if (IsRunning) throw new EventLoopException("Cannot close a running event loop");
         if (IsClosed) return;
         _sched.Close();
@@ -407,14 +442,90 @@ public sealed partial class EventLoop : IDisposable
 
     internal bool OnLoopThread => _threadId == Environment.CurrentManagedThreadId;
 
-    /// <summary>A call may touch the loop directly: on its thread, or while it is not running.</summary>
-    internal bool CanRunHere => !IsRunning || OnLoopThread;
+    /// <summary>A call may touch the loop directly: on its thread, or while no thread runs it.</summary>
+    internal bool CanRunHere
+    {
+        get
+        {
+            int owner = _threadId;
+            return owner == -1 || owner == Environment.CurrentManagedThreadId;
+        }
+    }
 
-    /// <summary>Runs <paramref name="action"/> now when <see cref="CanRunHere"/>, else posts it thread-safely.</summary>
+    /// <summary>
+    /// Runs <paramref name="action"/> now when the calling thread may touch the loop (its own thread
+    /// while it runs, any thread while it is idle: under the gate), else posts it thread-safely.
+    /// </summary>
     internal void RunOnLoop<TState>(Action<TState> action, TState state)
     {
-        if (CanRunHere) action(state);
-        else CallSoonThreadsafe(action, state);
+        if (OnLoopThread)
+        {
+            action(state);
+            return;
+        }
+
+        if (TryEnterIdle(out var access))
+        {
+            using (access) action(state);
+            return;
+        }
+
+        CallSoonThreadsafe(action, state);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // The gate: who may touch the loop's state. The thread running the loop may, without a lock (the
+    // hot path is one compare). While no thread runs it, any thread may, one at a time: such calls and
+    // the start of a run take the gate, so a call either completes before a run starts or sees the
+    // loop running (and is refused) — never half of each. (Issue 11: a foreign CallSoon racing a run's
+    // start lost callbacks or hung the run.)
+
+    private readonly object _gate = new();
+
+    /// <summary>Scope of a call that touches the loop's state: refused from a foreign thread while the
+    /// loop runs; serialised with other threads and with run starts while it is idle.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal LoopAccess Enter()
+    {
+        if (_threadId == Environment.CurrentManagedThreadId) return default;
+        return EnterSlow();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private LoopAccess EnterSlow()
+    {
+        Monitor.Enter(_gate);
+        if (_threadId != -1 && _threadId != Environment.CurrentManagedThreadId)
+        {
+            Monitor.Exit(_gate);
+            ThrowWrongThread();
+        }
+
+        return new LoopAccess(_gate);
+    }
+
+    /// <summary>Enters the gate if no thread runs the loop; false (and nothing held) if one does.</summary>
+    internal bool TryEnterIdle(out LoopAccess access)
+    {
+        Monitor.Enter(_gate);
+        if (_threadId == -1)
+        {
+            access = new LoopAccess(_gate);
+            return true;
+        }
+
+        Monitor.Exit(_gate);
+        access = default;
+        return false;
+    }
+
+    /// <summary>Holds the gate (or nothing, on the running loop's thread) until disposed.</summary>
+    internal readonly struct LoopAccess(object? gate) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (gate is not null) Monitor.Exit(gate);
+        }
     }
 
     /// <summary>Work outside the loop that may still wake it (a virtual clock won't jump while any is pending).</summary>

@@ -80,6 +80,28 @@ module CoreScenarioTests =
                     )
                     |> ignore
 
+                testCase "a failed poll ends the run at once and keeps what is queued (the shell's wait raised)"
+                <| fun () ->
+                    let s =
+                        playFresh
+                            [
+                                CallAt(1L, 50L) => ok
+                                Start => ok
+                                Stop => ok
+                                BeginTick 0L => poll 0L
+                                PollFailed => stopped
+                                // Out of phase now: only a polling loop can fail its poll.
+                                PollFailed => rejected (OutOfPhase "Polling")
+                                EndTick => rejected (OutOfPhase "RunningBatch")
+                                // The stop request was consumed; a new run goes on with the timer.
+                                Start => ok
+                                BeginTick 0L => poll 50L
+                                Polled 50L => run [ 1L ]
+                                EndTick => ok
+                            ]
+
+                    Expect.isTrue (LoopState.isRunning s) "running again"
+
                 testCase
                     "a call_soon made while the batch runs waits for the next tick (CPython: ntodo = len(_ready) is fixed before the batch)"
                 <| fun () ->

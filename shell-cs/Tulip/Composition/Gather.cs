@@ -23,9 +23,8 @@ public sealed class GatheringFuture<TResult> : Future<TResult>
 
     /// <summary>Cancels the children that are not done; true if any was. The gather ends (as
     /// cancelled) once every child has finished.</summary>
-    public override bool Cancel(string? message = null)
+    private protected override bool CancelOnLoop(string? message)
     {
-        LoopRef.CheckThread();
         if (Done) return false;
         bool any = false;
         foreach (var child in _children)

@@ -47,12 +47,40 @@ public abstract class Future
     /// <summary>
     /// Cancels a pending future: it becomes cancelled and its callbacks are scheduled. Returns false
     /// (and changes nothing) if it is already done.
+    /// <para>Thread-safe: .NET code cancels from any thread (a <see cref="CancellationToken"/>'s
+    /// callback, a timer). From a thread other than the running loop's, the cancellation is posted to
+    /// the loop (asyncio's <c>loop.call_soon_threadsafe(fut.cancel)</c>) and the result says whether
+    /// the future was still pending when it was posted; on a closed loop nothing happens and the
+    /// result is false.</para>
     /// </summary>
-    public virtual bool Cancel(string? message = null) => CancelCore(message);
+    [ThreadSafe]
+    public bool Cancel(string? message = null)
+    {
+        var loop = LoopRef;
+        if (loop.OnLoopThread) return CancelOnLoop(message);
+        if (loop.TryEnterIdle(out var access))
+        {
+            using (access) return CancelOnLoop(message);
+        }
+
+        if (Done || loop.IsClosed) return false;
+        try
+        {
+            loop.CallSoonThreadsafe(static s => s.Item1.CancelOnLoop(s.Item2), (this, message));
+            return true;
+        }
+        catch (EventLoopException)
+        {
+            return false; // closed meanwhile
+        }
+    }
+
+    /// <summary>What <see cref="Cancel"/> does on the loop's thread (tasks and sleeps add to it).</summary>
+    private protected virtual bool CancelOnLoop(string? message) => CancelCore(message);
 
     private protected bool CancelCore(string? message)
     {
-        LoopRef.CheckThread();
+        using var access = LoopRef.Enter();
         if (!FutureCore.Cancel(CoreState, message, out var next, out var toSchedule)) return false;
         CoreState = next;
         LoopRef.ScheduleParked(toSchedule);
@@ -65,7 +93,7 @@ public abstract class Future
     private protected void SetExceptionCore(System.Exception exception)
     {
         ArgumentNullException.ThrowIfNull(exception);
-        LoopRef.CheckThread();
+        using var access = LoopRef.Enter();
         CoreState = Complete(CoreState, faulted: true, out var toSchedule);
         StoredException = exception;
         _report = new UnretrievedExceptionReport(LoopRef, this, exception);
@@ -105,7 +133,8 @@ public abstract class Future
     /// <summary>Removes every registration of <paramref name="callback"/>; returns how many there were.</summary>
     public int RemoveDoneCallback(Action<Future> callback)
     {
-        LoopRef.CheckThread();
+        ArgumentNullException.ThrowIfNull(callback);
+        using var access = LoopRef.Enter();
         int removed = 0;
         foreach (var id in FutureCore.Callbacks(CoreState))
         {
@@ -123,7 +152,7 @@ public abstract class Future
     /// <summary>Registers a handle (not yet queued) to be scheduled when the future is done.</summary>
     internal void AddParked(Handle handle)
     {
-        LoopRef.CheckThread();
+        using var access = LoopRef.Enter();
         long id = LoopRef.RegisterParked(handle);
         CoreState = FutureCore.AddCallback(CoreState, id, out bool now);
         if (now) LoopRef.ScheduleParked(id);
@@ -132,6 +161,7 @@ public abstract class Future
     /// <summary>Unregisters a parked handle that was added with <see cref="AddParked"/>.</summary>
     internal void RemoveParked(Handle handle)
     {
+        using var access = LoopRef.Enter();
         CoreState = FutureCore.RemoveCallback(CoreState, handle.Id, out _);
         LoopRef.ReleaseParked(handle);
     }
@@ -192,7 +222,7 @@ public class Future<T> : Future
 
     private protected void SetResultCore(T result)
     {
-        LoopRef.CheckThread();
+        using var access = LoopRef.Enter();
         CoreState = Complete(CoreState, faulted: false, out var toSchedule);
         Value = result;
         LoopRef.ScheduleParked(toSchedule);
@@ -222,10 +252,11 @@ public readonly struct FutureAwaiter : ICriticalNotifyCompletion
 {
     private readonly Future _future;
     internal FutureAwaiter(Future future) => _future = future;
-    public bool IsCompleted => _future.Done;
+    public bool IsCompleted => _future.Done || _future.Loop.RefusesAwait(_future);
     public void GetResult()
     {
         _future.Loop.ThrowPendingCancellation();
+        if (!_future.Done) _future.Loop.ThrowRefusedAwait(_future);
         _future.ThrowIfNotSucceeded();
     }
     public void OnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation);
@@ -237,11 +268,12 @@ public readonly struct FutureAwaiter<T> : ICriticalNotifyCompletion
 {
     private readonly Future<T> _future;
     internal FutureAwaiter(Future<T> future) => _future = future;
-    public bool IsCompleted => _future.Done;
+    public bool IsCompleted => _future.Done || _future.Loop.RefusesAwait(_future);
 
     public T GetResult()
     {
         _future.Loop.ThrowPendingCancellation();
+        if (!_future.Done) _future.Loop.ThrowRefusedAwait(_future);
         return _future.Result();
     }
 

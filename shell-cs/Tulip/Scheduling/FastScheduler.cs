@@ -256,6 +256,14 @@ internal sealed class FastScheduler(long now) : IScheduler
         return false;
     }
 
+    // Loop.step PollFailed
+    public void PollFailed()
+    {
+        if (_phase != Phase.Polling) throw Reject(Rejection.NewOutOfPhase("Polling"));
+        _stopping = false;
+        _phase = Phase.Idle;
+    }
+
     public bool IsClosed => _closed;
     public bool IsRunning => _phase != Phase.Idle;
     public int ReadyCount => _readyCount;

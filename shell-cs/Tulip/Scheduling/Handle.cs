@@ -94,3 +94,32 @@ internal sealed class StateTimerHandle<TState>(EventLoop loop, long deadline, Ac
     internal override void Invoke() => _callback(_state);
     internal override string Describe() => $"when={When:0.000} {Diagnostics.Naming.Of(_callback)}";
 }
+
+/// <summary>
+/// The continuation of an await that no task owns (code outside a task, or a call a task's coroutine
+/// did not await): it runs as a plain callback, with no current task, in the synchronization context
+/// that was current when it was registered — so a .NET await further down that path still comes back
+/// to the loop, as .NET resumes a fire-and-forget async method on the context it started on.
+/// </summary>
+internal sealed class ContinuationHandle(EventLoop loop, Action continuation, SynchronizationContext? context) : Handle(loop)
+{
+    internal override void Invoke()
+    {
+        var loop = Loop;
+        var previousTask = loop.CurrentTaskInternal;
+        var previousContext = SynchronizationContext.Current;
+        loop.CurrentTaskInternal = null;
+        if (!ReferenceEquals(previousContext, context)) SynchronizationContext.SetSynchronizationContext(context);
+        try
+        {
+            continuation();
+        }
+        finally
+        {
+            loop.CurrentTaskInternal = previousTask;
+            if (!ReferenceEquals(SynchronizationContext.Current, previousContext)) SynchronizationContext.SetSynchronizationContext(previousContext);
+        }
+    }
+
+    internal override string Describe() => Diagnostics.Naming.Of(continuation);
+}

@@ -29,6 +29,9 @@ internal interface IScheduler
     /// <summary>Ends the tick; true when the run is over (stop was requested).</summary>
     bool EndTick();
 
+    /// <summary>The poll raised: the run ends now (idle again), nothing queued is lost.</summary>
+    void PollFailed();
+
     bool IsClosed { get; }
     bool IsRunning { get; }
     int ReadyCount { get; }

@@ -30,6 +30,12 @@ public abstract class LoopClock
 
     /// <summary>A virtual clock with nothing scheduled: real time (ticks) to wait before declaring a deadlock.</summary>
     internal virtual long IdleLimitTicks => 0;
+
+    /// <summary>A virtual clock with nothing scheduled waited its idle limit (for I/O) and nothing came:
+    /// raise the deadlock now, unless a wake is pending.</summary>
+    internal virtual void IdleLimitReached()
+    {
+    }
 }
 
 /// <summary>The real clock: monotonic time from <see cref="Stopwatch"/>, real waits.</summary>

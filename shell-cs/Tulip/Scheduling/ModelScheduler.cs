@@ -109,6 +109,12 @@ internal sealed class ModelScheduler(long now) : IScheduler
         return stopped;
     }
 
+    public void PollFailed()
+    {
+        Flush();
+        _core = LoopCore.PollFailed(_core);
+    }
+
     public bool IsClosed => LoopCore.IsClosed(_core);
     public bool IsRunning => LoopCore.IsRunning(_core);
     public int ReadyCount => LoopCore.ReadyCount(_core) + _soonCount;

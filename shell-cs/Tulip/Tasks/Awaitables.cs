@@ -100,10 +100,10 @@ internal sealed class SleepFuture<T> : Future<T>
         if (!Done) SetResultCore(result);
     }
 
-    public override bool Cancel(string? message = null)
+    private protected override bool CancelOnLoop(string? message)
     {
         _timer.Cancel();
-        return base.Cancel(message);
+        return base.CancelOnLoop(message);
     }
 }
 
@@ -119,6 +119,6 @@ public sealed partial class EventLoop
         }
 
         if (CurrentTaskInternal is { } task && task.TryYield(continuation)) return;
-        CallSoon(continuation);
+        EnqueueSoon(new ContinuationHandle(this, continuation, SynchronizationContext.Current));
     }
 }

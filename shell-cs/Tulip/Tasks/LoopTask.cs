@@ -65,7 +65,6 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     private readonly StepHandle _stepHandle;
     private readonly TaskContext _context;
     private CancellationTokenSource? _cts;
-    private static readonly Action s_comeBack = static () => { };
 
     internal LoopTask(EventLoop loop, Func<Task<T>> coroutine, string? name) : this(loop, name) => _coroutine = coroutine;
 
@@ -96,9 +95,13 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
     public override void SetException(Exception exception) => throw new EventLoopException("Task does not support set_exception operation");
 
-    public override bool Cancel(string? message = null)
+    /// <summary>
+    /// Requests cancellation (asyncio 3.11 <c>Task.cancel(msg)</c>). Thread-safe: from a thread other
+    /// than the running loop's the request is posted to the loop, as <c>call_soon_threadsafe(task.cancel)</c>
+    /// (see <see cref="Future.Cancel"/>), so a <see cref="System.Threading.CancellationToken"/> callback may call it.
+    /// </summary>
+    private protected override bool CancelOnLoop(string? message)
     {
-        LoopRef.CheckThread();
         // Tasks that await each other in a cycle would cancel each other forever (CPython: RecursionError;
         // here: a stack overflow that kills the process). A cancel that comes back round to this task
         // is refused instead: the task is being cancelled already.
@@ -175,7 +178,14 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     /// <summary>The task's step (asyncio's <c>__step</c>, and <c>__wakeup</c> when it was waiting).</summary>
     internal void Step()
     {
-        if (TaskCore.IsDone(_ts)) return;
+        if (TaskCore.IsDone(_ts))
+        {
+            // The coroutine ended outside a step while this wake-up was pending: what it would have
+            // resumed was not the coroutine's own wait but an un-awaited call's, which runs on freely.
+            RunLeftoverFree();
+            return;
+        }
+
         var phase = _ts.Phase;
         if (phase.IsWaiting || phase.IsSuspended) _ts = TaskCore.WakeUp(_ts);
         bool incomingCancel = _waiter is { Cancelled: true };
@@ -244,12 +254,34 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         _running ??= Task.FromException(new InvalidOperationException("the coroutine function returned null"));
         if (!_running.IsCompleted)
         {
-            // Registered while our context is current: when the coroutine ends inside one of our steps
-            // the hook runs inline; if it ends on another thread it is posted back as a step.
-            // The hook itself does nothing: it only makes a completion off the loop come back as a step,
-            // whose end sees the coroutine completed.
-            _running.GetAwaiter().UnsafeOnCompleted(s_comeBack);
+            // The task is done when its coroutine is, wherever that happens: inside one of its steps
+            // (the step's end sees it), inside code the task does not own (a free continuation that
+            // completed what the coroutine awaited), or on another thread. Registered while the task's
+            // context is current, the hook runs inline where that context is current (the task's steps
+            // and its free continuations) and is posted back to the loop from anywhere else; either way
+            // it runs on the loop's thread. (Not ConfigureAwait(false): .NET does not inline such a
+            // continuation under a synchronization context, it would go to the thread pool.)
+            _running.GetAwaiter().UnsafeOnCompleted(CoroutineCompleted);
         }
+    }
+
+    private Action CoroutineCompleted => _coroutineCompleted ??= OnCoroutineCompleted;
+    private Action? _coroutineCompleted;
+
+    private void OnCoroutineCompleted()
+    {
+        // Inside the task's own step, the step's end finishes it.
+        if (!_inStep) FinishOutside();
+    }
+
+    /// <summary>The coroutine ended between steps: the core decides the outcome (TaskState.finishOutside).</summary>
+    private void FinishOutside()
+    {
+        if (TaskCore.IsDone(_ts) || _inStep || _ts.Phase.IsRunning) return;
+        var (how, message, error) = EndingOf(_running!, throwInPending: false);
+        _ts = TaskCore.FinishOutside(_ts, how, message!);
+        if (how == 2) StoredExceptionForFinish = error;
+        CompleteFromCore();
     }
 
     private void AfterStep()
@@ -286,44 +318,34 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     {
         if (!TaskCore.IsDone(_ts))
         {
-            var t = _running!;
-            int how;
-            string? message = null;
-            Exception? error = null;
-            if (t.IsCanceled)
-            {
-                how = 1;
-                message = CancelMessageOf(t);
-            }
-            else if (t.IsFaulted)
-            {
-                error = t.Exception!.InnerExceptions.Count == 1 ? t.Exception.InnerException! : t.Exception;
-                if (error is OperationCanceledException oce)
-                {
-                    how = 1;
-                    message = (oce as CancelledException)?.CancelMessage;
-                }
-                else
-                {
-                    how = 2;
-                }
-            }
-            else if (_throwInPending && !_throwInViaToken)
-            {
-                // A cancellation was due at an await that never came (the coroutine awaited only .NET
-                // tasks before returning): the task ends cancelled, as a flagged task that returns does.
-                how = 1;
-                message = _throwInMessage;
-            }
-            else
-            {
-                how = 0;
-            }
-
+            var (how, message, error) = EndingOf(_running!, _throwInPending && !_throwInViaToken);
             _ts = TaskCore.EndStep(_ts, how, message!, out _, out _);
             if (how == 2) StoredExceptionForFinish = error;
         }
 
+        CompleteFromCore();
+    }
+
+    /// <summary>How the coroutine's Task ended, in the core's terms: 0 returned, 1 cancelled, 2 raised.</summary>
+    private (int How, string? Message, Exception? Error) EndingOf(Task t, bool throwInPending)
+    {
+        if (t.IsCanceled) return (1, CancelMessageOf(t), null);
+        if (t.IsFaulted)
+        {
+            var error = t.Exception!.InnerExceptions.Count == 1 ? t.Exception.InnerException! : t.Exception;
+            if (error is OperationCanceledException oce) return (1, (oce as CancelledException)?.CancelMessage, null);
+            return (2, null, error);
+        }
+
+        // A cancellation was due at an await that never came (the coroutine awaited only .NET tasks
+        // before returning): the task ends cancelled, as a flagged task that returns does.
+        if (throwInPending) return (1, _throwInMessage, null);
+        return (0, null, null);
+    }
+
+    /// <summary>Completes the future with the outcome the core decided.</summary>
+    private void CompleteFromCore()
+    {
         int outcome = TaskCore.Outcome(_ts, out string? cancelMessage);
         _throwInPending = false;
         LoopRef.TaskFinished(this);
@@ -367,14 +389,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     bool ILoopTaskInternal.TryAwait(Future future, Action continuation)
     {
         if (!_inStep) return false;
-        if (_stepEnd == EndAwaited && _waiter is { } earlier && _continuation is { } earlierContinuation)
-        {
-            // Two awaits in one step: the first belonged to an async call nobody awaited (it runs on as
-            // a side path), the last one is where the task itself stops.
-            earlier.RemoveParked(_stepHandle);
-            earlier.AddParked(new StateHandle<Action>(LoopRef, static c => c(), earlierContinuation));
-        }
-
+        ReleasePendingWait();
         _stepEnd = EndAwaited;
         _waiter = future;
         _continuation = continuation;
@@ -384,10 +399,45 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
     bool ILoopTaskInternal.TryYield(Action continuation)
     {
-        if (!_inStep || _stepEnd != EndNone) return false;
+        if (!_inStep) return false;
+        ReleasePendingWait();
         _stepEnd = EndYielded;
         _continuation = continuation;
         return true;
+    }
+
+    /// <summary>
+    /// A second wait in one step (DESIGN.md, "whose continuation is it"): the coroutine stops at the
+    /// last await of a step, so the earlier one was made by a call it did not await (fire-and-forget).
+    /// That wait is not the task's: its continuation is handed back to the loop as a free one (no
+    /// task, the task's context), to run when its future is done (or on the next tick, for a yield).
+    /// </summary>
+    private void ReleasePendingWait()
+    {
+        var c = _continuation;
+        switch (_stepEnd)
+        {
+            case EndAwaited when _waiter is { } earlier && c is not null:
+                earlier.RemoveParked(_stepHandle);
+                earlier.AddParked(new ContinuationHandle(LoopRef, c, _context));
+                _waiter = null;
+                break;
+            case EndYielded when c is not null:
+                LoopRef.EnqueueSoon(new ContinuationHandle(LoopRef, c, _context));
+                break;
+        }
+
+        _continuation = null;
+        _stepEnd = EndNone;
+    }
+
+    /// <summary>A wake-up that came after the task finished: its continuation runs free, now.</summary>
+    private void RunLeftoverFree()
+    {
+        var c = _continuation;
+        _continuation = null;
+        if (c is null) return;
+        new ContinuationHandle(LoopRef, c, _context).Invoke();
     }
 
     void ILoopTaskInternal.ThrowPendingCancellation()
@@ -402,8 +452,17 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     /// <summary>A continuation posted to the task's context from outside the loop (a .NET Task's).</summary>
     internal void ResumeExternal(SendOrPostCallback callback, object? state)
     {
-        if (_ts.Phase.IsSuspended && !Done)
+        if (!Done && (_ts.Phase.IsSuspended || (_ts.Phase.IsWaiting && IsCoroutineContinuation(state))))
         {
+            if (_ts.Phase.IsWaiting)
+            {
+                // The step's last loop await was an un-awaited call's, and the coroutine itself awaited
+                // a .NET task, which completes now: that loop wait is released to run on freely, and
+                // the task resumes (with no cancellation coming in from the released wait).
+                _stepEnd = EndAwaited;
+                ReleasePendingWait();
+            }
+
             _continuation = () => callback(state);
             _resumingExternal = true;
             Step();
@@ -426,6 +485,14 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
             SynchronizationContext.SetSynchronizationContext(previousContext);
         }
     }
+
+    /// <summary>
+    /// Whether a continuation posted to the task's context resumes the coroutine itself (not a helper
+    /// it called): .NET posts an await's continuation as the awaiting method's MoveNext delegate, whose
+    /// target is that method's Task. Anything else (another shape, another method) says "don't know".
+    /// </summary>
+    private bool IsCoroutineContinuation(object? state) =>
+        state is Delegate d && _running is { } running && ReferenceEquals(d.Target, running);
 
     /// <summary>The task's one reusable handle: its steps and wake-ups.</summary>
     private sealed class StepHandle(EventLoop loop, LoopTask<T> task) : Handle(loop)
