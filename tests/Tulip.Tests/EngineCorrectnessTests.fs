@@ -26,7 +26,17 @@ type private Unawaited =
       /// Makes it complete (run on the loop after the task is done).
       Release: unit -> unit }
 
-let private unawaited (loop: EventLoop) : Unawaited list =
+/// A connected loopback pair (client, accepted) and the listener, all closed by the caller.
+let private loopbackPair () =
+    let listener = new Net.Sockets.Socket(Net.Sockets.AddressFamily.InterNetwork, Net.Sockets.SocketType.Stream, Net.Sockets.ProtocolType.Tcp)
+    listener.Bind(Net.IPEndPoint(Net.IPAddress.Loopback, 0))
+    listener.Listen 4
+    let client = new Net.Sockets.Socket(Net.Sockets.AddressFamily.InterNetwork, Net.Sockets.SocketType.Stream, Net.Sockets.ProtocolType.Tcp)
+    client.Connect(listener.LocalEndPoint)
+    let server = listener.Accept()
+    listener, client, server
+
+let private unawaitedIn (loop: EventLoop) (opened: Collections.Concurrent.ConcurrentBag<IDisposable>) : Unawaited list =
     let q = AsyncQueue<int>()
     let full = AsyncQueue<int>(1)
     let joined = AsyncQueue<int>()
@@ -41,6 +51,20 @@ let private unawaited (loop: EventLoop) : Unawaited list =
     let waitedFor = loop.CreateFuture<int>()
     let reader = LoopStreamReader(loop)
     let sleptUntil = loop.CreateFuture<int>()
+    let lineReader = LoopStreamReader(loop)
+    let exactReader = LoopStreamReader(loop)
+    let untilReader = LoopStreamReader(loop)
+    let intoReader = LoopStreamReader(loop)
+    let lk2 = AsyncLock()
+    let sem2 = AsyncSemaphore(0)
+    let cond2 = Condition()
+    let mutable flag = false
+    let waited = loop.CreateFuture<int>()
+    let completedOne = loop.CreateFuture<int>()
+    let grouped = loop.CreateFuture<int>()
+    let scoped = loop.CreateFuture<int>()
+    let mutable sockPeer: Net.Sockets.Socket = null
+    let mutable acceptOn: Net.Sockets.Socket = null
 
     [ { Name = "AsyncQueue.Get"; Start = (fun () -> q.Get().AsTask()); Release = (fun () -> q.PutNowait 1) }
       { Name = "AsyncQueue.Put on a full queue"
@@ -103,7 +127,99 @@ let private unawaited (loop: EventLoop) : Unawaited list =
                   return v
               }
               :> Task
-        Release = (fun () -> sleptUntil.SetResult 1) } ]
+        Release = (fun () -> sleptUntil.SetResult 1) }
+      { Name = "LoopStreamReader.ReadLineAsync"
+        Start = (fun () -> lineReader.ReadLineAsync().AsTask() :> Task)
+        Release = (fun () -> lineReader.FeedData(ReadOnlySpan "line\n"B)) }
+      { Name = "LoopStreamReader.ReadExactlyAsync"
+        Start = (fun () -> exactReader.ReadExactlyAsync(3).AsTask() :> Task)
+        Release = (fun () -> exactReader.FeedData(ReadOnlySpan "abc"B)) }
+      { Name = "LoopStreamReader.ReadUntilAsync"
+        Start = (fun () -> untilReader.ReadUntilAsync(ReadOnlyMemory "|"B).AsTask() :> Task)
+        Release = (fun () -> untilReader.FeedData(ReadOnlySpan "a|"B)) }
+      { Name = "LoopStreamReader.ReadIntoAsync"
+        Start = (fun () -> intoReader.ReadIntoAsync(Memory(Array.zeroCreate<byte> 8)).AsTask() :> Task)
+        Release = (fun () -> intoReader.FeedData(ReadOnlySpan "xy"B)) }
+      { Name = "AsyncLock.AcquireAsync (contended)"
+        Start = (fun () -> (lk2.Acquire().AsTask().Wait(); task { use! _ = lk2.AcquireAsync() in () } :> Task))
+        Release = (fun () -> lk2.Release()) }
+      { Name = "AsyncSemaphore.AcquireAsync"
+        Start = (fun () -> task { use! _ = sem2.AcquireAsync() in () } :> Task)
+        Release = (fun () -> sem2.Release()) }
+      { Name = "Condition.WaitFor"
+        Start =
+          fun () ->
+              task {
+                  let! _ = cond2.Acquire()
+                  let! _ = cond2.WaitFor(fun () -> flag)
+                  cond2.Release()
+              }
+        Release =
+          fun () ->
+              loop.CreateTask(fun () ->
+                  task {
+                      let! _ = cond2.Acquire()
+                      flag <- true
+                      cond2.NotifyAll()
+                      cond2.Release()
+                  }
+                  :> Task)
+              |> ignore }
+      { Name = "Wait (in a helper)"
+        Start = (fun () -> task { let! _ = Asyncio.Wait([ waited ]) in () } :> Task)
+        Release = (fun () -> waited.SetResult 1) }
+      { Name = "AsCompletedAsync (in a helper)"
+        Start =
+          fun () ->
+              task {
+                  let e = Asyncio.AsCompletedAsync([ completedOne ]).GetAsyncEnumerator()
+                  let! _ = e.MoveNextAsync()
+                  do! e.DisposeAsync()
+              }
+              :> Task
+        Release = (fun () -> completedOne.SetResult 1) }
+      { Name = "TaskGroup.RunAsync (in a helper)"
+        Start =
+          fun () ->
+              TaskGroup.RunAsync(fun g ->
+                  g.CreateTask(fun () -> task { let! v = grouped in return v }) |> ignore
+                  Task.CompletedTask)
+        Release = (fun () -> grouped.SetResult 1) }
+      { Name = "EventLoop.SockRecv"
+        Start =
+          fun () ->
+              let listener, client, server = loopbackPair ()
+              server.Blocking <- false
+              opened.Add listener
+              opened.Add client
+              opened.Add server
+              sockPeer <- client
+              loop.SockRecv(server, 16) :> Task
+        Release = (fun () -> sockPeer.Send("hi"B) |> ignore) }
+      { Name = "EventLoop.SockAccept"
+        Start =
+          fun () ->
+              let listener = new Net.Sockets.Socket(Net.Sockets.AddressFamily.InterNetwork, Net.Sockets.SocketType.Stream, Net.Sockets.ProtocolType.Tcp)
+              listener.Bind(Net.IPEndPoint(Net.IPAddress.Loopback, 0))
+              listener.Listen 4
+              listener.Blocking <- false
+              opened.Add listener
+              acceptOn <- listener
+              task {
+                  let! (c, _) = loop.SockAccept(listener)
+                  opened.Add c
+              }
+              :> Task
+        Release =
+          fun () ->
+              let c = new Net.Sockets.Socket(Net.Sockets.AddressFamily.InterNetwork, Net.Sockets.SocketType.Stream, Net.Sockets.ProtocolType.Tcp)
+              opened.Add c
+              c.Connect(acceptOn.LocalEndPoint) }
+      { Name = "Timeout scope (in a helper)"
+        Start = (fun () -> Asyncio.Timeout(Nullable 50.0, (fun _ -> task { let! _ = scoped in () } :> Task)))
+        Release = (fun () -> scoped.SetResult 1) } ]
+
+let private unawaited (loop: EventLoop) = unawaitedIn loop (Collections.Concurrent.ConcurrentBag())
 
 /// How the coroutine goes on after starting the un-awaited operation.
 let private shapes: (string * (EventLoop -> Task)) list =
@@ -121,26 +237,30 @@ let private shapes: (string * (EventLoop -> Task)) list =
 let unawaitedTests =
     testList
         "Un-awaited operations never keep their task alive (issue 11.1)"
-        [ for shapeName, shape in shapes do
-              for i in 0 .. (unawaited (newLoop ())).Length - 1 do
-                  let name = (unawaited (newLoop ())).[i].Name
+        [ let names =
+              use loop = newLoop ()
+              unawaited loop |> List.map (fun o -> o.Name)
+
+          for shapeName, shape in shapes do
+              for i, name in List.indexed names do
 
                   testCase (sprintf "%s, %s: the task ends with its coroutine, the operation later completes free" name shapeName)
                   <| fun () ->
                       use loop = boundedLoop ()
-                      let op = (unawaited loop).[i]
+                      let opened = Collections.Concurrent.ConcurrentBag<IDisposable>()
+                      let op = (unawaitedIn loop opened).[i]
                       let mutable side: Task = null
 
-                      let result =
-                          runMain loop (fun () ->
+                      let main =
+                          createTask loop (fun () ->
                               task {
                                   side <- op.Start()
                                   do! shape loop
                                   return "done"
                               })
 
-                      Expect.equal result "done" "the task's own result"
-                      Expect.isEmpty (loop.AllTasks()) "no task left pending but the ones the operation made"
+                      Expect.equal (loop.RunUntilComplete main) "done" "the task's own result"
+                      Expect.isFalse (loop.AllTasks() |> Seq.exists (fun t -> obj.ReferenceEquals(t, main))) "the task is not pending"
                       // The operation is still there and completes when released, on the loop, with no task.
                       loop.CallSoon(fun () -> op.Release()) |> ignore
 
@@ -148,7 +268,11 @@ let unawaitedTests =
                           loop.CreateTask(fun () -> task { do! Asyncio.WaitFor((fun () -> side), Nullable 10.0) } :> Task)
 
                       loop.RunUntilComplete(waitSide :> Future)
-                      Expect.isTrue side.IsCompletedSuccessfully (sprintf "%s completed (%A)" name side.Status) ]
+                      Expect.isTrue side.IsCompletedSuccessfully (sprintf "%s completed (%A)" name side.Status)
+                      // Sockets the network cases opened (loopback, port 0) are closed with their test.
+                      let mutable d = Unchecked.defaultof<IDisposable>
+                      while opened.TryTake(&d) do
+                          d.Dispose() ]
 
 [<Tests>]
 let ownershipTests =
@@ -225,6 +349,33 @@ let ownershipTests =
               let e = throws<CancelledException> (fun () -> loop.RunUntilComplete main |> ignore)
               Expect.equal e.CancelMessage "stop" "the task's own wait was cancelled"
               Expect.isTrue f.Cancelled "the future it awaited was cancelled (asyncio: _fut_waiter.cancel())")
+
+          testCase "after an un-awaited loop wait, a .NET await resumes the coroutine as its task (CurrentTask is the task)" (fun () ->
+              use loop = boundedLoop ()
+              let q = AsyncQueue<int>()
+              let mutable after: ILoopTask = null
+              let mutable main: LoopTask<int> = null
+              let mutable side: Task<int> = null
+
+              main <-
+                  createTask loop (fun () ->
+                      task {
+                          side <- q.Get().AsTask()
+                          do! Task.Delay(TimeSpan.FromSeconds 1.0, loop.TimeProvider)
+                          after <- Asyncio.CurrentTask()
+                          // And the task's next loop await is its own: a cancel reaches it.
+                          do! Asyncio.Sleep 10.0
+                          return 1
+                      })
+
+              loop.CallLater(5.0, (fun () -> main.Cancel "late" |> ignore)) |> ignore
+              let e = throws<CancelledException> (fun () -> loop.RunUntilComplete main |> ignore)
+              Expect.isTrue (obj.ReferenceEquals(after, main)) "the coroutine resumed inside its task"
+              Expect.equal e.CancelMessage "late" "the cancel reached the task's own sleep"
+              Expect.isFalse side.IsCompleted "the un-awaited Get still waits, untouched"
+              q.PutNowait 9
+              runMainUnit loop (fun () -> task { do! Asyncio.Sleep 0.0 })
+              Expect.equal side.Result 9 "and takes the next item")
 
           testCase "a helper started and awaited later still drives the task (await after the fact)" (fun () ->
               use loop = boundedLoop ()
