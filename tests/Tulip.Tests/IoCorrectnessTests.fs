@@ -129,10 +129,79 @@ let private burstDrains: NetCase =
         }
 
 // -------------------------------------------------------------------------------------------------
+// 7. A failing client-connected callback of StartServer.
+
+// python3 (3.11.7, /tmp script: start_server with an async callback raising before and after an
+// await): the handler gets exactly {message: 'Unhandled exception in client_connected_cb', exception,
+// transport} and the transport is closed (transport.close(), so what was written is flushed); the
+// client reads b'' and is at EOF.
+let private failingClientCallback (unix: bool) (later: bool) : NetCase =
+    let where = if unix then "StartUnixServer" else "StartServer"
+    let how = if later then "whose Task faults later" else "that throws synchronously"
+
+    netCase $"{where}: a client callback {how} is reported as asyncio's 'Unhandled exception in client_connected_cb' with the transport, and the client sees EOF"
+    <| fun net ->
+        task {
+            let boom = InvalidOperationException "client callback failed"
+            let seen = ResizeArray<ITransport>()
+
+            let callback =
+                Func<LoopStreamReader, LoopStreamWriter, Task>(fun _ writer ->
+                    seen.Add writer.Transport
+                    writer.Write(ReadOnlySpan<byte>("hello"B)) // flushed by the close, as asyncio's
+
+                    if later then
+                        task {
+                            do! Asyncio.Sleep 0.01
+                            raise boom
+                        }
+                        :> Task
+                    else
+                        raise boom)
+
+            let dir = if unix then Directory.CreateTempSubdirectory "tulip-cb-" else null
+
+            try
+                let path = if unix then Path.Combine(dir.FullName, "s.sock") else null
+                let! server = if unix then Asyncio.StartUnixServer(callback, path) else Asyncio.StartServer(callback, loopback, 0)
+                net.Track server |> ignore
+
+                let! struct (reader, writer) =
+                    task {
+                        let! (r, w) = if unix then Asyncio.OpenUnixConnection path else Asyncio.OpenConnection(loopback, portOf server)
+                        return struct (r, w)
+                    }
+
+                // Bounded: before the fix the connection stayed open and this read never ended.
+                let! got = Asyncio.WaitFor(Func<Task<byte[]>>(fun () -> reader.ReadAsync().AsTask()), 5.0)
+                Expect.equal got "hello"B "what the callback wrote, then EOF"
+                Expect.isTrue reader.AtEof "the client sees EOF"
+                do! poll (fun () -> not net.Errors.IsEmpty)
+                let errors = net.TakeErrors()
+                Expect.equal (errors |> List.map _.Message) [ "Unhandled exception in client_connected_cb" ] "asyncio's message, once"
+                let ctx = errors.Head
+                Expect.isTrue (obj.ReferenceEquals(ctx.Exception, boom)) "with the exception"
+                Expect.equal seen.Count 1 "one connection"
+                Expect.isTrue (obj.ReferenceEquals(ctx.Transport, seen[0])) "with the server side's transport"
+                Expect.isNull ctx.Protocol "asyncio's context has no protocol"
+                Expect.isNull ctx.Future "nor a future (the exception was retrieved: no 'never retrieved' report later)"
+                Expect.isTrue seen[0].IsClosing "the server side is closed"
+                writer.Close()
+                do! writer.WaitClosedAsync()
+                do! closeServer server
+            finally
+                if unix then dir.Delete true
+        }
+
+// -------------------------------------------------------------------------------------------------
 
 [<Tests>]
 let tests =
     testList
         "I/O correctness"
-        [ // Sequenced: run alone after the parallel tests, so the process-wide heap measure is this test's.
+        [ perReactor
+              "failing client callbacks"
+              [ for unix in [ false; true ] do
+                    for later in [ false; true ] -> failingClientCallback unix later ]
+          // Sequenced: run alone after the parallel tests, so the process-wide heap measure is this test's.
           testList "write buffer memory" [ for kind in reactors -> testList (string kind) [ testSequenced (burstDrains kind) ] ] ]
