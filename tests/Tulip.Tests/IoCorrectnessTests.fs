@@ -194,14 +194,203 @@ let private failingClientCallback (unix: bool) (later: bool) : NetCase =
         }
 
 // -------------------------------------------------------------------------------------------------
+// 8. LoopDuplexStream honours its CancellationTokens.
+
+/// A StartServer connection for LoopDuplexStream tests: the client's reader and writer, and the server
+/// side's; the server side's callback waits for `release` and then closes.
+type private Pair =
+    { Server: Server
+      Reader: LoopStreamReader
+      Writer: LoopStreamWriter
+      PeerReader: LoopStreamReader
+      PeerWriter: LoopStreamWriter
+      Release: Future<unit> }
+
+let private streamPair (net: Net) =
+    task {
+        let sides = net.Loop.CreateFuture<LoopStreamReader * LoopStreamWriter>()
+        let release = net.Loop.CreateFuture<unit>()
+
+        let! server =
+            Asyncio.StartServer(
+                (fun r w ->
+                    task {
+                        sides.SetResult((r, w))
+                        let! () = release
+                        w.Close()
+                    }
+                    :> Task),
+                loopback,
+                0
+            )
+
+        net.Track server |> ignore
+        let! struct (reader, writer) = task { let! (r, w) = Asyncio.OpenConnection(loopback, portOf server) in return struct (r, w) }
+        let! peerReader, peerWriter = sides
+
+        return
+            { Server = server
+              Reader = reader
+              Writer = writer
+              PeerReader = peerReader
+              PeerWriter = peerWriter
+              Release = release }
+    }
+
+let private closePair (p: Pair) =
+    task {
+        p.Writer.Close()
+        p.Release.SetResult(())
+        do! p.Writer.WaitClosedAsync()
+        do! closeServer p.Server
+    }
+
+/// The outcome of an awaited operation: its value, or the cancellation it ended with.
+let private outcome (op: unit -> Task<'T>) =
+    task {
+        try
+            let! v = op ()
+            return Choice1Of2 v
+        with :? OperationCanceledException as e ->
+            return Choice2Of2 e
+    }
+
+let private expectCancelledBy (token: CancellationToken) (what: string) (result: Choice<'T, OperationCanceledException>) =
+    match result with
+    | Choice1Of2 v -> failtestf "%s: expected a cancellation, it completed with %A" what v
+    | Choice2Of2 e -> Expect.equal e.CancellationToken token $"{what}: the OperationCanceledException carries the token"
+
+let private readExactly (stream: LoopDuplexStream) (n: int) =
+    task {
+        let buf = Array.zeroCreate<byte> n
+        let mutable got = 0
+
+        while got < n do
+            let! k = stream.ReadAsync(buf.AsMemory(got))
+            if k = 0 then failtestf "EOF after %d of %d bytes" got n
+            got <- got + k
+
+        return buf
+    }
+
+let private duplexCancellation: NetCase list =
+    [ netCase "LoopDuplexStream.ReadAsync with a 100 ms token (fired on a timer thread) ends cancelled well under a second; data sent after it is read intact"
+      <| fun net ->
+          task {
+              let! p = streamPair net
+              use stream = new LoopDuplexStream(p.Reader, p.Writer)
+              let data = payload 3 1000
+              let mutable sent = false
+
+              let send () =
+                  if not sent then
+                      sent <- true
+                      p.PeerWriter.Write(ReadOnlySpan<byte>(data))
+
+              // Were the token ignored, the read would wait for data: it comes after 1.5 s, so the old
+              // behaviour fails here quickly instead of hanging.
+              let late = net.Loop.CallLater(1.5, send)
+              use cts = new CancellationTokenSource(TimeSpan.FromMilliseconds 100.0)
+              let buf = Array.zeroCreate<byte> 4096
+              let clock = Stopwatch.StartNew()
+              let! result = outcome (fun () -> stream.ReadAsync(buf.AsMemory(), cts.Token).AsTask())
+              let elapsed = clock.Elapsed
+              late.Cancel()
+              expectCancelledBy cts.Token "the read" result
+              Expect.isLessThan elapsed (TimeSpan.FromSeconds 1.0) "ended well under a second"
+              // Cancel-safe: the bytes that arrive now are all there for the next read.
+              send ()
+              let! got = readExactly stream data.Length
+              expectBytes got data "the next read gets the data intact"
+              Expect.equal p.Reader.BufferedCount 0 "nothing left over"
+              // The array overload, cancelled while it waits too.
+              use cts2 = new CancellationTokenSource(TimeSpan.FromMilliseconds 50.0)
+              let! result2 = outcome (fun () -> stream.ReadAsync(buf, 0, buf.Length, cts2.Token))
+              expectCancelledBy cts2.Token "ReadAsync(byte[], ...)" result2
+              p.PeerWriter.Write(ReadOnlySpan<byte>("z"B))
+              let! z = readExactly stream 1
+              Expect.equal z "z"B "and the next read after it too"
+              do! closePair p
+          }
+
+      netCase "LoopDuplexStream: a token already cancelled ends ReadAsync, WriteAsync and FlushAsync at once, consuming and writing nothing"
+      <| fun net ->
+          task {
+              let! p = streamPair net
+              use stream = new LoopDuplexStream(p.Reader, p.Writer)
+              p.PeerWriter.Write(ReadOnlySpan<byte>("abc"B))
+              do! poll (fun () -> p.Reader.BufferedCount = 3)
+              use cts = new CancellationTokenSource()
+              cts.Cancel()
+              let buf = Array.zeroCreate<byte> 16
+              let read = stream.ReadAsync(buf.AsMemory(), cts.Token)
+              Expect.isTrue read.IsCanceled "ReadAsync(Memory): cancelled at once"
+              let! r1 = outcome (fun () -> read.AsTask())
+              expectCancelledBy cts.Token "ReadAsync(Memory)" r1
+              let read2 = stream.ReadAsync(buf, 0, buf.Length, cts.Token)
+              Expect.isTrue read2.IsCanceled "ReadAsync(byte[]): cancelled at once"
+              Expect.equal p.Reader.BufferedCount 3 "nothing consumed"
+              let write = stream.WriteAsync(ReadOnlyMemory<byte>("lost"B), cts.Token)
+              Expect.isTrue write.IsCanceled "WriteAsync(ReadOnlyMemory): cancelled at once"
+              let! w1 = outcome (fun () -> task { do! write })
+              expectCancelledBy cts.Token "WriteAsync" w1
+              Expect.isTrue (stream.WriteAsync("lost"B, 0, 4, cts.Token).IsCanceled) "WriteAsync(byte[]): cancelled at once"
+              Expect.isTrue (stream.FlushAsync(cts.Token).IsCanceled) "FlushAsync: cancelled at once"
+              // Nothing of the cancelled writes reached the peer: the next bytes it gets are these.
+              do! stream.WriteAsync(ReadOnlyMemory<byte>("kept"B), CancellationToken.None)
+              let! kept = p.PeerReader.ReadExactlyAsync 4
+              Expect.equal kept "kept"B "the cancelled writes wrote nothing"
+              let! abc = readExactly stream 3
+              Expect.equal abc "abc"B "the buffered bytes are still there"
+              do! closePair p
+          }
+
+      netCase "LoopDuplexStream.WriteAsync / FlushAsync waiting for drain: a token cancels the wait (from the loop thread or another), the written bytes still go"
+      <| fun net ->
+          task {
+              let! p = streamPair net
+              use stream = new LoopDuplexStream(p.Reader, p.Writer)
+              let data = payload 9 (32 * MiB)
+              let mutable draining: Task<byte[]> = null
+
+              let drain () =
+                  if isNull draining then
+                      draining <- (p.PeerReader.ReadExactlyAsync data.Length).AsTask()
+
+              // The peer does not read, so the drain waits; were the token ignored, it would wait until
+              // the peer starts reading after 1.5 s.
+              let late = net.Loop.CallLater(1.5, drain)
+              use cts = new CancellationTokenSource()
+              let cancel = net.Loop.CallLater(0.1, (fun () -> cts.Cancel()))
+              let clock = Stopwatch.StartNew()
+              let! result = outcome (fun () -> task { do! stream.WriteAsync(ReadOnlyMemory<byte>(data), cts.Token) })
+              expectCancelledBy cts.Token "WriteAsync" result
+              Expect.isLessThan clock.Elapsed (TimeSpan.FromSeconds 1.0) "the write's wait ended well under a second"
+              Expect.isGreaterThan (p.Writer.Transport.GetWriteBufferSize()) (64 * KiB) "still over the high-water mark"
+              use cts2 = new CancellationTokenSource(TimeSpan.FromMilliseconds 100.0)
+              clock.Restart()
+              let! result2 = outcome (fun () -> task { do! stream.FlushAsync(cts2.Token) })
+              expectCancelledBy cts2.Token "FlushAsync" result2
+              Expect.isLessThan clock.Elapsed (TimeSpan.FromSeconds 1.0) "the flush's wait ended well under a second"
+              late.Cancel()
+              cancel.Cancel()
+              drain ()
+              let! got = draining
+              expectBytes got data "a cancelled drain does not unwrite: the peer gets every byte"
+              do! stream.FlushAsync(CancellationToken.None)
+              do! closePair p
+          } ]
+
+// -------------------------------------------------------------------------------------------------
 
 [<Tests>]
 let tests =
     testList
         "I/O correctness"
         [ perReactor
-              "failing client callbacks"
-              [ for unix in [ false; true ] do
-                    for later in [ false; true ] -> failingClientCallback unix later ]
+              "failing client callbacks, LoopDuplexStream tokens"
+              ([ for unix in [ false; true ] do
+                     for later in [ false; true ] -> failingClientCallback unix later ]
+               @ duplexCancellation)
           // Sequenced: run alone after the parallel tests, so the process-wide heap measure is this test's.
           testList "write buffer memory" [ for kind in reactors -> testList (string kind) [ testSequenced (burstDrains kind) ] ] ]

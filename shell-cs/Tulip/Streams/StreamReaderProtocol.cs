@@ -116,7 +116,7 @@ public sealed class StreamReaderProtocol : Protocol
         _drainWaiters.Clear();
     }
 
-    internal async ValueTask DrainHelper()
+    internal async ValueTask DrainHelper(CancellationToken cancellationToken = default)
     {
         if (_connectionLost) throw new IOException("Connection lost", new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionReset));
         if (!_paused) return;
@@ -124,7 +124,8 @@ public sealed class StreamReaderProtocol : Protocol
         _drainWaiters.Add(waiter);
         try
         {
-            await waiter;
+            if (cancellationToken.CanBeCanceled) await TokenCancellation.WaitAsync(waiter, cancellationToken);
+            else await waiter;
         }
         finally
         {
