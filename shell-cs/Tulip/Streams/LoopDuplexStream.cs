@@ -16,22 +16,39 @@ public sealed class LoopDuplexStream(LoopStreamReader reader, LoopStreamWriter w
     public override long Length => throw new NotSupportedException();
     public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
+    // Every member that takes a token honours it (the Stream contract): a token already cancelled ends
+    // the call at once with a cancelled task, consuming and writing nothing; a token that fires while
+    // the call waits (for data, or for the drain) ends the wait with OperationCanceledException(token).
+    // Cancel-safe: a read cancelled before data came consumed nothing. CopyToAsync is Stream's, which
+    // reads through ReadAsync with its token.
+
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-        Reader.ReadIntoAsync(buffer);
+        cancellationToken.IsCancellationRequested
+            ? ValueTask.FromCanceled<int>(cancellationToken)
+            : Reader.ReadIntoAsync(buffer, cancellationToken);
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+        cancellationToken.IsCancellationRequested
+            ? ValueTask.FromCanceled(cancellationToken)
+            : WriteAndDrainAsync(buffer, cancellationToken);
+
+    private async ValueTask WriteAndDrainAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken)
     {
+        // Written at once; only the wait for the drain is cancellable (a cancelled drain does not unwrite).
         Writer.Write(buffer.Span);
-        await Writer.DrainAsync();
+        await Writer.DrainAsync(cancellationToken);
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => Writer.DrainAsync().AsTask();
+    public override Task FlushAsync(CancellationToken cancellationToken) =>
+        cancellationToken.IsCancellationRequested
+            ? Task.FromCanceled(cancellationToken)
+            : Writer.DrainAsync(cancellationToken).AsTask();
 
     public override void Flush()
     {

@@ -111,7 +111,7 @@ public sealed class LoopStreamReader
         }
     }
 
-    private async ValueTask WaitForData(string functionName)
+    private async ValueTask WaitForData(string functionName, CancellationToken cancellationToken = default)
     {
         if (_waiter is not null)
             throw new EventLoopException($"{functionName}() called while another coroutine is already waiting for incoming data");
@@ -125,7 +125,9 @@ public sealed class LoopStreamReader
         _waiter = waiter;
         try
         {
-            await waiter;
+            // No token, no registration: the common case stays one await.
+            if (cancellationToken.CanBeCanceled) await TokenCancellation.WaitAsync(waiter, cancellationToken);
+            else await waiter;
         }
         finally
         {
@@ -163,7 +165,14 @@ public sealed class LoopStreamReader
     }
 
     /// <summary>Reads into <paramref name="target"/>: at least one byte unless at EOF (then 0). No allocation.</summary>
-    public async ValueTask<int> ReadIntoAsync(Memory<byte> target)
+    public ValueTask<int> ReadIntoAsync(Memory<byte> target) => ReadIntoAsync(target, default);
+
+    /// <summary>
+    /// <see cref="ReadIntoAsync(Memory{byte})"/> whose wait for data a token can cancel (LoopDuplexStream's
+    /// reads). Cancel-safe: a read cancelled before data arrived consumed nothing; data that won the race
+    /// is returned.
+    /// </summary>
+    internal async ValueTask<int> ReadIntoAsync(Memory<byte> target, CancellationToken cancellationToken)
     {
         ThrowIfFailed();
         if (target.IsEmpty) return 0;
@@ -173,7 +182,7 @@ public sealed class LoopStreamReader
             _direct = direct;
             try
             {
-                await WaitForData("read");
+                await WaitForData("read", cancellationToken);
             }
             catch
             {

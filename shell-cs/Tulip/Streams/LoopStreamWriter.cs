@@ -43,7 +43,13 @@ public sealed class LoopStreamWriter : IAsyncDisposable
     /// Waits while the write buffer is over its high-water mark. Raises the connection's error, or an
     /// IOException("Connection lost"), if the connection is gone. Several drains may wait at once.
     /// </summary>
-    public async ValueTask DrainAsync()
+    public ValueTask DrainAsync() => DrainAsync(default);
+
+    /// <summary>
+    /// <see cref="DrainAsync()"/> whose wait a token can cancel (LoopDuplexStream's writes and flushes):
+    /// what was written stays written, only the wait ends.
+    /// </summary>
+    internal async ValueTask DrainAsync(CancellationToken cancellationToken)
     {
         if (_reader?.Exception() is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
         if (Transport.IsClosing)
@@ -52,7 +58,7 @@ public sealed class LoopStreamWriter : IAsyncDisposable
             await Asyncio.Sleep(0);
         }
 
-        await _protocol.DrainHelper();
+        await _protocol.DrainHelper(cancellationToken);
     }
 
     /// <summary>Closes and waits for the close (errors of the connection are swallowed here).</summary>

@@ -38,7 +38,27 @@ public sealed class StreamReaderProtocol : Protocol
             var writer = _writer;
             var callback = _clientConnected;
             Task = _loop.CreateTask(() => callback(reader, writer));
+            Task.AddDoneCallback(static (task, transport) => ClientConnectedDone(task, transport), _transport);
         }
+    }
+
+    /// <summary>
+    /// asyncio 3.11 (streams.py, StreamReaderProtocol.connection_made): a callback that fails is reported
+    /// to the loop's handler with the transport, and the connection is closed (close, not abort: what
+    /// the callback wrote is still sent); otherwise nobody would hear of it and the peer would wait
+    /// forever. Taking the exception here also retrieves it (no "never retrieved" report later). A
+    /// callback that throws before returning its Task fails its task the same way (LoopTask), as a
+    /// coroutine that raises before its first await does in asyncio.
+    /// </summary>
+    private static void ClientConnectedDone(Future task, ITransport transport)
+    {
+        // 3.11 calls task.exception() on a cancelled task too, which raises inside the done-callback;
+        // later versions close the transport instead. A cancelled handler is left as it was here:
+        // whoever cancelled it owns the connection's fate.
+        if (task.Cancelled) return;
+        if (task.Exception() is not { } e) return;
+        task.Loop.CallExceptionHandler(new ExceptionContext("Unhandled exception in client_connected_cb", e) { Transport = transport });
+        transport.Close();
     }
 
     public override void ConnectionLost(Exception? exception)
@@ -96,7 +116,7 @@ public sealed class StreamReaderProtocol : Protocol
         _drainWaiters.Clear();
     }
 
-    internal async ValueTask DrainHelper()
+    internal async ValueTask DrainHelper(CancellationToken cancellationToken = default)
     {
         if (_connectionLost) throw new IOException("Connection lost", new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionReset));
         if (!_paused) return;
@@ -104,7 +124,8 @@ public sealed class StreamReaderProtocol : Protocol
         _drainWaiters.Add(waiter);
         try
         {
-            await waiter;
+            if (cancellationToken.CanBeCanceled) await TokenCancellation.WaitAsync(waiter, cancellationToken);
+            else await waiter;
         }
         finally
         {

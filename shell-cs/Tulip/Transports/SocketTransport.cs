@@ -384,6 +384,9 @@ internal sealed class SocketTransport : ITransport, IIoHandler
 
     public int GetWriteBufferSize() => _buffer.Count;
 
+    /// <summary>The storage the write buffer holds (for tests: a drained buffer should hold none).</summary>
+    internal int WriteBufferCapacity => _buffer.Capacity;
+
     public (int Low, int High) GetWriteBufferLimits() => (_low, _high);
 
     // ---------------------------------------------------------------------------------------------
