@@ -70,7 +70,8 @@ public sealed partial class EventLoop
         // peer answering), so while sockets are watched it gets a quiet period of real time first;
         // only when nothing came in does time jump.
         int ready = reactor.Poll(0, _onReady!);
-        if (ready > 0 || timeout == 0) return;
+        // That poll may have taken a wake-up meant for the thread-safe inbox: look before a long poll.
+        if (ready > 0 || timeout == 0 || _inboxNonEmpty) return;
         if (reactor.Count > 0)
         {
             long quiet = timeout < 0 ? _clock.IdleLimitTicks : _clock.IoQuietTicks;
