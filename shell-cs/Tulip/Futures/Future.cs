@@ -194,6 +194,12 @@ public class Future<T> : Future
     public T Result()
     {
         LoopRef.CheckThread();
+        return ResultChecked();
+    }
+
+    /// <summary>The result, the thread already checked (awaiters check once per await).</summary>
+    internal T ResultChecked()
+    {
         ThrowIfNotSucceeded();
         return Value!;
     }
@@ -277,7 +283,7 @@ public readonly struct FutureAwaiter<T> : ICriticalNotifyCompletion
     {
         _future.Loop.CheckThread();
         _future.Loop.ThrowPendingCancellation();
-        return _future.Result();
+        return _future.ResultChecked();
     }
 
     /// <summary>Resumes <paramref name="continuation"/> when the future is done; from another thread, on the loop's.</summary>

@@ -49,7 +49,7 @@ public readonly struct SleepAwaiter<T> : ICriticalNotifyCompletion
     {
         _loop.CheckThread();
         _loop.ThrowPendingCancellation();
-        return _future is null ? _result : _future.Result();
+        return _future is null ? _result : _future.ResultChecked();
     }
 
     /// <summary>Resumes <paramref name="continuation"/> after the delay; from another thread, on the loop's.</summary>
