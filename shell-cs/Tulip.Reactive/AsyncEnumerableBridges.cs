@@ -5,7 +5,8 @@ namespace Tulip.Reactive;
 /// <summary><see cref="IAsyncEnumerable{T}"/> ⇄ <see cref="IObservable{T}"/>, both on the loop.</summary>
 public static class AsyncEnumerableBridges
 {
-    /// <summary>The sequence as an observable: each subscription enumerates it in a loop task; disposal cancels that task.</summary>
+    /// <summary>The sequence as an observable: each subscription enumerates it in a loop task; disposal cancels that task. Any thread.</summary>
+    [ThreadSafe]
     public static IObservable<T> ToLoopObservable<T>(this IAsyncEnumerable<T> source, EventLoop loop) =>
         LoopObservable.FromAsyncEnumerable(loop, source);
 
@@ -16,10 +17,14 @@ public static class AsyncEnumerableBridges
     /// does: ending it early, cancelling <paramref name="cancellationToken"/> or cancelling the enumerating
     /// task disposes it.
     /// </summary>
-    public static async IAsyncEnumerable<T> ToLoopAsyncEnumerable<T>(this IObservable<T> source,
-        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public static IAsyncEnumerable<T> ToLoopAsyncEnumerable<T>(this IObservable<T> source, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(source); // at the call, not at the first MoveNextAsync
+        return Enumerate(source, cancellationToken);
+    }
+
+    private static async IAsyncEnumerable<T> Enumerate<T>(IObservable<T> source, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
         var loop = EventLoop.GetRunningLoop();
         var buffer = new Buffer<T>(loop);
         var gate = new LoopObserver<T>(loop, buffer);

@@ -9,6 +9,9 @@ namespace Tulip.Reactive;
 /// </summary>
 public static class AsyncOperators
 {
+    /// <summary>The results of <paramref name="selector"/> per item (any thread: items and subscriptions are
+    /// marshalled to the loop).</summary>
+    [ThreadSafe]
     public static IObservable<R> SelectAsync<T, R>(this IObservable<T> source, EventLoop loop,
         Func<T, CancellationToken, Task<R>> selector, AsyncConcurrency concurrency)
     {
@@ -19,6 +22,8 @@ public static class AsyncOperators
         return new SelectAsyncObservable<T, R>(source, loop, selector, concurrency);
     }
 
+    /// <inheritdoc cref="SelectAsync{T, R}(IObservable{T}, EventLoop, Func{T, CancellationToken, Task{R}}, AsyncConcurrency)"/>
+    [ThreadSafe]
     public static IObservable<R> SelectAsync<T, R>(this IObservable<T> source, EventLoop loop,
         Func<T, Task<R>> selector, AsyncConcurrency concurrency)
     {
@@ -26,7 +31,9 @@ public static class AsyncOperators
         return source.SelectAsync(loop, (item, _) => selector(item), concurrency);
     }
 
-    /// <summary>Runs <paramref name="onNext"/> for the items under <paramref name="concurrency"/>; returns the subscription.</summary>
+    /// <summary>Runs <paramref name="onNext"/> for the items under <paramref name="concurrency"/>; returns the
+    /// subscription. Any thread, as <see cref="SelectAsync{T, R}(IObservable{T}, EventLoop, Func{T, CancellationToken, Task{R}}, AsyncConcurrency)"/>.</summary>
+    [ThreadSafe]
     public static IDisposable SubscribeAsync<T>(this IObservable<T> source, EventLoop loop,
         Func<T, CancellationToken, Task> onNext, AsyncConcurrency concurrency,
         Action<Exception>? onError = null, Action? onCompleted = null)

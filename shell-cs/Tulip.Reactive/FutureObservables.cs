@@ -7,8 +7,10 @@ public static class FutureObservables
     /// The future's outcome as an observable: one value then completion, the exception as OnError,
     /// cancellation as OnError(<see cref="CancelledException"/>). Delivered by a loop callback (asyncio
     /// never calls a done-callback inline). Disposing the subscription removes the done-callback and,
-    /// with <see cref="OnDispose.Cancel"/> (the default), cancels the future (a task: the task).
+    /// with <see cref="OnDispose.Cancel"/> (the default), cancels the future (a task: the task). Any thread
+    /// (subscribing and disposing are marshalled to the loop).
     /// </summary>
+    [ThreadSafe]
     public static IObservable<T> ToObservable<T>(this Future<T> future, OnDispose onDispose = OnDispose.Cancel)
     {
         ArgumentNullException.ThrowIfNull(future);

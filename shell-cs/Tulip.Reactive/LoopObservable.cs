@@ -10,7 +10,9 @@ namespace Tulip.Reactive;
 /// </summary>
 public static class LoopObservable
 {
-    /// <summary>A cold observable: each subscription runs <paramref name="produce"/> as a task on <paramref name="loop"/>.</summary>
+    /// <summary>A cold observable: each subscription runs <paramref name="produce"/> as a task on <paramref name="loop"/>.
+    /// Any thread (subscribing and disposing are marshalled to the loop).</summary>
+    [ThreadSafe]
     public static IObservable<T> Create<T>(EventLoop loop, Func<IObserver<T>, CancellationToken, Task> produce)
     {
         ArgumentNullException.ThrowIfNull(loop);
@@ -18,14 +20,16 @@ public static class LoopObservable
         return new ProducerObservable<T>(loop, produce);
     }
 
-    /// <summary>Runs a coroutine per subscription and emits its result (then completes); disposal cancels it.</summary>
+    /// <summary>Runs a coroutine per subscription and emits its result (then completes); disposal cancels it. Any thread.</summary>
+    [ThreadSafe]
     public static IObservable<T> FromCoroutine<T>(EventLoop loop, Func<CancellationToken, Task<T>> coroutine)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
         return Create<T>(loop, async (observer, ct) => observer.OnNext(await coroutine(ct)));
     }
 
-    /// <summary>The async sequence as an observable: enumerated by a loop task per subscription; disposal cancels it.</summary>
+    /// <summary>The async sequence as an observable: enumerated by a loop task per subscription; disposal cancels it. Any thread.</summary>
+    [ThreadSafe]
     public static IObservable<T> FromAsyncEnumerable<T>(EventLoop loop, IAsyncEnumerable<T> source)
     {
         ArgumentNullException.ThrowIfNull(source);

@@ -15,7 +15,10 @@ namespace Tulip.Reactive;
 /// <c>CallSoonThreadsafe</c>; a relative due time is measured from the moment of the call.</para>
 /// <para>After dotnet/reactive's <c>VirtualTimeScheduler</c>: one queue, ties broken by insertion —
 /// here the loop's own timer queue, FIFO among equal deadlines.</para>
+/// <para>Thread-safe throughout, as Rx requires of a scheduler: any thread may schedule, dispose, read
+/// <see cref="Now"/>. Due times saturate (TimeSpan.MaxValue is "never", not an overflow).</para>
 /// </summary>
+[ThreadSafe]
 public sealed class LoopScheduler : IScheduler, ISchedulerPeriodic, IStopwatchProvider, IServiceProvider
 {
     private readonly DateTimeOffset _origin;
@@ -53,7 +56,7 @@ public sealed class LoopScheduler : IScheduler, ISchedulerPeriodic, IStopwatchPr
         ArgumentNullException.ThrowIfNull(action);
         if (dueTime <= TimeSpan.Zero) return Schedule(state, action);
         var item = new WorkItem<TState>(this, state, action);
-        item.Start(Loop.Now + dueTime);
+        item.Start(Later(Loop.Now, dueTime));
         return item;
     }
 
@@ -82,8 +85,15 @@ public sealed class LoopScheduler : IScheduler, ISchedulerPeriodic, IStopwatchPr
     public IStopwatch StartStopwatch() => new LoopStopwatch(Loop);
 
     /// <summary>Rx looks services up here (<c>scheduler.AsPeriodic()</c>, <c>AsStopwatchProvider()</c>).</summary>
-    public object? GetService(Type serviceType) =>
-        serviceType == typeof(ISchedulerPeriodic) || serviceType == typeof(IStopwatchProvider) ? this : null;
+    public object? GetService(Type serviceType)
+    {
+        ArgumentNullException.ThrowIfNull(serviceType);
+        return serviceType == typeof(ISchedulerPeriodic) || serviceType == typeof(IStopwatchProvider) ? this : null;
+    }
+
+    /// <summary><paramref name="now"/> + <paramref name="delay"/> (delay ≥ 0), saturating at TimeSpan.MaxValue.</summary>
+    private static TimeSpan Later(TimeSpan now, TimeSpan delay) =>
+        delay >= TimeSpan.MaxValue - now ? TimeSpan.MaxValue : now + delay;
 
     public override string ToString() => $"<LoopScheduler now={Loop.Time():0.000}>";
 
@@ -169,7 +179,7 @@ public sealed class LoopScheduler : IScheduler, ISchedulerPeriodic, IStopwatchPr
         internal void Arm()
         {
             if (Disposed) return;
-            _next = Scheduler.Loop.Now + period;
+            _next = Later(Scheduler.Loop.Now, period);
             Enqueue();
         }
 
@@ -186,7 +196,7 @@ public sealed class LoopScheduler : IScheduler, ISchedulerPeriodic, IStopwatchPr
             LoopHandle = null;
             if (Disposed) return;
             // Re-arm before running, so the series keeps its deadlines; disposal inside the action cancels it.
-            _next += period;
+            _next = Later(_next, period);
             Enqueue();
             _state = action(_state);
         }

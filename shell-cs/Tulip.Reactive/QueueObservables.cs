@@ -24,7 +24,8 @@ public enum OverflowStrategy
 /// an explicit <see cref="OverflowStrategy"/>. On completion (once every waiting item is in) and on error
 /// the queue is shut down, if so asked, so its consumers end. <see cref="Completion"/> tells how the feed
 /// ended: done, faulted (the source's error, or the overflow under <see cref="OverflowStrategy.Fail"/>),
-/// or cancelled (disposed).
+/// or cancelled (disposed). As an observer it is thread-safe (notifications from other threads are posted
+/// to the loop in order); its counters are read on the loop's thread.
 /// </summary>
 public sealed class QueueObserver<T> : IObserver<T>, IDisposable
 {
@@ -48,23 +49,48 @@ public sealed class QueueObserver<T> : IObserver<T>, IDisposable
         _gate = new LoopObserver<T>(loop, new Sink(this));
     }
 
-    /// <summary>Done when the source completed and everything is in the queue; faulted or cancelled otherwise.</summary>
+    /// <summary>Done when the source completed and everything is in the queue; faulted or cancelled otherwise.
+    /// The future is fixed (any thread may take it; await it on the loop).</summary>
+    [ThreadSafe]
     public Future<ValueTuple> Completion { get; }
 
     /// <summary>Items dropped by <see cref="OverflowStrategy.DropNewest"/> or <see cref="OverflowStrategy.DropOldest"/>.</summary>
-    public int Dropped { get; private set; }
+    public int Dropped
+    {
+        get
+        {
+            _loop.CheckThread();
+            return _dropped;
+        }
+    }
+
+    private int _dropped;
 
     /// <summary>Items waiting for room under <see cref="OverflowStrategy.Wait"/>.</summary>
-    public int Waiting => _waiting.Count;
+    public int Waiting
+    {
+        get
+        {
+            _loop.CheckThread();
+            return _waiting.Count;
+        }
+    }
 
+    /// <summary>Any thread: posted to the loop in order.</summary>
+    [ThreadSafe]
     public void OnNext(T value) => _gate.OnNext(value);
 
-    public void OnError(Exception error) => _gate.OnError(error);
+    /// <summary>Any thread: posted to the loop in order.</summary>
+    [ThreadSafe]
+    public void OnError(Exception error) => _gate.OnError(error ?? throw new ArgumentNullException(nameof(error)));
 
+    /// <summary>Any thread: posted to the loop in order.</summary>
+    [ThreadSafe]
     public void OnCompleted() => _gate.OnCompleted();
 
     /// <summary>Stops the feed: the source subscription (if any) is disposed, waiting items are dropped,
-    /// <see cref="Completion"/> is cancelled. The queue itself is left as it is.</summary>
+    /// <see cref="Completion"/> is cancelled. The queue itself is left as it is. Any thread.</summary>
+    [ThreadSafe]
     public void Dispose()
     {
         _gate.Close();
@@ -101,11 +127,11 @@ public sealed class QueueObserver<T> : IObserver<T>, IDisposable
                 _pump ??= _loop.CreateTask(Pump, "rx-queue-feed");
                 break;
             case OverflowStrategy.DropNewest:
-                Dropped++;
+                _dropped++;
                 break;
             case OverflowStrategy.DropOldest:
                 _queue.GetNowait();
-                Dropped++;
+                _dropped++;
                 _queue.PutNowait(item);
                 break;
             default:
@@ -172,8 +198,10 @@ public static class QueueObservables
     /// <summary>
     /// The queue's items as they are got (each subscription is one more consumer), completing when the
     /// queue is shut down and empty. Disposal cancels the pending <c>Get</c>; no item is lost by it.
-    /// Does not call <see cref="AsyncQueue{T}.TaskDone"/> unless <paramref name="taskDone"/>.
+    /// Does not call <see cref="AsyncQueue{T}.TaskDone"/> unless <paramref name="taskDone"/>. Any thread
+    /// (each subscription's consumer runs on the loop).
     /// </summary>
+    [ThreadSafe]
     public static IObservable<T> ToObservable<T>(this AsyncQueue<T> queue, EventLoop loop, bool taskDone = false)
     {
         ArgumentNullException.ThrowIfNull(queue);
@@ -197,7 +225,8 @@ public static class QueueObservables
         });
     }
 
-    /// <summary>An observer that feeds <paramref name="queue"/> with <paramref name="strategy"/> when it is full.</summary>
+    /// <summary>An observer that feeds <paramref name="queue"/> with <paramref name="strategy"/> when it is full (any thread).</summary>
+    [ThreadSafe]
     public static QueueObserver<T> AsObserver<T>(this AsyncQueue<T> queue, EventLoop loop, OverflowStrategy strategy,
         bool shutdownOnEnd = true)
     {
@@ -208,8 +237,10 @@ public static class QueueObservables
 
     /// <summary>
     /// Subscribes <paramref name="queue"/> to <paramref name="source"/>: every item is put, a full queue is
-    /// handled by <paramref name="strategy"/>. Dispose the result to stop the feed.
+    /// handled by <paramref name="strategy"/>. Dispose the result to stop the feed. Any thread when
+    /// <paramref name="loop"/> is given (else: the running loop's).
     /// </summary>
+    [ThreadSafe]
     public static QueueObserver<T> PipeTo<T>(this IObservable<T> source, AsyncQueue<T> queue, OverflowStrategy strategy,
         EventLoop? loop = null, bool shutdownOnEnd = true)
     {

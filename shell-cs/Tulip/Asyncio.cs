@@ -114,21 +114,28 @@ public static partial class Asyncio
     public static LoopTask CreateTask(Func<Task> coroutine, string? name = null) =>
         EventLoop.GetRunningLoop().CreateTask(coroutine, name);
 
-    /// <summary>asyncio.ensure_future: a future stays itself; a coroutine becomes a task.</summary>
-    public static Future<T> EnsureFuture<T>(Future<T> future) => future;
+    /// <summary>asyncio.ensure_future: a future stays itself (any thread); a coroutine becomes a task.</summary>
+    [ThreadSafe]
+    public static Future<T> EnsureFuture<T>(Future<T> future) => future ?? throw new ArgumentNullException(nameof(future));
 
     public static LoopTask<T> EnsureFuture<T>(Func<Task<T>> coroutine, EventLoop? loop = null) =>
         (loop ?? EventLoop.GetEventLoop()).CreateTask(coroutine);
 
-    /// <summary>Wraps a .NET task as a loop future completed on the loop thread (asyncio.wrap_future).</summary>
+    /// <summary>Wraps a .NET task as a loop future completed on the loop thread (asyncio.wrap_future). Any
+    /// thread: the completion is posted with <see cref="EventLoop.CallSoonThreadsafe(Action)"/>.</summary>
+    [ThreadSafe]
     public static Future<T> EnsureFuture<T>(Task<T> task, EventLoop? loop = null)
     {
         ArgumentNullException.ThrowIfNull(task);
         return WrapTask(task, loop ?? EventLoop.GetEventLoop());
     }
 
+    /// <inheritdoc cref="EnsureFuture{T}(Task{T}, EventLoop?)"/>
+    [ThreadSafe]
     public static Future<T> WrapTask<T>(Task<T> task, EventLoop loop)
     {
+        ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(loop);
         var future = new Future<T>(loop);
         task.ContinueWith(static (t, state) =>
         {
@@ -145,17 +152,26 @@ public static partial class Asyncio
         return future;
     }
 
-    /// <summary>The task running now on the running loop, or null (asyncio.current_task).</summary>
+    /// <summary>The task running now on the running loop, or null (asyncio.current_task); any thread, for itself.</summary>
+    [ThreadSafe]
     public static ILoopTask? CurrentTask() => EventLoop.RunningOrNull?.CurrentTask;
 
     /// <summary>The pending tasks of the running loop (asyncio.all_tasks).</summary>
     public static IReadOnlyCollection<ILoopTask> AllTasks() => EventLoop.GetRunningLoop().AllTasks();
 
+    /// <inheritdoc cref="EventLoop.GetRunningLoop"/>
+    [ThreadSafe]
     public static EventLoop GetRunningLoop() => EventLoop.GetRunningLoop();
 
+    /// <inheritdoc cref="EventLoop.GetEventLoop"/>
+    [ThreadSafe]
     public static EventLoop GetEventLoop() => EventLoop.GetEventLoop();
 
+    /// <summary>A new loop (asyncio.new_event_loop); any thread.</summary>
+    [ThreadSafe]
     public static EventLoop NewEventLoop() => new();
 
+    /// <inheritdoc cref="EventLoop.SetEventLoop"/>
+    [ThreadSafe]
     public static void SetEventLoop(EventLoop? loop) => EventLoop.SetEventLoop(loop);
 }

@@ -13,9 +13,14 @@ public sealed partial class EventLoop
     /// <summary>Which I/O backend the loop uses; set before the first socket is watched.</summary>
     public ReactorKind Reactor
     {
-        get => _reactorKind;
+        get
+        {
+            CheckThread();
+            return _reactorKind;
+        }
         set
         {
+            CheckThread();
             if (_reactor is not null && value != _reactorKind)
                 throw new InvalidOperationException("the reactor is chosen before the first socket is watched");
             _reactorKind = value;
@@ -70,7 +75,8 @@ public sealed partial class EventLoop
         // peer answering), so while sockets are watched it gets a quiet period of real time first;
         // only when nothing came in does time jump.
         int ready = reactor.Poll(0, _onReady!);
-        if (ready > 0 || timeout == 0) return;
+        // That poll may have taken a wake-up meant for the thread-safe inbox: look before a long poll.
+        if (ready > 0 || timeout == 0 || _inboxNonEmpty) return;
         if (reactor.Count > 0)
         {
             long quiet = timeout < 0 ? _clock.IdleLimitTicks : _clock.IoQuietTicks;
@@ -110,15 +116,30 @@ public sealed partial class EventLoop
     // is readable / writable.
 
     /// <summary>Runs <paramref name="callback"/> whenever <paramref name="socket"/> is readable (asyncio's <c>add_reader</c>).</summary>
-    public void AddReader(Socket socket, Action callback) => WatcherFor(socket).SetReader(callback);
+    public void AddReader(Socket socket, Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback); // before anything: to the watcher, null means "remove"
+        WatcherFor(socket).SetReader(callback);
+    }
 
     /// <summary>Stops watching for readability; returns whether a reader was registered.</summary>
-    public bool RemoveReader(Socket socket) => _watchers.TryGetValue(socket, out var w) && w.SetReader(null);
+    public bool RemoveReader(Socket socket) => _watchers.TryGetValue(Checked(socket), out var w) && w.SetReader(null);
 
     /// <summary>Runs <paramref name="callback"/> whenever <paramref name="socket"/> is writable (asyncio's <c>add_writer</c>).</summary>
-    public void AddWriter(Socket socket, Action callback) => WatcherFor(socket).SetWriter(callback);
+    public void AddWriter(Socket socket, Action callback)
+    {
+        ArgumentNullException.ThrowIfNull(callback);
+        WatcherFor(socket).SetWriter(callback);
+    }
 
-    public bool RemoveWriter(Socket socket) => _watchers.TryGetValue(socket, out var w) && w.SetWriter(null);
+    public bool RemoveWriter(Socket socket) => _watchers.TryGetValue(Checked(socket), out var w) && w.SetWriter(null);
+
+    private Socket Checked(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        CheckThread();
+        return socket;
+    }
 
     private Watcher WatcherFor(Socket socket)
     {

@@ -41,10 +41,11 @@ public sealed partial class EventLoop
         }
     }
 
-    private static void RequireNonBlocking(Socket socket)
+    private void RequireNonBlocking(Socket socket, [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(socket))] string? paramName = null)
     {
-        ArgumentNullException.ThrowIfNull(socket);
-        if (socket.Blocking) throw new ArgumentException("the socket must be non-blocking", nameof(socket));
+        ArgumentNullException.ThrowIfNull(socket, paramName);
+        CheckThread();
+        if (socket.Blocking) throw new ArgumentException("the socket must be non-blocking", paramName);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -66,8 +67,11 @@ public sealed partial class EventLoop
     /// <summary>Receives up to <paramref name="maxBytes"/> bytes (empty at EOF).</summary>
     public async Task<byte[]> SockRecv(Socket socket, int maxBytes)
     {
+        RequireNonBlocking(socket);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBytes);
-        var buffer = new byte[maxBytes];
+        // Not maxBytes up front (int.MaxValue would be 2 GiB): what one receive can return, i.e. what is
+        // queued now, or a transport's read size, whichever is more — at most maxBytes.
+        var buffer = new byte[Math.Min(maxBytes, Math.Max(socket.Available, SocketTransport.MaxReadSize))];
         int n = await SockRecvInto(socket, buffer);
         return n == buffer.Length ? buffer : buffer[..n];
     }
@@ -168,7 +172,9 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentNullException.ThrowIfNull(hosts);
         ArgumentOutOfRangeException.ThrowIfNegative(port);
+        ArgumentOutOfRangeException.ThrowIfNegative(backlog);
         ThrowIfClosed();
+        CheckThread();
         var addresses = new List<IPAddress>();
         foreach (var host in hosts) addresses.AddRange(await Resolve(host, passive: true));
         if (addresses.Count == 0) throw new ArgumentException("no host to listen on", nameof(hosts));
@@ -202,7 +208,9 @@ public sealed partial class EventLoop
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentNullException.ThrowIfNull(socket);
+        ArgumentOutOfRangeException.ThrowIfNegative(backlog);
         ThrowIfClosed();
+        CheckThread();
         socket.Blocking = false;
         var server = new Server(this, [socket], protocolFactory, backlog);
         if (startServing) server.StartServing();
@@ -214,7 +222,9 @@ public sealed partial class EventLoop
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentOutOfRangeException.ThrowIfNegative(backlog);
         ThrowIfClosed();
+        CheckThread();
         if (File.Exists(path) && (File.GetAttributes(path) & FileAttributes.Normal) == 0) File.Delete(path);
         var sock = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -232,15 +242,17 @@ public sealed partial class EventLoop
 
     /// <summary>
     /// Connects to <paramref name="host"/>:<paramref name="port"/> (each resolved address in turn) and
-    /// returns the transport and protocol once ConnectionMade has run. Cancel the awaiting task to give
-    /// up: the socket is closed and unregistered.
+    /// returns the transport and protocol once ConnectionMade has run (a null host: the loopback, as
+    /// getaddrinfo(None) gives asyncio). Cancel the awaiting task to give up: the socket is closed and
+    /// unregistered.
     /// </summary>
     public async Task<(ITransport Transport, TProtocol Protocol)> CreateConnection<TProtocol>(Func<TProtocol> protocolFactory,
-        string host, int port, EndPoint? localAddress = null)
+        string? host, int port, EndPoint? localAddress = null)
         where TProtocol : BaseProtocol
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ThrowIfClosed();
+        CheckThread();
         var addresses = await Resolve(host, passive: false);
         Exception? last = null;
         foreach (var address in addresses)
@@ -277,6 +289,7 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentNullException.ThrowIfNull(socket);
         ThrowIfClosed();
+        CheckThread();
         socket.Blocking = false;
         return MakeTransport(socket, protocolFactory);
     }
@@ -288,6 +301,7 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentException.ThrowIfNullOrEmpty(path);
         ThrowIfClosed();
+        CheckThread();
         var sock = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { Blocking = false };
         try
         {
@@ -352,6 +366,7 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(protocolFactory);
         if (localAddress is null && remoteAddress is null) throw new ArgumentException("unexpected address family: give a local or a remote address");
         ThrowIfClosed();
+        CheckThread();
         var family = (localAddress ?? remoteAddress)!.AddressFamily;
         var sock = new Socket(family, SocketType.Dgram, family == AddressFamily.Unix ? ProtocolType.Unspecified : ProtocolType.Udp) { Blocking = false };
         try

@@ -8,10 +8,13 @@ public sealed partial class EventLoop
     internal ILoopTaskInternal? CurrentTaskInternal;
     private readonly HashSet<Future> _pendingTasks = new(ReferenceEqualityComparer.Instance);
 
-    /// <summary>A new pending future on this loop (asyncio's <c>create_future()</c>).</summary>
+    /// <summary>A new pending future on this loop (asyncio's <c>create_future()</c>). Any thread: making
+    /// one touches no loop state (completing it does, on the loop's thread).</summary>
+    [ThreadSafe]
     public Future<T> CreateFuture<T>() => new(this);
 
-    /// <summary>A new pending future with no result value.</summary>
+    /// <summary>A new pending future with no result value (any thread, as <see cref="CreateFuture{T}"/>).</summary>
+    [ThreadSafe]
     public Future<ValueTuple> CreateFuture() => new(this);
 
     /// <summary>
@@ -21,6 +24,8 @@ public sealed partial class EventLoop
     public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
+        ThrowIfClosed();
+        CheckThread(); // before the task registers itself with the loop
         return new LoopTask<T>(this, coroutine, name);
     }
 
@@ -28,14 +33,27 @@ public sealed partial class EventLoop
     public LoopTask CreateTask(Func<Task> coroutine, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
+        ThrowIfClosed();
+        CheckThread();
         return new LoopTask(this, coroutine, name);
     }
 
     /// <summary>The task whose step is running now, or null (asyncio's <c>current_task()</c>).</summary>
-    public ILoopTask? CurrentTask => CurrentTaskInternal as ILoopTask;
+    public ILoopTask? CurrentTask
+    {
+        get
+        {
+            CheckThread();
+            return CurrentTaskInternal as ILoopTask;
+        }
+    }
 
     /// <summary>The tasks of this loop that are not done yet (asyncio's <c>all_tasks()</c>).</summary>
-    public IReadOnlyCollection<ILoopTask> AllTasks() => _pendingTasks.Cast<ILoopTask>().ToArray();
+    public IReadOnlyCollection<ILoopTask> AllTasks()
+    {
+        CheckThread();
+        return _pendingTasks.Cast<ILoopTask>().ToArray();
+    }
 
     // The loop holds every pending task strongly, so none is collected mid-flight.
     internal void TaskStarted(Future task) => _pendingTasks.Add(task);
@@ -141,11 +159,20 @@ public sealed partial class EventLoop
     // The exception handler.
 
     /// <summary>Sets the handler for errors with no caller (null restores the default).</summary>
-    public void SetExceptionHandler(ExceptionHandler? handler) => _exceptionHandler = handler;
+    public void SetExceptionHandler(ExceptionHandler? handler)
+    {
+        CheckThread();
+        _exceptionHandler = handler;
+    }
 
-    public ExceptionHandler? GetExceptionHandler() => _exceptionHandler;
+    public ExceptionHandler? GetExceptionHandler()
+    {
+        CheckThread();
+        return _exceptionHandler;
+    }
 
-    /// <summary>The default handler: writes the context to <see cref="LoopLog"/>.</summary>
+    /// <summary>The default handler: writes the context to <see cref="LoopLog"/>. Any thread.</summary>
+    [ThreadSafe]
     public void DefaultExceptionHandler(ExceptionContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -154,8 +181,10 @@ public sealed partial class EventLoop
 
     /// <summary>
     /// Reports an error to the handler. A handler that throws is reported through the default handler,
-    /// and the loop goes on either way.
+    /// and the loop goes on either way. Any thread: the handler runs on the calling one (asyncio's
+    /// futures call it from the garbage collector too).
     /// </summary>
+    [ThreadSafe]
     public void CallExceptionHandler(ExceptionContext context)
     {
         ArgumentNullException.ThrowIfNull(context);

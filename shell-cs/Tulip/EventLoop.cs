@@ -28,10 +28,12 @@ public sealed partial class EventLoop : IDisposable
     private ExceptionHandler? _exceptionHandler;
     private int _externalPending;
 
-    /// <summary>A loop on the real monotonic clock.</summary>
+    /// <summary>A loop on the real monotonic clock. Any thread may make one (the thread that runs it owns it).</summary>
+    [ThreadSafe]
     public EventLoop() : this(new MonotonicClock()) { }
 
-    /// <summary>A loop on the given clock (Tulip.Testing's virtual clock, for instance) and scheduler.</summary>
+    /// <summary>A loop on the given clock (Tulip.Testing's virtual clock, for instance) and scheduler; any thread may make one.</summary>
+    [ThreadSafe]
     public EventLoop(LoopClock clock, SchedulerKind scheduler = SchedulerKind.Fast)
     {
         ArgumentNullException.ThrowIfNull(clock);
@@ -42,34 +44,52 @@ public sealed partial class EventLoop : IDisposable
         TimeProvider = new LoopTimeProvider(this);
     }
 
-    /// <summary>Which scheduler the loop runs on: the pure core (Model) or its proven twin (Fast).</summary>
+    /// <summary>Which scheduler the loop runs on: the pure core (Model) or its proven twin (Fast). Fixed; any thread.</summary>
+    [ThreadSafe]
     public SchedulerKind Scheduler { get; }
 
-    /// <summary>The clock the loop runs on.</summary>
+    /// <summary>The clock the loop runs on (fixed; any thread).</summary>
+    [ThreadSafe]
     public LoopClock Clock => _clock;
 
-    /// <summary>Loop time in seconds, monotonic (asyncio's <c>loop.time()</c>).</summary>
+    /// <summary>Loop time in seconds, monotonic (asyncio's <c>loop.time()</c>). Any thread.</summary>
+    [ThreadSafe]
     public double Time() => Core.Time.toSeconds(_clock.Now);
 
-    /// <summary>Loop time as a <see cref="TimeSpan"/> since the loop's clock started.</summary>
+    /// <summary>Loop time as a <see cref="TimeSpan"/> since the loop's clock started. Any thread.</summary>
+    [ThreadSafe]
     public TimeSpan Now => TimeSpan.FromTicks(_clock.Now);
 
     /// <summary>A <see cref="System.TimeProvider"/> whose time and timers are the loop's, so
-    /// <c>Task.Delay(d, loop.TimeProvider)</c> and <c>PeriodicTimer</c> obey loop (and virtual) time.</summary>
+    /// <c>Task.Delay(d, loop.TimeProvider)</c> and <c>PeriodicTimer</c> obey loop (and virtual) time.
+    /// Any thread (its timers are set up through the loop's thread-safe door).</summary>
+    [ThreadSafe]
     public TimeProvider TimeProvider { get; }
 
+    /// <summary>Whether the loop is running (a snapshot; any thread).</summary>
+    [ThreadSafe]
     public bool IsRunning => _sched.IsRunning;
 
+    /// <summary>Whether the loop is closed (a snapshot; any thread).</summary>
+    [ThreadSafe]
     public bool IsClosed => _sched.IsClosed;
 
-    /// <summary>Debug mode (asyncio's <c>set_debug</c>): checks thread affinity strictly and reports slow callbacks.</summary>
+    /// <summary>Debug mode (asyncio's <c>set_debug</c>): reports slow callbacks. A flag the loop reads at
+    /// each callback, so any thread may set it; it takes effect from the next callback.</summary>
+    [ThreadSafe]
     public bool Debug { get; set; }
 
-    /// <summary>In debug mode, a callback running longer than this is reported (asyncio: 0.1 s).</summary>
+    /// <summary>In debug mode, a callback running longer than this is reported (asyncio: 0.1 s). Any thread,
+    /// as <see cref="Debug"/>.</summary>
+    [ThreadSafe]
     public TimeSpan SlowCallbackDuration { get; set; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>Sets <see cref="Debug"/> (any thread).</summary>
+    [ThreadSafe]
     public void SetDebug(bool enabled) => Debug = enabled;
 
+    /// <summary>Reads <see cref="Debug"/> (any thread).</summary>
+    [ThreadSafe]
     public bool GetDebug() => Debug;
 
     // ---------------------------------------------------------------------------------------------
@@ -149,6 +169,7 @@ public sealed partial class EventLoop : IDisposable
     /// call_soon from any thread: the only scheduling call that is thread-safe. Wakes a sleeping loop
     /// at once. Callbacks from one thread run in the order that thread scheduled them.
     /// </summary>
+    [ThreadSafe]
     public Handle CallSoonThreadsafe(Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
@@ -157,6 +178,8 @@ public sealed partial class EventLoop : IDisposable
         return h;
     }
 
+    /// <summary>call_soon_threadsafe with an argument (any thread), allocating no closure.</summary>
+    [ThreadSafe]
     public Handle CallSoonThreadsafe<TState>(Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
@@ -424,13 +447,13 @@ public sealed partial class EventLoop : IDisposable
     public void Dispose() => Close();
 
     /// <summary>
-    /// Raises if called from a thread other than the running loop's: everything but
-    /// <see cref="CallSoonThreadsafe(Action)"/> is loop-affine.
+    /// Raises if called from a thread other than the running loop's: everything not marked
+    /// <see cref="ThreadSafeAttribute"/> is loop-affine. On the loop's thread it is one compare.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void CheckThread()
     {
-        if (_threadId != -1 && _threadId != Environment.CurrentManagedThreadId)
+        if (_threadId != Environment.CurrentManagedThreadId && _threadId != -1)
         {
             ThrowWrongThread();
         }
@@ -551,13 +574,16 @@ public sealed partial class EventLoop : IDisposable
     /// <summary>The loop running on this thread, or null.</summary>
     internal static EventLoop? RunningOrNull => t_running;
 
-    /// <summary>The loop running on this thread; <see cref="EventLoopException"/>("no running event loop") if none.</summary>
+    /// <summary>The loop running on this thread; <see cref="EventLoopException"/>("no running event loop") if none.
+    /// Any thread (it answers for the calling one).</summary>
+    [ThreadSafe]
     public static EventLoop GetRunningLoop() => t_running ?? throw new EventLoopException("no running event loop");
 
     /// <summary>
     /// asyncio 3.11's <c>get_event_loop()</c>: the running loop, else this thread's current loop, made
-    /// (and set) if there is none.
+    /// (and set) if there is none. Any thread (it answers for the calling one).
     /// </summary>
+    [ThreadSafe]
     public static EventLoop GetEventLoop()
     {
         if (t_running is { } r) return r;
@@ -568,6 +594,7 @@ public sealed partial class EventLoop : IDisposable
 
     internal static EventLoop? CurrentOrNull => s_threadLoop;
 
-    /// <summary>Sets this thread's current loop (asyncio's <c>set_event_loop</c>).</summary>
+    /// <summary>Sets this thread's current loop (asyncio's <c>set_event_loop</c>); any thread, for itself.</summary>
+    [ThreadSafe]
     public static void SetEventLoop(EventLoop? loop) => s_threadLoop = loop;
 }

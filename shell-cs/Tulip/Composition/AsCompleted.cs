@@ -12,7 +12,12 @@ public static partial class Asyncio
     /// </summary>
     public static IEnumerable<Future<T>> AsCompleted<T>(IEnumerable<Future<T>> futures, double? timeout = null)
     {
-        ArgumentNullException.ThrowIfNull(futures);
+        ArgumentNullException.ThrowIfNull(futures); // at the call, not at the first MoveNext
+        return AsCompletedIterator(futures, timeout);
+    }
+
+    private static IEnumerable<Future<T>> AsCompletedIterator<T>(IEnumerable<Future<T>> futures, double? timeout)
+    {
         var state = new CompletionOrder<Future<T>>(futures, timeout);
         for (int i = 0; i < state.Count; i++)
         {
@@ -41,11 +46,18 @@ public static partial class Asyncio
     /// yielded once it is done, in the order they finish. After <paramref name="timeout"/> seconds the
     /// enumeration raises <see cref="TimeoutException"/>.
     /// </summary>
-    public static async IAsyncEnumerable<TF> AsCompletedAsync<TF>(IEnumerable<TF> futures, double? timeout = null,
-        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public static IAsyncEnumerable<TF> AsCompletedAsync<TF>(IEnumerable<TF> futures, double? timeout = null,
+        CancellationToken cancellationToken = default)
         where TF : Future
     {
-        ArgumentNullException.ThrowIfNull(futures);
+        ArgumentNullException.ThrowIfNull(futures); // at the call, not at the first MoveNextAsync
+        return AsCompletedIteratorAsync(futures, timeout, cancellationToken);
+    }
+
+    private static async IAsyncEnumerable<TF> AsCompletedIteratorAsync<TF>(IEnumerable<TF> futures, double? timeout,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+        where TF : Future
+    {
         var state = new CompletionOrder<TF>(futures, timeout);
         for (int i = 0; i < state.Count; i++)
         {

@@ -73,6 +73,7 @@ public sealed class TaskGroup : IAsyncDisposable
     public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
+        _loop?.CheckThread();
         CheckCanCreate();
         var task = _loop!.CreateTask(coroutine, name);
         Track(task);
@@ -82,6 +83,7 @@ public sealed class TaskGroup : IAsyncDisposable
     public LoopTask CreateTask(Func<Task> coroutine, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
+        _loop?.CheckThread();
         CheckCanCreate();
         var task = _loop!.CreateTask(coroutine, name);
         Track(task);
@@ -102,7 +104,11 @@ public sealed class TaskGroup : IAsyncDisposable
     }
 
     /// <summary>The end of an <c>await using</c> scope: awaits the tasks (see the class remarks).</summary>
-    public async ValueTask DisposeAsync() => await ExitAsync(null);
+    public async ValueTask DisposeAsync()
+    {
+        _loop?.CheckThread();
+        await ExitAsync(null);
+    }
 
     /// <summary>asyncio's <c>__aexit__</c>: <paramref name="error"/> is what the body raised, or null.</summary>
     private async Task ExitAsync(Exception? error)

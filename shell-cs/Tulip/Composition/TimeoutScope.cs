@@ -25,14 +25,29 @@ public sealed class TimeoutScope : IAsyncDisposable
     internal TimeoutScope(double? when) => _when = when;
 
     /// <summary>The deadline in loop time (seconds), or null for none (asyncio's <c>when()</c>).</summary>
-    public double? When => _when;
+    public double? When
+    {
+        get
+        {
+            _loop?.CheckThread();
+            return _when;
+        }
+    }
 
     /// <summary>Whether the deadline passed and the scope cancelled the task (asyncio's <c>expired()</c>).</summary>
-    public bool Expired => _state is State.Expiring or State.Expired;
+    public bool Expired
+    {
+        get
+        {
+            _loop?.CheckThread();
+            return _state is State.Expiring or State.Expired;
+        }
+    }
 
     /// <summary>Moves the deadline (loop time in seconds; null: none). Only inside the scope.</summary>
     public void Reschedule(double? when)
     {
+        _loop?.CheckThread();
         if (_state == State.Created) throw new InvalidOperationException("Timeout has not been entered");
         if (_state != State.Entered) throw new InvalidOperationException($"Cannot change state of {StateName} Timeout");
         _when = when;
@@ -82,6 +97,7 @@ public sealed class TimeoutScope : IAsyncDisposable
     /// <summary>The end of an <c>await using</c> scope (see the class remarks for what it cannot see).</summary>
     public ValueTask DisposeAsync()
     {
+        _loop?.CheckThread();
         Exit(cancelled: true, inner: null);
         return ValueTask.CompletedTask;
     }

@@ -8,6 +8,7 @@ public sealed class ExceptionContext
 {
     public ExceptionContext(string message, Exception? exception = null)
     {
+        ArgumentNullException.ThrowIfNull(message); // asyncio's context always has a 'message'
         Message = message;
         Exception = exception;
     }
@@ -20,7 +21,13 @@ public sealed class ExceptionContext
     public object? Protocol { get; init; }
 
     /// <summary>Anything else worth reporting, by name.</summary>
-    public IReadOnlyDictionary<string, object?> Extra { get; init; } = new Dictionary<string, object?>();
+    public IReadOnlyDictionary<string, object?> Extra
+    {
+        get => _extra;
+        init => _extra = value ?? throw new ArgumentNullException(nameof(value)); // ToString reads it
+    }
+
+    private readonly IReadOnlyDictionary<string, object?> _extra = new Dictionary<string, object?>();
 
     /// <summary>The task, when <see cref="Future"/> is one.</summary>
     public ILoopTask? Task => Future as ILoopTask;

@@ -15,7 +15,11 @@ public static class LoopLog
         set => s_sink = value ?? DefaultSink;
     }
 
-    public static void Error(string message) => s_sink(message);
+    public static void Error(string message)
+    {
+        ArgumentNullException.ThrowIfNull(message); // a sink gets text
+        s_sink(message);
+    }
 
     private static void DefaultSink(string message) => System.Diagnostics.Trace.TraceError(message);
 }

@@ -7,8 +7,11 @@ namespace Tulip;
 /// <summary>
 /// asyncio.Future without its result type: the state (pending, result, exception, cancelled), the
 /// done-callbacks and cancellation. The transitions are the core's (<c>FutureState</c>); this class only
-/// keeps the values and applies what the core decides. Loop-affine: complete it on the loop's thread
-/// (from another thread use <see cref="EventLoop.CallSoonThreadsafe(Action)"/>).
+/// keeps the values and applies what the core decides. Loop-affine: complete it, read its outcome and
+/// manage its callbacks on the loop's thread (from another thread use
+/// <see cref="EventLoop.CallSoonThreadsafe(Action)"/>); <see cref="Done"/> and <see cref="Cancelled"/> are
+/// snapshots any thread may read, and a continuation registered by an await from another thread is
+/// marshalled to the loop.
 /// </summary>
 public abstract class Future
 {
@@ -23,13 +26,16 @@ public abstract class Future
         LoopRef = loop;
     }
 
-    /// <summary>The loop this future belongs to (asyncio's <c>get_loop()</c>).</summary>
+    /// <summary>The loop this future belongs to (asyncio's <c>get_loop()</c>); fixed, any thread.</summary>
+    [ThreadSafe]
     public EventLoop Loop => LoopRef;
 
-    /// <summary>Has a result, an exception, or was cancelled.</summary>
+    /// <summary>Has a result, an exception, or was cancelled. A snapshot any thread may read (awaiters do).</summary>
+    [ThreadSafe]
     public bool Done => CoreState.IsDone;
 
-    /// <summary>Was cancelled (asyncio's <c>cancelled()</c>).</summary>
+    /// <summary>Was cancelled (asyncio's <c>cancelled()</c>); a snapshot any thread may read.</summary>
+    [ThreadSafe]
     public bool Cancelled => FutureCore.IsCancelled(CoreState);
 
     /// <summary>
@@ -38,6 +44,7 @@ public abstract class Future
     /// </summary>
     public System.Exception? Exception()
     {
+        LoopRef.CheckThread();
         if (!Done) throw new InvalidStateException("Exception is not set.");
         if (Cancelled) throw MakeCancelledException();
         MarkRetrieved();
@@ -204,7 +211,9 @@ public class Future<T> : Future
 {
     private protected T? Value;
 
-    /// <summary>A pending future on <paramref name="loop"/> (asyncio: <c>loop.create_future()</c>).</summary>
+    /// <summary>A pending future on <paramref name="loop"/> (asyncio: <c>loop.create_future()</c>). Any thread:
+    /// making one touches no loop state.</summary>
+    [ThreadSafe]
     public Future(EventLoop loop) : base(loop) { }
 
     /// <summary>
@@ -212,6 +221,13 @@ public class Future<T> : Future
     /// <see cref="InvalidStateException"/>("Result is not set.") if not done.
     /// </summary>
     public T Result()
+    {
+        LoopRef.CheckThread();
+        return ResultChecked();
+    }
+
+    /// <summary>The result, the thread already checked (awaiters check once per await).</summary>
+    internal T ResultChecked()
     {
         ThrowIfNotSucceeded();
         return Value!;
@@ -228,7 +244,8 @@ public class Future<T> : Future
         LoopRef.ScheduleParked(toSchedule);
     }
 
-    /// <summary>Awaits the future and gives its result.</summary>
+    /// <summary>Awaits the future and gives its result (any thread may take the awaiter).</summary>
+    [ThreadSafe]
     public FutureAwaiter<T> GetAwaiter() => new(this);
 
     internal override object? BoxedResult() => Result();
@@ -243,40 +260,70 @@ public class Future<T> : Future
 /// </summary>
 public static class FutureAwaiting
 {
-    /// <summary>Awaits the future: inside a task, the task resumes in a later tick.</summary>
-    public static FutureAwaiter GetAwaiter(this Future future) => new(future);
+    /// <summary>Awaits the future: inside a task, the task resumes in a later tick (any thread may take the awaiter).</summary>
+    [ThreadSafe]
+    public static FutureAwaiter GetAwaiter(this Future future)
+    {
+        ArgumentNullException.ThrowIfNull(future);
+        return new(future);
+    }
 }
 
-/// <summary>The awaiter of a <see cref="Future"/>.</summary>
+/// <summary>
+/// The awaiter of a <see cref="Future"/>. Registering a continuation works from any thread (from another
+/// one it is marshalled, and resumes on the loop's thread); the outcome is read on the loop's thread.
+/// </summary>
 public readonly struct FutureAwaiter : ICriticalNotifyCompletion
 {
     private readonly Future _future;
     internal FutureAwaiter(Future future) => _future = future;
+
+    /// <summary>Whether the future is done (a snapshot; any thread), or the await is refused (a task
+    /// awaiting itself, a future of another loop): then GetResult raises at once.</summary>
+    [ThreadSafe]
     public bool IsCompleted => _future.Done || _future.Loop.RefusesAwait(_future);
+
     public void GetResult()
     {
+        _future.Loop.CheckThread(); // before anything: a foreign thread must not take a task's pending cancel
         _future.Loop.ThrowPendingCancellation();
         if (!_future.Done) _future.Loop.ThrowRefusedAwait(_future);
         _future.ThrowIfNotSucceeded();
     }
-    public void OnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation);
-    public void UnsafeOnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation);
+
+    /// <summary>Resumes <paramref name="continuation"/> when the future is done; from another thread, on the loop's.</summary>
+    [ThreadSafe]
+    public void OnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation ?? throw new ArgumentNullException(nameof(continuation)));
+
+    /// <inheritdoc cref="OnCompleted"/>
+    [ThreadSafe]
+    public void UnsafeOnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation ?? throw new ArgumentNullException(nameof(continuation)));
 }
 
-/// <summary>The awaiter of a <see cref="Future{T}"/>.</summary>
+/// <summary>The awaiter of a <see cref="Future{T}"/> (threads: as <see cref="FutureAwaiter"/>).</summary>
 public readonly struct FutureAwaiter<T> : ICriticalNotifyCompletion
 {
     private readonly Future<T> _future;
     internal FutureAwaiter(Future<T> future) => _future = future;
+
+    /// <summary>Whether the future is done (a snapshot; any thread), or the await is refused (a task
+    /// awaiting itself, a future of another loop): then GetResult raises at once.</summary>
+    [ThreadSafe]
     public bool IsCompleted => _future.Done || _future.Loop.RefusesAwait(_future);
 
     public T GetResult()
     {
+        _future.Loop.CheckThread();
         _future.Loop.ThrowPendingCancellation();
         if (!_future.Done) _future.Loop.ThrowRefusedAwait(_future);
-        return _future.Result();
+        return _future.ResultChecked();
     }
 
-    public void OnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation);
-    public void UnsafeOnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation);
+    /// <summary>Resumes <paramref name="continuation"/> when the future is done; from another thread, on the loop's.</summary>
+    [ThreadSafe]
+    public void OnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation ?? throw new ArgumentNullException(nameof(continuation)));
+
+    /// <inheritdoc cref="OnCompleted"/>
+    [ThreadSafe]
+    public void UnsafeOnCompleted(Action continuation) => _future.Loop.AwaitFuture(_future, continuation ?? throw new ArgumentNullException(nameof(continuation)));
 }

@@ -33,11 +33,23 @@ public abstract class Handle
 
     private protected Handle(EventLoop loop) => Loop = loop;
 
-    /// <summary>Keeps the callback from running. Cancelling twice, or after it ran, does nothing.</summary>
-    public void Cancel() => Loop.CancelHandle(this);
+    /// <summary>Keeps the callback from running. Cancelling twice, or after it ran, does nothing. On the
+    /// loop's thread (from another, post the cancel with <see cref="EventLoop.CallSoonThreadsafe(Action)"/>).</summary>
+    public void Cancel()
+    {
+        Loop.CheckThread();
+        Loop.CancelHandle(this);
+    }
 
     /// <summary>Whether <see cref="Cancel"/> was called before the callback ran.</summary>
-    public bool Cancelled => State == CancelledState;
+    public bool Cancelled
+    {
+        get
+        {
+            Loop.CheckThread();
+            return State == CancelledState;
+        }
+    }
 
     /// <summary>Runs the callback. Exceptions go to the loop's exception handler (the caller's job).</summary>
     internal abstract void Invoke();
@@ -46,7 +58,7 @@ public abstract class Handle
     internal abstract string Describe();
 
     public override string ToString() =>
-        $"<{GetType().Name.Split('`')[0]} {(Cancelled ? "cancelled " : "")}{Describe()}>";
+        $"<{GetType().Name.Split('`')[0]} {(State == CancelledState ? "cancelled " : "")}{Describe()}>";
 }
 
 /// <summary>A handle scheduled for a time (asyncio.TimerHandle), with its deadline.</summary>
@@ -56,10 +68,12 @@ public abstract class TimerHandle : Handle
 
     private protected TimerHandle(EventLoop loop, long deadline) : base(loop) => Deadline = deadline;
 
-    /// <summary>The loop time, in seconds, at which the callback is due (asyncio's <c>when()</c>).</summary>
+    /// <summary>The loop time, in seconds, at which the callback is due (asyncio's <c>when()</c>); fixed, any thread.</summary>
+    [ThreadSafe]
     public double When => Core.Time.toSeconds(Deadline);
 
-    /// <summary>The deadline as loop time.</summary>
+    /// <summary>The deadline as loop time; fixed, any thread.</summary>
+    [ThreadSafe]
     public TimeSpan WhenTime => TimeSpan.FromTicks(Deadline);
 }
 

@@ -7,6 +7,7 @@ namespace Tulip;
 /// asyncio.StreamReader: buffered reads of a connection (CPython 3.11 streams.py, with 3.13's several
 /// separators for <see cref="ReadUntilAsync(ReadOnlyMemory{byte}[])"/>). Only one read may wait at a
 /// time. Reading pauses the transport when the buffer passes twice the limit and resumes it below.
+/// Loop-affine: used on its loop's thread only (<see cref="EventLoopException"/> from another).
 /// </summary>
 public sealed class LoopStreamReader
 {
@@ -32,6 +33,8 @@ public sealed class LoopStreamReader
     private Exception? _exception;
     private ITransport? _transport;
 
+    /// <summary>A reader for <paramref name="loop"/> (any thread may make one; it is used on the loop's).</summary>
+    [ThreadSafe]
     public LoopStreamReader(EventLoop loop, int limit = DefaultLimit)
     {
         ArgumentNullException.ThrowIfNull(loop);
@@ -40,16 +43,31 @@ public sealed class LoopStreamReader
         _limit = limit;
     }
 
+    /// <summary>The limit (fixed; any thread).</summary>
+    [ThreadSafe]
     public int Limit => _limit;
 
     /// <summary>Bytes buffered and not read yet.</summary>
-    public int BufferedCount => _buffer.Count;
+    public int BufferedCount
+    {
+        get
+        {
+            _loop.CheckThread();
+            return _buffer.Count;
+        }
+    }
 
     /// <summary>The error the connection ended with, or null (asyncio's <c>exception()</c>).</summary>
-    public Exception? Exception() => _exception;
+    public Exception? Exception()
+    {
+        _loop.CheckThread();
+        return _exception;
+    }
 
     public void SetException(Exception exception)
     {
+        ArgumentNullException.ThrowIfNull(exception);
+        _loop.CheckThread();
         _exception = exception;
         var waiter = _waiter;
         if (waiter is null) return;
@@ -59,21 +77,32 @@ public sealed class LoopStreamReader
 
     public void SetTransport(ITransport transport)
     {
+        ArgumentNullException.ThrowIfNull(transport);
+        _loop.CheckThread();
         if (_transport is not null) throw new InvalidOperationException("Transport already set");
         _transport = transport;
     }
 
     /// <summary>EOF was fed and everything was read.</summary>
-    public bool AtEof => _eof && _buffer.Count == 0;
+    public bool AtEof
+    {
+        get
+        {
+            _loop.CheckThread();
+            return _eof && _buffer.Count == 0;
+        }
+    }
 
     public void FeedEof()
     {
+        _loop.CheckThread();
         _eof = true;
         WakeUpWaiter();
     }
 
     public void FeedData(ReadOnlySpan<byte> data)
     {
+        _loop.CheckThread();
         if (_eof) throw new InvalidOperationException("feed_data after feed_eof");
         if (data.IsEmpty) return;
         if (_direct is { Count: 0 } direct && _buffer.Count == 0 && _waiter is { Cancelled: false })
@@ -87,7 +116,7 @@ public sealed class LoopStreamReader
 
         _buffer.Append(data);
         WakeUpWaiter();
-        if (_transport is not null && !_paused && _buffer.Count > 2 * _limit)
+        if (_transport is not null && !_paused && _buffer.Count > 2L * _limit) // long: a limit near int.MaxValue must not wrap
         {
             _transport.PauseReading();
             _paused = true;
@@ -143,6 +172,7 @@ public sealed class LoopStreamReader
     /// <summary>Up to <paramref name="n"/> bytes (at least one unless at EOF: then empty); n &lt; 0 reads to EOF.</summary>
     public async ValueTask<byte[]> ReadAsync(int n = -1)
     {
+        _loop.CheckThread();
         ThrowIfFailed();
         if (n == 0) return [];
         if (n < 0)
@@ -174,6 +204,7 @@ public sealed class LoopStreamReader
     /// </summary>
     internal async ValueTask<int> ReadIntoAsync(Memory<byte> target, CancellationToken cancellationToken)
     {
+        _loop.CheckThread();
         ThrowIfFailed();
         if (target.IsEmpty) return 0;
         if (_buffer.Count == 0 && !_eof)
@@ -214,6 +245,7 @@ public sealed class LoopStreamReader
     public async ValueTask<byte[]> ReadExactlyAsync(int n)
     {
         if (n < 0) throw new ArgumentOutOfRangeException(nameof(n), "readexactly size can not be less than zero");
+        _loop.CheckThread();
         ThrowIfFailed();
         if (n == 0) return [];
         while (_buffer.Count < n)
@@ -239,6 +271,7 @@ public sealed class LoopStreamReader
     /// </summary>
     public async ValueTask<byte[]> ReadLineAsync()
     {
+        _loop.CheckThread();
         try
         {
             return await ReadUntilAsync(Newline);
@@ -257,7 +290,11 @@ public sealed class LoopStreamReader
     }
 
     /// <summary>Data up to and including <paramref name="separator"/>.</summary>
-    public ValueTask<byte[]> ReadUntilAsync(ReadOnlyMemory<byte> separator) => ReadUntilAsync([separator]);
+    public ValueTask<byte[]> ReadUntilAsync(ReadOnlyMemory<byte> separator)
+    {
+        _loop.CheckThread();
+        return ReadUntilAsync([separator]);
+    }
 
     /// <summary>Data up to and including the first of <paramref name="separators"/> to end (3.13: the
     /// shortest match wins). <see cref="IncompleteReadException"/> at EOF (the buffer is emptied into it);
@@ -269,6 +306,7 @@ public sealed class LoopStreamReader
         var seps = separators.OrderBy(s => s.Length).ToArray();
         int minLen = seps[0].Length, maxLen = seps[^1].Length;
         if (minLen == 0) throw new ArgumentException("Separator should be at least one-byte string", nameof(separators));
+        _loop.CheckThread();
         ThrowIfFailed();
         int offset = 0, matchStart = -1, matchEnd = -1;
         while (true)

@@ -3,7 +3,7 @@ namespace Tulip;
 /// <summary>
 /// asyncio.StreamWriter: writes to a transport; <see cref="DrainAsync"/> waits while the transport's
 /// buffer is over its high-water mark, so a writer that awaits it keeps memory bounded against a slow
-/// reader.
+/// reader. Loop-affine: used on its loop's thread only (<see cref="EventLoopException"/> from another).
 /// </summary>
 public sealed class LoopStreamWriter : IAsyncDisposable
 {
@@ -11,33 +11,73 @@ public sealed class LoopStreamWriter : IAsyncDisposable
     private readonly LoopStreamReader? _reader;
     private readonly EventLoop _loop;
 
+    /// <summary>A writer on <paramref name="transport"/> (any thread may make one; it is used on the loop's).</summary>
+    [ThreadSafe]
     public LoopStreamWriter(ITransport transport, StreamReaderProtocol protocol, LoopStreamReader? reader, EventLoop loop)
     {
+        ArgumentNullException.ThrowIfNull(transport);
+        ArgumentNullException.ThrowIfNull(protocol);
+        ArgumentNullException.ThrowIfNull(loop);
         Transport = transport;
         _protocol = protocol;
         _reader = reader;
         _loop = loop;
     }
 
+    /// <summary>The transport (fixed; any thread).</summary>
+    [ThreadSafe]
     public ITransport Transport { get; }
 
-    public void Write(ReadOnlySpan<byte> data) => Transport.Write(data);
+    public void Write(ReadOnlySpan<byte> data)
+    {
+        _loop.CheckThread();
+        Transport.Write(data);
+    }
 
-    public void WriteLines(IEnumerable<ReadOnlyMemory<byte>> lines) => Transport.WriteLines(lines);
+    public void WriteLines(IEnumerable<ReadOnlyMemory<byte>> lines)
+    {
+        _loop.CheckThread();
+        Transport.WriteLines(lines);
+    }
 
-    public void WriteEof() => Transport.WriteEof();
+    public void WriteEof()
+    {
+        _loop.CheckThread();
+        Transport.WriteEof();
+    }
 
-    public bool CanWriteEof() => Transport.CanWriteEof();
+    public bool CanWriteEof()
+    {
+        _loop.CheckThread();
+        return Transport.CanWriteEof();
+    }
 
     /// <summary>Closes the transport once what is buffered has been sent.</summary>
-    public void Close() => Transport.Close();
+    public void Close()
+    {
+        _loop.CheckThread();
+        Transport.Close();
+    }
 
-    public bool IsClosing => Transport.IsClosing;
+    public bool IsClosing
+    {
+        get
+        {
+            _loop.CheckThread();
+            return Transport.IsClosing;
+        }
+    }
 
+    /// <summary>The transport's extra info (fixed when the connection was made; any thread).</summary>
+    [ThreadSafe]
     public object? GetExtraInfo(string name, object? defaultValue = null) => Transport.GetExtraInfo(name, defaultValue);
 
     /// <summary>Waits until the connection is closed (raising the error it ended with, if any).</summary>
-    public async Task WaitClosedAsync() => await _protocol.CloseWaiter;
+    public async Task WaitClosedAsync()
+    {
+        _loop.CheckThread();
+        await _protocol.CloseWaiter;
+    }
 
     /// <summary>
     /// Waits while the write buffer is over its high-water mark. Raises the connection's error, or an
@@ -51,6 +91,7 @@ public sealed class LoopStreamWriter : IAsyncDisposable
     /// </summary>
     internal async ValueTask DrainAsync(CancellationToken cancellationToken)
     {
+        _loop.CheckThread();
         if (_reader?.Exception() is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
         if (Transport.IsClosing)
         {
@@ -64,6 +105,7 @@ public sealed class LoopStreamWriter : IAsyncDisposable
     /// <summary>Closes and waits for the close (errors of the connection are swallowed here).</summary>
     public async ValueTask DisposeAsync()
     {
+        _loop.CheckThread();
         Close();
         try
         {

@@ -6,10 +6,12 @@ namespace Tulip;
 /// </summary>
 public class IncompleteReadException : EndOfStreamException
 {
-    public IncompleteReadException(byte[] partial, int? expected)
-        : base($"{partial.Length} bytes read on a total of {(expected is { } e ? e.ToString() : "undefined")} expected bytes")
+    /// <summary>The error for <paramref name="partial"/> read of <paramref name="expected"/>; a null
+    /// <paramref name="partial"/> means nothing was read (an exception's constructor does not refuse).</summary>
+    public IncompleteReadException(byte[]? partial, int? expected)
+        : base($"{partial?.Length ?? 0} bytes read on a total of {(expected is { } e ? e.ToString() : "undefined")} expected bytes")
     {
-        Partial = partial;
+        Partial = partial ?? [];
         Expected = expected;
     }
 

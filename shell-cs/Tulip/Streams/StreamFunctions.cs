@@ -3,7 +3,7 @@ namespace Tulip;
 public static partial class Asyncio
 {
     /// <summary>Connects and returns a reader and writer (asyncio's <c>open_connection</c>).</summary>
-    public static async Task<(LoopStreamReader Reader, LoopStreamWriter Writer)> OpenConnection(string host, int port,
+    public static async Task<(LoopStreamReader Reader, LoopStreamWriter Writer)> OpenConnection(string? host, int port,
         int limit = LoopStreamReader.DefaultLimit)
     {
         var loop = EventLoop.GetRunningLoop();
@@ -32,6 +32,7 @@ public static partial class Asyncio
         int limit = LoopStreamReader.DefaultLimit, int backlog = 100)
     {
         ArgumentNullException.ThrowIfNull(clientConnected);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit); // now, not per connection (asyncio's StreamReader: 'Limit cannot be <= 0')
         var loop = EventLoop.GetRunningLoop();
         return loop.CreateServer(() => new StreamReaderProtocol(new LoopStreamReader(loop, limit), clientConnected, loop), host, port, backlog);
     }
@@ -41,6 +42,7 @@ public static partial class Asyncio
         int limit = LoopStreamReader.DefaultLimit, int backlog = 100)
     {
         ArgumentNullException.ThrowIfNull(clientConnected);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
         var loop = EventLoop.GetRunningLoop();
         return loop.CreateUnixServer(() => new StreamReaderProtocol(new LoopStreamReader(loop, limit), clientConnected, loop), path, backlog);
     }

@@ -3,7 +3,8 @@ namespace Tulip;
 /// <summary>
 /// Adapts a transport to a <see cref="LoopStreamReader"/> and <see cref="LoopStreamWriter"/> (asyncio's
 /// StreamReaderProtocol with FlowControlMixin): feeds the reader, and holds writers' drains while the
-/// transport's buffer is over its high-water mark.
+/// transport's buffer is over its high-water mark. Its callbacks come from the transport, on the loop's
+/// thread (<see cref="EventLoopException"/> from another).
 /// </summary>
 public sealed class StreamReaderProtocol : Protocol
 {
@@ -16,8 +17,11 @@ public sealed class StreamReaderProtocol : Protocol
     private LoopStreamWriter? _writer;
     private bool _paused, _connectionLost;
 
+    /// <summary>A protocol feeding <paramref name="reader"/> on <paramref name="loop"/> (any thread may make one).</summary>
+    [ThreadSafe]
     public StreamReaderProtocol(LoopStreamReader? reader, Func<LoopStreamReader, LoopStreamWriter, Task>? clientConnected, EventLoop loop)
     {
+        ArgumentNullException.ThrowIfNull(loop);
         _loop = loop;
         _reader = reader;
         _clientConnected = clientConnected;
@@ -25,11 +29,22 @@ public sealed class StreamReaderProtocol : Protocol
     }
 
     /// <summary>The task running the client-connected callback of a server connection, if any.</summary>
-    public LoopTask? Task { get; private set; }
+    public LoopTask? Task
+    {
+        get
+        {
+            _loop.CheckThread();
+            return _task;
+        }
+    }
+
+    private LoopTask? _task;
 
     public override void ConnectionMade(ITransportBase transport)
     {
-        _transport = (ITransport)transport;
+        ArgumentNullException.ThrowIfNull(transport);
+        _loop.CheckThread();
+        _transport = transport as ITransport ?? throw new ArgumentException("a stream protocol needs a stream transport", nameof(transport));
         _reader?.SetTransport(_transport);
         if (_clientConnected is not null && _reader is not null)
         {
@@ -37,8 +52,8 @@ public sealed class StreamReaderProtocol : Protocol
             var reader = _reader;
             var writer = _writer;
             var callback = _clientConnected;
-            Task = _loop.CreateTask(() => callback(reader, writer));
-            Task.AddDoneCallback(static (task, transport) => ClientConnectedDone(task, transport), _transport);
+            _task = _loop.CreateTask(() => callback(reader, writer));
+            _task.AddDoneCallback(static (task, transport) => ClientConnectedDone(task, transport), _transport);
         }
     }
 
@@ -63,6 +78,7 @@ public sealed class StreamReaderProtocol : Protocol
 
     public override void ConnectionLost(Exception? exception)
     {
+        _loop.CheckThread();
         if (_reader is not null)
         {
             if (exception is null) _reader.FeedEof();
@@ -95,18 +111,28 @@ public sealed class StreamReaderProtocol : Protocol
         _transport = null;
     }
 
-    public override void DataReceived(ReadOnlySpan<byte> data) => _reader?.FeedData(data);
+    public override void DataReceived(ReadOnlySpan<byte> data)
+    {
+        _loop.CheckThread();
+        _reader?.FeedData(data);
+    }
 
     public override bool EofReceived()
     {
+        _loop.CheckThread();
         _reader?.FeedEof();
         return true; // keep the connection half-open: the writer may still write back
     }
 
-    public override void PauseWriting() => _paused = true;
+    public override void PauseWriting()
+    {
+        _loop.CheckThread();
+        _paused = true;
+    }
 
     public override void ResumeWriting()
     {
+        _loop.CheckThread();
         _paused = false;
         foreach (var w in _drainWaiters)
         {

@@ -10,7 +10,9 @@ public sealed class BrokenBarrierException : InvalidOperationException
 /// asyncio.Barrier (3.11): <see cref="Parties"/> tasks wait until all have arrived, then all go on;
 /// <see cref="Wait"/> returns each one's arrival index (0 … parties-1). <see cref="Abort"/> breaks it
 /// (waiters and later arrivals get <see cref="BrokenBarrierException"/>); <see cref="Reset"/> breaks
-/// the current round and starts afresh. Built on a <see cref="Condition"/>, as CPython's.
+/// the current round and starts afresh. Built on a <see cref="Condition"/>, as CPython's; once a wait has
+/// bound that to a loop, the barrier is used on the loop's thread only (<see cref="EventLoopException"/>
+/// from another).
 /// </summary>
 public sealed class AsyncBarrier
 {
@@ -27,18 +29,36 @@ public sealed class AsyncBarrier
         _parties = parties;
     }
 
-    /// <summary>How many tasks trip the barrier.</summary>
+    /// <summary>How many tasks trip the barrier (fixed; any thread).</summary>
+    [ThreadSafe]
     public int Parties => _parties;
 
     /// <summary>How many tasks are waiting at the barrier now (asyncio's <c>n_waiting</c>).</summary>
-    public int NWaiting => _state == State.Filling ? _count : 0;
+    public int NWaiting
+    {
+        get
+        {
+            _cond.CheckThread();
+            return Waiting;
+        }
+    }
+
+    private int Waiting => _state == State.Filling ? _count : 0;
 
     /// <summary>Whether the barrier is broken (asyncio's <c>broken</c>).</summary>
-    public bool Broken => _state == State.Broken;
+    public bool Broken
+    {
+        get
+        {
+            _cond.CheckThread();
+            return _state == State.Broken;
+        }
+    }
 
     /// <summary>Waits until <see cref="Parties"/> tasks are waiting; returns this task's arrival index.</summary>
     public async Task<int> Wait()
     {
+        _cond.CheckThread();
         using (await _cond.AcquireAsync())
         {
             await Block();
@@ -88,6 +108,7 @@ public sealed class AsyncBarrier
     /// <summary>Back to the initial state; tasks waiting now get <see cref="BrokenBarrierException"/>.</summary>
     public async Task Reset()
     {
+        _cond.CheckThread();
         using (await _cond.AcquireAsync())
         {
             if (_count > 0)
@@ -106,6 +127,7 @@ public sealed class AsyncBarrier
     /// <summary>Breaks the barrier: waiting and later tasks get <see cref="BrokenBarrierException"/>.</summary>
     public async Task Abort()
     {
+        _cond.CheckThread();
         using (await _cond.AcquireAsync())
         {
             _state = State.Broken;
@@ -114,5 +136,5 @@ public sealed class AsyncBarrier
     }
 
     public override string ToString() =>
-        $"<AsyncBarrier [{_state.ToString().ToLowerInvariant()}{(_state != State.Broken ? $", waiters:{NWaiting}/{_parties}" : "")}]>";
+        $"<AsyncBarrier [{_state.ToString().ToLowerInvariant()}{(_state != State.Broken ? $", waiters:{Waiting}/{_parties}" : "")}]>";
 }

@@ -2,7 +2,8 @@ namespace Tulip;
 
 /// <summary>
 /// asyncio.Event: a flag tasks wait for. <see cref="Set"/> wakes every waiter; a waiter that arrives
-/// while the flag is set does not wait at all (CPython 3.11 locks.py).
+/// while the flag is set does not wait at all (CPython 3.11 locks.py). Once a wait has bound it to a
+/// loop, it is used on that loop's thread only (<see cref="EventLoopException"/> from another).
 /// </summary>
 public sealed class AsyncEvent
 {
@@ -11,21 +12,37 @@ public sealed class AsyncEvent
     private bool _value;
 
     /// <summary>Whether the flag is set (asyncio's <c>is_set()</c>).</summary>
-    public bool IsSet => _value;
+    public bool IsSet
+    {
+        get
+        {
+            _binding.CheckThread();
+            return _value;
+        }
+    }
 
     /// <summary>Sets the flag and wakes every task waiting for it.</summary>
     public void Set()
     {
+        _binding.CheckThread();
         if (_value) return;
         _value = true;
         for (var w = _waiters.First; w is not null; w = w.Next) w.TryWake();
     }
 
     /// <summary>Clears the flag: later waiters wait until it is set again.</summary>
-    public void Clear() => _value = false;
+    public void Clear()
+    {
+        _binding.CheckThread();
+        _value = false;
+    }
 
     /// <summary>Waits until the flag is set; returns true.</summary>
-    public ValueTask<bool> Wait() => _value ? new ValueTask<bool>(true) : new ValueTask<bool>(WaitSlow());
+    public ValueTask<bool> Wait()
+    {
+        _binding.CheckThread();
+        return _value ? new ValueTask<bool>(true) : new ValueTask<bool>(WaitSlow());
+    }
 
     private async Task<bool> WaitSlow()
     {

@@ -4,7 +4,8 @@ namespace Tulip;
 /// asyncio.Lock: a mutual-exclusion lock for tasks of one loop. FIFO-fair: while tasks wait, a newcomer
 /// queues behind them even if the lock is momentarily free; a waiter cancelled after it was woken passes
 /// the wake-up on to the next one (CPython 3.11 locks.py, <c>_wake_up_first</c>). Not reentrant, not
-/// owned: any task may release it. Use <c>using (await lk.AcquireAsync()) { … }</c>.
+/// owned: any task may release it. Use <c>using (await lk.AcquireAsync()) { … }</c>. Once a wait has bound
+/// it to a loop, it is used on that loop's thread only (<see cref="EventLoopException"/> from another).
 /// </summary>
 public sealed class AsyncLock
 {
@@ -13,11 +14,19 @@ public sealed class AsyncLock
     private bool _locked;
 
     /// <summary>Whether the lock is held (asyncio's <c>locked()</c>).</summary>
-    public bool Locked => _locked;
+    public bool Locked
+    {
+        get
+        {
+            _binding.CheckThread();
+            return _locked;
+        }
+    }
 
     /// <summary>Acquires the lock and returns what releases it at the end of a <c>using</c>.</summary>
     public ValueTask<LockReleaser> AcquireAsync()
     {
+        _binding.CheckThread();
         if (!_locked && _waiters.AllCancelled())
         {
             _locked = true;
@@ -30,6 +39,7 @@ public sealed class AsyncLock
     /// <summary>asyncio's <c>acquire()</c>: waits until the lock is free, takes it, returns true.</summary>
     public ValueTask<bool> Acquire()
     {
+        _binding.CheckThread();
         if (!_locked && _waiters.AllCancelled())
         {
             _locked = true;
@@ -73,6 +83,7 @@ public sealed class AsyncLock
     /// <summary>Releases the lock; <see cref="InvalidOperationException"/>("Lock is not acquired.") if it is not held.</summary>
     public void Release()
     {
+        _binding.CheckThread();
         if (!_locked) throw new InvalidOperationException("Lock is not acquired.");
         _locked = false;
         WakeUpFirst();
@@ -81,14 +92,30 @@ public sealed class AsyncLock
     private void WakeUpFirst() => _waiters.First?.TryWake();
 
     /// <summary>How many tasks wait (cancelled ones included until they leave).</summary>
-    public int Waiters => _waiters.Count;
+    public int Waiters
+    {
+        get
+        {
+            _binding.CheckThread();
+            return _waiters.Count;
+        }
+    }
+
+    /// <summary>Whether it is held, for reprs (any thread).</summary>
+    internal bool LockedSnapshot => _locked;
 
     public override string ToString() =>
         $"<AsyncLock [{(_locked ? "locked" : "unlocked")}{(_waiters.Count > 0 ? $", waiters:{_waiters.Count}" : "")}]>";
 }
 
 /// <summary>Releases an <see cref="AsyncLock"/> when disposed (the end of <c>async with lock:</c>).</summary>
-public readonly struct LockReleaser(AsyncLock lk) : IDisposable
+public readonly struct LockReleaser : IDisposable
 {
-    public void Dispose() => lk?.Release();
+    private readonly AsyncLock? _lock; // null only in default(LockReleaser), whose Dispose does nothing
+
+    /// <summary>What releases <paramref name="lk"/> (any thread may make one; the release is the lock's).</summary>
+    [ThreadSafe]
+    public LockReleaser(AsyncLock lk) => _lock = lk ?? throw new ArgumentNullException(nameof(lk));
+
+    public void Dispose() => _lock?.Release();
 }

@@ -11,6 +11,9 @@ namespace Tulip;
 /// <see cref="IAsyncEnumerable{T}"/>: it ends when the queue is shut down and empty.
 /// <para>As asyncio's, an item put while getters wait stays in the queue until the woken getter runs; a
 /// task that calls <see cref="Get"/> in between finds it first, and the woken getter waits again.</para>
+/// <para>Once a wait has bound it to a loop, it is used on that loop's thread only: from another thread,
+/// <see cref="EventLoopException"/> (an item put there would not wake the getter). Feed it from another
+/// thread through <see cref="EventLoop.CallSoonThreadsafe(Action)"/>.</para>
 /// </summary>
 public class AsyncQueue<T> : IAsyncEnumerable<T>
 {
@@ -39,19 +42,50 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
 
     private protected virtual T GetItem() => _fifo!.Dequeue();
 
-    /// <summary>The bound (0: unbounded).</summary>
+    /// <summary>The bound (0: unbounded); fixed, any thread.</summary>
+    [ThreadSafe]
     public int MaxSize => _maxSize;
 
     /// <summary>How many items are in the queue.</summary>
-    public int QSize => Count;
+    public int QSize
+    {
+        get
+        {
+            _binding.CheckThread();
+            return Count;
+        }
+    }
 
-    public bool Empty => Count == 0;
+    public bool Empty
+    {
+        get
+        {
+            _binding.CheckThread();
+            return Count == 0;
+        }
+    }
 
     /// <summary>Whether <see cref="MaxSize"/> items are in the queue (never, when unbounded).</summary>
-    public bool Full => _maxSize > 0 && Count >= _maxSize;
+    public bool Full
+    {
+        get
+        {
+            _binding.CheckThread();
+            return IsFull;
+        }
+    }
+
+    private bool IsFull => _maxSize > 0 && Count >= _maxSize;
 
     /// <summary>Whether <see cref="Shutdown"/> was called.</summary>
-    public bool IsShutdown => _isShutdown;
+    public bool IsShutdown
+    {
+        get
+        {
+            _binding.CheckThread();
+            return _isShutdown;
+        }
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void WakeupNext(ref WaiterList waiters)
@@ -65,9 +99,10 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     /// <summary>Puts an item, waiting while the queue is full. <see cref="QueueShutDownException"/> once shut down.</summary>
     public ValueTask Put(T item)
     {
-        if (!Full)
+        _binding.CheckThread();
+        if (!IsFull)
         {
-            PutNowait(item);
+            PutNowaitCore(item);
             return ValueTask.CompletedTask;
         }
 
@@ -76,7 +111,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
 
     private async Task PutSlow(T item)
     {
-        while (Full)
+        while (IsFull)
         {
             if (_isShutdown) throw new QueueShutDownException();
             var putter = _putters.Add(_binding.Get(this));
@@ -89,19 +124,25 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
                 putter.Cancel(); // in case it is not done yet
                 _putters.Remove(putter);
                 // Woken by a get, but cannot take the slot: wake the next putter in line.
-                if (!Full && !putter.Cancelled) WakeupNext(ref _putters);
+                if (!IsFull && !putter.Cancelled) WakeupNext(ref _putters);
                 throw;
             }
         }
 
-        PutNowait(item);
+        PutNowaitCore(item);
     }
 
     /// <summary>Puts an item without waiting: <see cref="QueueFullException"/> if full.</summary>
     public void PutNowait(T item)
     {
+        _binding.CheckThread();
+        PutNowaitCore(item);
+    }
+
+    private void PutNowaitCore(T item)
+    {
         if (_isShutdown) throw new QueueShutDownException();
-        if (Full) throw new QueueFullException();
+        if (IsFull) throw new QueueFullException();
         PutItem(item);
         _unfinished++;
         _finished.Clear();
@@ -111,7 +152,8 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     /// <summary>Takes an item, waiting while the queue is empty. <see cref="QueueShutDownException"/> once shut down and empty.</summary>
     public ValueTask<T> Get()
     {
-        if (Count > 0) return new ValueTask<T>(GetNowait());
+        _binding.CheckThread();
+        if (Count > 0) return new ValueTask<T>(GetNowaitCore());
         return new ValueTask<T>(GetSlow());
     }
 
@@ -135,11 +177,17 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
             }
         }
 
-        return GetNowait();
+        return GetNowaitCore();
     }
 
     /// <summary>Takes an item without waiting: <see cref="QueueEmptyException"/> if empty.</summary>
     public T GetNowait()
+    {
+        _binding.CheckThread();
+        return GetNowaitCore();
+    }
+
+    private T GetNowaitCore()
     {
         if (Count == 0)
         {
@@ -155,13 +203,21 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     /// <summary>A consumer says an item it got is processed; <see cref="Join"/> returns when all are.</summary>
     public void TaskDone()
     {
+        _binding.CheckThread();
         if (_unfinished <= 0) throw new InvalidOperationException("task_done() called too many times");
         _unfinished--;
         if (_unfinished == 0) _finished.Set();
     }
 
     /// <summary>Waits until every item put has been got and marked with <see cref="TaskDone"/>.</summary>
-    public ValueTask Join() => _unfinished > 0 ? new ValueTask(_finished.Wait().AsTask()) : ValueTask.CompletedTask;
+    public ValueTask Join()
+    {
+        _binding.CheckThread();
+        if (_unfinished == 0) return ValueTask.CompletedTask;
+        // The inner event binds to this loop as it waits: so does the queue (its puts clear that event).
+        _binding.BindIfRunning();
+        return new ValueTask(_finished.Wait().AsTask());
+    }
 
     /// <summary>
     /// asyncio 3.13's <c>shutdown</c>: later puts raise <see cref="QueueShutDownException"/>, and gets
@@ -170,6 +226,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     /// </summary>
     public void Shutdown(bool immediate = false)
     {
+        _binding.CheckThread();
         _isShutdown = true;
         if (immediate)
         {

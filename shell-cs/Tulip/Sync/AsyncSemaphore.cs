@@ -4,7 +4,8 @@ namespace Tulip;
 /// asyncio.Semaphore: a counter that <see cref="Acquire"/> decrements, waiting while it is 0, and
 /// <see cref="Release"/> increments. FIFO-fair: a release hands its unit to the first waiter (the
 /// count goes to it at once), newcomers queue behind non-cancelled waiters, and a waiter cancelled
-/// after it was handed a unit gives it back and wakes the next (CPython 3.11.7 locks.py).
+/// after it was handed a unit gives it back and wakes the next (CPython 3.11.7 locks.py). Once a wait
+/// has bound it to a loop, it is used on that loop's thread only (<see cref="EventLoopException"/> from another).
 /// </summary>
 public class AsyncSemaphore
 {
@@ -20,15 +21,32 @@ public class AsyncSemaphore
     }
 
     /// <summary>The units available now.</summary>
-    public int Value => _value;
+    public int Value
+    {
+        get
+        {
+            _binding.CheckThread();
+            return _value;
+        }
+    }
 
     /// <summary>Whether an acquire would have to wait (asyncio's <c>locked()</c>).</summary>
-    public bool Locked => _value == 0 || !_waiters.AllCancelled();
+    public bool Locked
+    {
+        get
+        {
+            _binding.CheckThread();
+            return IsLocked;
+        }
+    }
+
+    private bool IsLocked => _value == 0 || !_waiters.AllCancelled();
 
     /// <summary>Takes a unit, waiting if there is none; returns true.</summary>
     public ValueTask<bool> Acquire()
     {
-        if (!Locked)
+        _binding.CheckThread();
+        if (!IsLocked)
         {
             _value--;
             return new ValueTask<bool>(true);
@@ -40,7 +58,8 @@ public class AsyncSemaphore
     /// <summary>Takes a unit and returns what gives it back at the end of a <c>using</c>.</summary>
     public ValueTask<SemaphoreReleaser> AcquireAsync()
     {
-        if (!Locked)
+        _binding.CheckThread();
+        if (!IsLocked)
         {
             _value--;
             return new ValueTask<SemaphoreReleaser>(new SemaphoreReleaser(this));
@@ -88,12 +107,15 @@ public class AsyncSemaphore
     /// <summary>Gives a unit back, handing it to the first waiter if any.</summary>
     public void Release()
     {
+        _binding.CheckThread();
         CheckRelease();
         _value++;
         WakeUpNext();
     }
 
     private protected virtual void CheckRelease() { }
+
+    private protected int UnitsLeft => _value;
 
     private void WakeUpNext()
     {
@@ -109,7 +131,7 @@ public class AsyncSemaphore
     }
 
     public override string ToString() =>
-        $"<{GetType().Name} [{(Locked ? "locked" : $"unlocked, value:{_value}")}{(_waiters.Count > 0 ? $", waiters:{_waiters.Count}" : "")}]>";
+        $"<{GetType().Name} [{(IsLocked ? "locked" : $"unlocked, value:{_value}")}{(_waiters.Count > 0 ? $", waiters:{_waiters.Count}" : "")}]>";
 }
 
 /// <summary>asyncio.BoundedSemaphore: releasing above the initial value is an error.</summary>
@@ -123,12 +145,18 @@ public sealed class BoundedSemaphore : AsyncSemaphore
     /// the release would go above the initial value.</summary>
     private protected override void CheckRelease()
     {
-        if (Value >= _bound) throw new SemaphoreFullException("BoundedSemaphore released too many times");
+        if (UnitsLeft >= _bound) throw new SemaphoreFullException("BoundedSemaphore released too many times");
     }
 }
 
 /// <summary>Releases an <see cref="AsyncSemaphore"/> when disposed.</summary>
-public readonly struct SemaphoreReleaser(AsyncSemaphore semaphore) : IDisposable
+public readonly struct SemaphoreReleaser : IDisposable
 {
-    public void Dispose() => semaphore?.Release();
+    private readonly AsyncSemaphore? _semaphore; // null only in default(SemaphoreReleaser), whose Dispose does nothing
+
+    /// <summary>What releases <paramref name="semaphore"/> (any thread may make one; the release is the semaphore's).</summary>
+    [ThreadSafe]
+    public SemaphoreReleaser(AsyncSemaphore semaphore) => _semaphore = semaphore ?? throw new ArgumentNullException(nameof(semaphore));
+
+    public void Dispose() => _semaphore?.Release();
 }

@@ -7,7 +7,8 @@ namespace Tulip;
 /// releases the lock while waiting and takes it back before returning, even when cancelled. A waiter
 /// that is notified and then fails (is cancelled) passes the notification on to another waiter, so no
 /// wake-up is lost: 3.13's fix (gh-112202) over 3.11, whose Condition drops it. A notify with nobody
-/// waiting is not remembered (it is not an Event).
+/// waiting is not remembered (it is not an Event). Once a wait has bound it (or its lock) to a loop, it is
+/// used on that loop's thread only (<see cref="EventLoopException"/> from another).
 /// </summary>
 public sealed class Condition
 {
@@ -15,19 +16,43 @@ public sealed class Condition
     private WaiterList _waiters;
     private LoopBinding _binding;
 
-    /// <summary>A condition over <paramref name="lk"/>, or over a new lock.</summary>
+    /// <summary>A condition over <paramref name="lk"/>, or over a new lock (any thread may make one).</summary>
+    [ThreadSafe]
     public Condition(AsyncLock? lk = null) => _lock = lk ?? new AsyncLock();
 
-    /// <summary>The underlying lock.</summary>
+    /// <summary>The underlying lock (fixed; any thread).</summary>
+    [ThreadSafe]
     public AsyncLock Lock => _lock;
 
-    public bool Locked => _lock.Locked;
+    public bool Locked
+    {
+        get
+        {
+            _binding.CheckThread();
+            return _lock.Locked;
+        }
+    }
 
-    public ValueTask<LockReleaser> AcquireAsync() => _lock.AcquireAsync();
+    public ValueTask<LockReleaser> AcquireAsync()
+    {
+        _binding.CheckThread();
+        return _lock.AcquireAsync();
+    }
 
-    public ValueTask<bool> Acquire() => _lock.Acquire();
+    public ValueTask<bool> Acquire()
+    {
+        _binding.CheckThread();
+        return _lock.Acquire();
+    }
 
-    public void Release() => _lock.Release();
+    public void Release()
+    {
+        _binding.CheckThread();
+        _lock.Release();
+    }
+
+    /// <summary>Raises on a foreign thread once bound (for the primitives built on a condition).</summary>
+    internal void CheckThread() => _binding.CheckThread();
 
     /// <summary>
     /// Releases the lock, waits to be notified, re-acquires the lock, returns true. Must be called with
@@ -35,6 +60,7 @@ public sealed class Condition
     /// </summary>
     public async Task<bool> Wait()
     {
+        _binding.CheckThread();
         if (!_lock.Locked) throw new InvalidOperationException("cannot wait on un-acquired lock");
         var loop = _binding.Get(this);
         _lock.Release();
@@ -86,6 +112,7 @@ public sealed class Condition
     public async Task<bool> WaitFor(Func<bool> predicate)
     {
         ArgumentNullException.ThrowIfNull(predicate);
+        _binding.CheckThread();
         var result = predicate();
         while (!result)
         {
@@ -99,6 +126,7 @@ public sealed class Condition
     /// <summary>Wakes up to <paramref name="n"/> waiters, first come first served. Must hold the lock.</summary>
     public void Notify(int n = 1)
     {
+        _binding.CheckThread();
         if (!_lock.Locked) throw new InvalidOperationException("cannot notify on un-acquired lock");
         NotifyCore(n);
     }
@@ -116,5 +144,5 @@ public sealed class Condition
     }
 
     public override string ToString() =>
-        $"<Condition [{(_lock.Locked ? "locked" : "unlocked")}{(_waiters.Count > 0 ? $", waiters:{_waiters.Count}" : "")}]>";
+        $"<Condition [{(_lock.LockedSnapshot ? "locked" : "unlocked")}{(_waiters.Count > 0 ? $", waiters:{_waiters.Count}" : "")}]>";
 }

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Tulip;
 
 /// <summary>
@@ -85,11 +87,22 @@ internal struct WaiterList
 
 /// <summary>
 /// asyncio's <c>_LoopBoundMixin</c>: a primitive binds to the running loop the first time it has to
-/// wait, and refuses any other loop afterwards.
+/// wait, and refuses any other loop afterwards. Once bound, it is loop-affine: <see cref="CheckThread"/>
+/// refuses a foreign thread (before binding there is no loop to compare with, as in asyncio).
 /// </summary>
 internal struct LoopBinding
 {
     private EventLoop? _loop;
+
+    /// <summary>The loop the primitive is bound to, or null before its first wait.</summary>
+    public readonly EventLoop? Loop => _loop;
+
+    /// <summary>Raises <see cref="EventLoopException"/> on a thread other than the bound loop's while it runs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly void CheckThread() => _loop?.CheckThread();
+
+    /// <summary>Binds to the loop running on this thread, if any and if not bound yet.</summary>
+    public void BindIfRunning() => _loop ??= EventLoop.RunningOrNull;
 
     public EventLoop Get(object owner)
     {

@@ -19,9 +19,12 @@ public readonly struct SleepAwaitable<T>
         _result = result;
     }
 
-    /// <summary>The future behind a real delay (null for a one-tick yield).</summary>
+    /// <summary>The future behind a real delay (null for a one-tick yield); fixed, any thread.</summary>
+    [ThreadSafe]
     public Future<T>? Future => _future;
 
+    /// <summary>The awaiter (any thread may take it; threads: as <see cref="FutureAwaiter"/>).</summary>
+    [ThreadSafe]
     public SleepAwaiter<T> GetAwaiter() => new(_loop, _future, _result);
 }
 
@@ -38,18 +41,26 @@ public readonly struct SleepAwaiter<T> : ICriticalNotifyCompletion
         _result = result;
     }
 
+    /// <summary>Whether the delay is over (a snapshot; any thread).</summary>
+    [ThreadSafe]
     public bool IsCompleted => _future is { Done: true };
 
     public T GetResult()
     {
+        _loop.CheckThread();
         _loop.ThrowPendingCancellation();
-        return _future is null ? _result : _future.Result();
+        return _future is null ? _result : _future.ResultChecked();
     }
 
+    /// <summary>Resumes <paramref name="continuation"/> after the delay; from another thread, on the loop's.</summary>
+    [ThreadSafe]
     public void OnCompleted(Action continuation) => UnsafeOnCompleted(continuation);
 
+    /// <inheritdoc cref="OnCompleted"/>
+    [ThreadSafe]
     public void UnsafeOnCompleted(Action continuation)
     {
+        ArgumentNullException.ThrowIfNull(continuation);
         if (_future is not null)
         {
             _loop.AwaitFuture(_future, continuation);
@@ -69,19 +80,33 @@ public readonly struct SleepAwaitable
     private readonly SleepAwaitable<ValueTuple> _inner;
     internal SleepAwaitable(SleepAwaitable<ValueTuple> inner) => _inner = inner;
 
-    /// <summary>The future behind a real delay (null for a one-tick yield).</summary>
+    /// <summary>The future behind a real delay (null for a one-tick yield); fixed, any thread.</summary>
+    [ThreadSafe]
     public Future<ValueTuple>? Future => _inner.Future;
 
+    /// <summary>The awaiter (any thread may take it).</summary>
+    [ThreadSafe]
     public SleepAwaiter GetAwaiter() => new(_inner.GetAwaiter());
 }
 
+/// <summary>The awaiter of <see cref="SleepAwaitable"/> (threads: as <see cref="SleepAwaiter{T}"/>).</summary>
 public readonly struct SleepAwaiter : ICriticalNotifyCompletion
 {
     private readonly SleepAwaiter<ValueTuple> _inner;
     internal SleepAwaiter(SleepAwaiter<ValueTuple> inner) => _inner = inner;
+
+    /// <summary>Whether the delay is over (a snapshot; any thread).</summary>
+    [ThreadSafe]
     public bool IsCompleted => _inner.IsCompleted;
+
     public void GetResult() => _inner.GetResult();
+
+    /// <summary>Resumes <paramref name="continuation"/> after the delay; from another thread, on the loop's.</summary>
+    [ThreadSafe]
     public void OnCompleted(Action continuation) => _inner.UnsafeOnCompleted(continuation);
+
+    /// <inheritdoc cref="OnCompleted"/>
+    [ThreadSafe]
     public void UnsafeOnCompleted(Action continuation) => _inner.UnsafeOnCompleted(continuation);
 }
 

@@ -3,15 +3,25 @@ using Tulip.Core.Interop;
 
 namespace Tulip;
 
-/// <summary>What every task offers, whatever its result type (asyncio.Task's own methods).</summary>
+/// <summary>What every task offers, whatever its result type (asyncio.Task's own methods). Loop-affine
+/// except where marked <see cref="ThreadSafeAttribute"/>.</summary>
 public interface ILoopTask
 {
-    string Name { get; set; }
-    bool Done { get; }
-    bool Cancelled { get; }
-    EventLoop Loop { get; }
+    /// <summary>The task's name; any thread may read it, set it on the loop's.</summary>
+    string Name { [ThreadSafe] get; set; }
 
-    /// <summary>Requests cancellation (asyncio 3.11 <c>Task.cancel(msg)</c>).</summary>
+    /// <summary>Whether the task is done (a snapshot; any thread).</summary>
+    bool Done { [ThreadSafe] get; }
+
+    /// <summary>Whether the task ended cancelled (a snapshot; any thread).</summary>
+    bool Cancelled { [ThreadSafe] get; }
+
+    /// <summary>The task's loop (fixed; any thread).</summary>
+    EventLoop Loop { [ThreadSafe] get; }
+
+    /// <summary>Requests cancellation (asyncio 3.11 <c>Task.cancel(msg)</c>); from another thread it is
+    /// posted to the loop (see <see cref="Future.Cancel"/>).</summary>
+    [ThreadSafe]
     bool Cancel(string? message = null);
 
     /// <summary>How many cancellation requests are outstanding (asyncio's <c>cancelling()</c>).</summary>
@@ -23,7 +33,8 @@ public interface ILoopTask
     /// <summary>Fires when the task is first asked to cancel, so .NET APIs awaited inside it stop too.</summary>
     CancellationToken CancellationToken { get; }
 
-    /// <summary>The task as a future (for Gather, Wait and friends).</summary>
+    /// <summary>The task as a future (for Gather, Wait and friends); any thread.</summary>
+    [ThreadSafe]
     Future AsFuture();
 }
 
@@ -83,11 +94,13 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     private string? _name;
     private readonly int _number;
 
-    /// <summary>The task's name; "Task-N" unless given (made on first use, so unnamed tasks cost no string).</summary>
+    /// <summary>The task's name; "Task-N" unless given (made on first use, so unnamed tasks cost no string).
+    /// Any thread may read it (a race makes the same string twice); set it on the loop's.</summary>
     public string Name
     {
+        [ThreadSafe]
         get => _name ??= $"Task-{_number}";
-        set => _name = value;
+        set { LoopRef.CheckThread(); _name = value ?? throw new ArgumentNullException(nameof(value)); }
     }
 
     /// <summary>Tasks are completed by their coroutine only: <c>SetResult</c> is refused, as in asyncio.</summary>
@@ -136,10 +149,11 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         return true;
     }
 
-    public int Cancelling() => TaskCore.Cancelling(_ts);
+    public int Cancelling() { LoopRef.CheckThread(); return TaskCore.Cancelling(_ts); }
 
     public int Uncancel()
     {
+        LoopRef.CheckThread();
         _ts = TaskCore.Uncancel(_ts, out int remaining);
         return remaining;
     }
@@ -148,6 +162,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     {
         get
         {
+            LoopRef.CheckThread();
             if (_cts is null)
             {
                 _cts = new CancellationTokenSource();
@@ -158,6 +173,8 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         }
     }
 
+    /// <summary>The task itself, as a future (any thread).</summary>
+    [ThreadSafe]
     public Future AsFuture() => this;
 
     // asyncio's repr: <Task pending name='Task-1'>, 'cancelling' once a cancel was requested.

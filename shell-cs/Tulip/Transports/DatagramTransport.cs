@@ -19,6 +19,7 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
     private bool _closing, _closed, _writeRegistered, _made;
     private ProtocolPhase _grammar = ProtocolPhase.Fresh;
     private readonly EndPoint _anyFrom;
+    private readonly EndPoint? _local; // bound (or connected) before the transport is made: fixed
 
     public DatagramTransport(EventLoop loop, Socket sock, DatagramProtocol protocol, EndPoint? remote, Future<ValueTuple> waiter)
     {
@@ -26,6 +27,7 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
         _sock = sock;
         _protocol = protocol;
         _remote = remote;
+        _local = sock.LocalEndPoint;
         _anyFrom = sock.AddressFamily == AddressFamily.InterNetworkV6 ? new IPEndPoint(IPAddress.IPv6Any, 0) : new IPEndPoint(IPAddress.Any, 0);
         _readHandle = new StateHandle<DatagramTransport>(loop, static t => t.ReadReady(), this);
         _writeHandle = new StateHandle<DatagramTransport>(loop, static t => t.WriteReady(), this);
@@ -60,21 +62,41 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
 
     public BaseProtocol Protocol
     {
-        get => _protocol;
-        set => _protocol = value as DatagramProtocol ?? throw new ArgumentException("a datagram transport needs a DatagramProtocol");
+        get
+        {
+            _loop.CheckThread();
+            return _protocol;
+        }
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            _loop.CheckThread();
+            _protocol = value as DatagramProtocol ?? throw new ArgumentException("a datagram transport needs a DatagramProtocol", nameof(value));
+        }
     }
 
-    public bool IsClosing => _closing;
+    public bool IsClosing
+    {
+        get
+        {
+            _loop.CheckThread();
+            return _closing;
+        }
+    }
 
-    public object? GetExtraInfo(string name, object? defaultValue = null) => name switch
+    public object? GetExtraInfo(string name, object? defaultValue = null) => (name ?? throw new ArgumentNullException(nameof(name))) switch
     {
         "peername" => _remote ?? defaultValue,
-        "sockname" => _closed ? defaultValue : _sock.LocalEndPoint,
+        "sockname" => _closed ? defaultValue : _local ?? defaultValue,
         "socket" => _sock,
         _ => defaultValue,
     };
 
-    public int GetWriteBufferSize() => _pendingBytes;
+    public int GetWriteBufferSize()
+    {
+        _loop.CheckThread();
+        return _pendingBytes;
+    }
 
     private void Apply()
     {
@@ -117,6 +139,7 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
 
     public void SendTo(ReadOnlySpan<byte> data, EndPoint? to = null)
     {
+        _loop.CheckThread();
         if (_closing) return;
         to ??= _remote ?? throw new ArgumentException("no address given and the endpoint is not connected", nameof(to));
         if (_pending.Count == 0)
@@ -174,6 +197,7 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
 
     public void Close()
     {
+        _loop.CheckThread();
         if (_closing) return;
         _closing = true;
         Apply();
@@ -182,6 +206,7 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
 
     public void Abort()
     {
+        _loop.CheckThread();
         _pending.Clear();
         _pendingBytes = 0;
         _closing = true;

@@ -2,7 +2,10 @@ using System.Net;
 
 namespace Tulip;
 
-/// <summary>asyncio.BaseTransport.</summary>
+/// <summary>
+/// asyncio.BaseTransport. Loop-affine: used on its loop's thread only (<see cref="EventLoopException"/>
+/// from another: a write from two threads would interleave the byte stream).
+/// </summary>
 public interface ITransportBase
 {
     /// <summary>Closes: buffered data is still sent, then the protocol's ConnectionLost(null) is called.</summary>
@@ -10,7 +13,8 @@ public interface ITransportBase
 
     bool IsClosing { get; }
 
-    /// <summary>"peername", "sockname", "socket" (asyncio's names).</summary>
+    /// <summary>"peername", "sockname", "socket" (asyncio's names): fixed when the connection was made, so any thread may ask.</summary>
+    [ThreadSafe]
     object? GetExtraInfo(string name, object? defaultValue = null);
 
     BaseProtocol Protocol { get; set; }
@@ -27,6 +31,8 @@ public interface ITransport : ITransportBase
     /// <summary>Closes the write side once the buffer is flushed (half-close).</summary>
     void WriteEof();
 
+    /// <summary>Whether <see cref="WriteEof"/> is supported: a constant of the transport's kind (any thread).</summary>
+    [ThreadSafe]
     bool CanWriteEof();
 
     /// <summary>Closes at once: buffered data is discarded.</summary>

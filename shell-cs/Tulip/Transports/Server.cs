@@ -9,6 +9,7 @@ namespace Tulip;
 /// asyncio.Server: listening sockets that accept connections and give each a protocol from the
 /// factory. <see cref="Close"/> stops listening (connections go on); <see cref="WaitClosed"/> completes
 /// when it is closed and its connections are gone (asyncio 3.12's meaning: 3.11 returned at once).
+/// Loop-affine: used on its loop's thread only (<see cref="EventLoopException"/> from another).
 /// </summary>
 public sealed class Server : IAsyncDisposable
 {
@@ -31,18 +32,42 @@ public sealed class Server : IAsyncDisposable
     }
 
     /// <summary>The listening sockets (empty once closed).</summary>
-    public IReadOnlyList<Socket> Sockets => _closed ? [] : _sockets;
+    public IReadOnlyList<Socket> Sockets
+    {
+        get
+        {
+            _loop.CheckThread();
+            return _closed ? [] : _sockets;
+        }
+    }
 
-    public bool IsServing => _serving && !_closed;
+    public bool IsServing
+    {
+        get
+        {
+            _loop.CheckThread();
+            return _serving && !_closed;
+        }
+    }
 
     /// <summary>Connections currently open.</summary>
-    public int ActiveConnections => _clients.Count;
+    public int ActiveConnections
+    {
+        get
+        {
+            _loop.CheckThread();
+            return _clients.Count;
+        }
+    }
 
+    /// <summary>The loop it serves on (fixed; any thread).</summary>
+    [ThreadSafe]
     public EventLoop Loop => _loop;
 
     /// <summary>Starts accepting (asyncio's <c>start_serving</c>); does nothing if already serving.</summary>
     public void StartServing()
     {
+        _loop.CheckThread();
         if (_closed) throw new EventLoopException("server is closed");
         if (_serving) return;
         _serving = true;
@@ -58,6 +83,7 @@ public sealed class Server : IAsyncDisposable
     /// <summary>Serves until cancelled; then closes the server and waits for it (asyncio's <c>serve_forever</c>).</summary>
     public async Task ServeForever()
     {
+        _loop.CheckThread();
         if (_serveForever is not null) throw new EventLoopException($"server {this} is already being awaited on serve_forever()");
         if (_closed) throw new EventLoopException($"server {this} is closed");
         StartServing();
@@ -85,6 +111,7 @@ public sealed class Server : IAsyncDisposable
     /// <summary>Stops listening and closes the listening sockets; open connections are left alone.</summary>
     public void Close()
     {
+        _loop.CheckThread();
         if (_closed) return;
         _closed = true;
         _serving = false;
@@ -98,18 +125,21 @@ public sealed class Server : IAsyncDisposable
     /// <summary>Closes every open connection (flushing what they buffered).</summary>
     public void CloseClients()
     {
+        _loop.CheckThread();
         foreach (var c in _clients.ToArray()) c.Close();
     }
 
     /// <summary>Aborts every open connection (discarding what they buffered).</summary>
     public void AbortClients()
     {
+        _loop.CheckThread();
         foreach (var c in _clients.ToArray()) c.Abort();
     }
 
     /// <summary>Completes when the server is closed and all its connections are gone.</summary>
     public async Task WaitClosed()
     {
+        _loop.CheckThread();
         if (_closed && _clients.Count == 0) return;
         var waiter = _loop.CreateFuture();
         _closeWaiters.Add(waiter);
@@ -118,6 +148,7 @@ public sealed class Server : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _loop.CheckThread();
         Close();
         await WaitClosed();
     }
@@ -191,7 +222,9 @@ public sealed class Server : IAsyncDisposable
         private void AcceptReady()
         {
             var loop = _server._loop;
-            for (int i = 0; i < _server._backlog && _watching; i++)
+            // At least one per readiness: a backlog of 0 is a valid listen() but must not mean "accept none"
+            // (CPython's range(backlog) loop has that defect).
+            for (int i = 0; i < Math.Max(1, _server._backlog) && _watching; i++)
             {
                 Socket conn;
                 try

@@ -72,13 +72,13 @@ internal sealed class SocketTransport : ITransport, IIoHandler
 
     public BaseProtocol Protocol
     {
-        get => _protocol;
-        set => _protocol = value ?? throw new ArgumentNullException(nameof(value));
+        get { _loop.CheckThread(); return _protocol; }
+        set { _loop.CheckThread(); _protocol = value ?? throw new ArgumentNullException(nameof(value)); }
     }
 
-    public bool IsClosing => _closing;
+    public bool IsClosing { get { _loop.CheckThread(); return _closing; } }
 
-    public object? GetExtraInfo(string name, object? defaultValue = null) => name switch
+    public object? GetExtraInfo(string name, object? defaultValue = null) => (name ?? throw new ArgumentNullException(nameof(name))) switch
     {
         "peername" => _peer ?? defaultValue,
         "sockname" => _local ?? defaultValue,
@@ -147,10 +147,11 @@ internal sealed class SocketTransport : ITransport, IIoHandler
     // ---------------------------------------------------------------------------------------------
     // Reading
 
-    public bool IsReading => !_readingPaused && !_closing;
+    public bool IsReading { get { _loop.CheckThread(); return !_readingPaused && !_closing; } }
 
     public void PauseReading()
     {
+        _loop.CheckThread();
         if (_closing || _readingPaused) return;
         _readingPaused = true;
         RegisterRead(false);
@@ -158,6 +159,7 @@ internal sealed class SocketTransport : ITransport, IIoHandler
 
     public void ResumeReading()
     {
+        _loop.CheckThread();
         if (_closing || !_readingPaused) return;
         _readingPaused = false;
         if (_grammar.IsConnected) RegisterRead(true);
@@ -259,6 +261,7 @@ internal sealed class SocketTransport : ITransport, IIoHandler
 
     public void Write(ReadOnlySpan<byte> data)
     {
+        _loop.CheckThread();
         if (_eof) throw new InvalidOperationException("Cannot call write() after write_eof()");
         if (data.IsEmpty) return;
         if (_connLost > 0 || _sockClosed)
@@ -293,6 +296,7 @@ internal sealed class SocketTransport : ITransport, IIoHandler
     public void WriteLines(IEnumerable<ReadOnlyMemory<byte>> lines)
     {
         ArgumentNullException.ThrowIfNull(lines);
+        _loop.CheckThread();
         // Every write path goes through Write, so every one meets the flow control
         // (CVE-2024-12254 was a writelines that bypassed it).
         foreach (var line in lines) Write(line.Span);
@@ -326,6 +330,7 @@ internal sealed class SocketTransport : ITransport, IIoHandler
 
     public void WriteEof()
     {
+        _loop.CheckThread();
         if (_closing || _eof) return;
         _eof = true;
         if (_buffer.Count == 0) ShutdownWrite();
@@ -374,6 +379,7 @@ internal sealed class SocketTransport : ITransport, IIoHandler
 
     public void SetWriteBufferLimits(int? high = null, int? low = null)
     {
+        _loop.CheckThread();
         int h = high ?? (low is { } l ? 4 * l : DefaultHighWater);
         int lo = low ?? h / 4;
         if (!(h >= lo && lo >= 0)) throw new ArgumentOutOfRangeException(nameof(high), $"high ({h}) must be >= low ({lo}) must be >= 0");
@@ -382,18 +388,19 @@ internal sealed class SocketTransport : ITransport, IIoHandler
         MaybePauseProtocol();
     }
 
-    public int GetWriteBufferSize() => _buffer.Count;
+    public int GetWriteBufferSize() { _loop.CheckThread(); return _buffer.Count; }
 
     /// <summary>The storage the write buffer holds (for tests: a drained buffer should hold none).</summary>
     internal int WriteBufferCapacity => _buffer.Capacity;
 
-    public (int Low, int High) GetWriteBufferLimits() => (_low, _high);
+    public (int Low, int High) GetWriteBufferLimits() { _loop.CheckThread(); return (_low, _high); }
 
     // ---------------------------------------------------------------------------------------------
     // Closing
 
     public void Close()
     {
+        _loop.CheckThread();
         if (_closing) return;
         _closing = true;
         RegisterRead(false);
@@ -403,7 +410,7 @@ internal sealed class SocketTransport : ITransport, IIoHandler
         }
     }
 
-    public void Abort() => ForceClose(null);
+    public void Abort() { _loop.CheckThread(); ForceClose(null); }
 
     private void ForceClose(Exception? e)
     {
