@@ -145,8 +145,16 @@ public static partial class Asyncio
         return future;
     }
 
-    /// <summary>The task running now on the running loop, or null (asyncio.current_task).</summary>
-    public static ILoopTask? CurrentTask() => EventLoop.RunningOrNull?.CurrentTask;
+    /// <summary>The task running now on the running loop, or null (asyncio.current_task); with no running
+    /// loop, <see cref="EventLoopException"/>("no running event loop") as asyncio raises.</summary>
+    public static ILoopTask? CurrentTask() => EventLoop.GetRunningLoop().CurrentTask;
+
+    /// <summary>The task running on <paramref name="loop"/>, or null (asyncio's <c>current_task(loop)</c>).</summary>
+    public static ILoopTask? CurrentTask(EventLoop loop)
+    {
+        ArgumentNullException.ThrowIfNull(loop);
+        return loop.CurrentTask;
+    }
 
     /// <summary>The pending tasks of the running loop (asyncio.all_tasks).</summary>
     public static IReadOnlyCollection<ILoopTask> AllTasks() => EventLoop.GetRunningLoop().AllTasks();

@@ -258,12 +258,14 @@ public sealed partial class EventLoop : IDisposable
             case Handle.Parked:
                 h.State = Handle.CancelledState;
                 _table.Release(h);
+                h.DropCallback();
                 return;
             case Handle.Queued:
                 if (h.IsTimer) _sched.CancelTimer(h.Id);
                 else _sched.CancelSoon(h.Id);
                 h.State = Handle.CancelledState;
                 _table.Release(h);
+                h.DropCallback();
                 return;
             default:
                 return; // already ran or cancelled: asyncio ignores it

@@ -42,6 +42,10 @@ public abstract class Handle
     /// <summary>Runs the callback. Exceptions go to the loop's exception handler (the caller's job).</summary>
     internal abstract void Invoke();
 
+    /// <summary>Drops the callback and its state once cancelled, so a handle the user still holds keeps
+    /// neither alive (asyncio's <c>Handle.cancel</c>: <c>_callback = _args = None</c>; issue 13.5).</summary>
+    internal virtual void DropCallback() { }
+
     /// <summary>What the callback is, for messages (asyncio's handle repr).</summary>
     internal abstract string Describe();
 
@@ -65,34 +69,50 @@ public abstract class TimerHandle : Handle
 
 internal sealed class ActionHandle(EventLoop loop, Action callback) : Handle(loop)
 {
-    private readonly Action _callback = callback;
-    internal override void Invoke() => _callback();
-    internal override string Describe() => Diagnostics.Naming.Of(_callback);
+    private Action? _callback = callback;
+    internal override void Invoke() => _callback!();
+    internal override void DropCallback() => _callback = null;
+    internal override string Describe() => _callback is null ? "" : Diagnostics.Naming.Of(_callback);
 }
 
 internal sealed class StateHandle<TState>(EventLoop loop, Action<TState> callback, TState state) : Handle(loop)
 {
-    private readonly Action<TState> _callback = callback;
-    internal Delegate Callback => _callback;
-    private readonly TState _state = state;
-    internal override void Invoke() => _callback(_state);
-    internal override string Describe() => Diagnostics.Naming.Of(_callback);
+    private Action<TState>? _callback = callback;
+    internal Delegate? Callback => _callback;
+    private TState _state = state;
+    internal override void Invoke() => _callback!(_state);
+
+    internal override void DropCallback()
+    {
+        _callback = null;
+        _state = default!;
+    }
+
+    internal override string Describe() => _callback is null ? "" : Diagnostics.Naming.Of(_callback);
 }
 
 internal sealed class ActionTimerHandle(EventLoop loop, long deadline, Action callback) : TimerHandle(loop, deadline)
 {
-    private readonly Action _callback = callback;
-    internal override void Invoke() => _callback();
-    internal override string Describe() => $"when={When:0.000} {Diagnostics.Naming.Of(_callback)}";
+    private Action? _callback = callback;
+    internal override void Invoke() => _callback!();
+    internal override void DropCallback() => _callback = null;
+    internal override string Describe() => $"when={When:0.000}{(_callback is null ? "" : " " + Diagnostics.Naming.Of(_callback))}";
 }
 
 internal sealed class StateTimerHandle<TState>(EventLoop loop, long deadline, Action<TState> callback, TState state)
     : TimerHandle(loop, deadline)
 {
-    private readonly Action<TState> _callback = callback;
-    private readonly TState _state = state;
-    internal override void Invoke() => _callback(_state);
-    internal override string Describe() => $"when={When:0.000} {Diagnostics.Naming.Of(_callback)}";
+    private Action<TState>? _callback = callback;
+    private TState _state = state;
+    internal override void Invoke() => _callback!(_state);
+
+    internal override void DropCallback()
+    {
+        _callback = null;
+        _state = default!;
+    }
+
+    internal override string Describe() => $"when={When:0.000}{(_callback is null ? "" : " " + Diagnostics.Naming.Of(_callback))}";
 }
 
 /// <summary>
