@@ -149,3 +149,162 @@ let fidelity =
                   })
               matches "condition_wait_for_value.py" [ "wait_for returned: first"; "already true: 42" ] out.Items)
         ]
+
+/// An asyncio program's `except RuntimeError as e: print("RuntimeError:", e)`.
+let private runtimeError (out: Log) (f: unit -> unit) =
+    try
+        f ()
+        out.Add "no error"
+    with
+    | :? InvalidOperationException as e -> out.Add("RuntimeError: " + e.Message)
+
+let private work () =
+    task {
+        do! Asyncio.Sleep 0.0
+        return 1
+    }
+
+/// C#'s `await using (d) { body }`: F#'s task has no async `use`.
+let private awaitUsing (d: IAsyncDisposable) (body: unit -> Task) : Task =
+    task {
+        let mutable error: exn = null
+        try
+            do! body ()
+        with e ->
+            error <- e
+        do! d.DisposeAsync()
+        if not (isNull error) then Runtime.ExceptionServices.ExceptionDispatchInfo.Throw error
+    }
+
+[<Tests>]
+let composition =
+    testList
+        "Fidelity (issue 13) composition"
+        [
+          // as_completed_order.py: each awaitable takes the next completion when awaited.
+          testCase "1. AsCompleted: an item gives the next completion when it is awaited, not when enumerated" (fun () ->
+              use loop = newLoop ()
+              let out = Log()
+              let workAfter (name: string) (delay: float) =
+                  Func<Task<string>>(fun () ->
+                      task {
+                          do! Asyncio.Sleep delay
+                          return name
+                      })
+              runMainUnit loop (fun () ->
+                  task {
+                      let its = Asyncio.AsCompleted([ workAfter "slow" 0.3; workAfter "fast" 0.1; workAfter "mid" 0.2 ]) |> Array.ofSeq
+                      let! third = its[2]
+                      out.Add("third awaited first: " + third)
+                      let! first = its[0]
+                      out.Add("first: " + first)
+                      let! second = its[1]
+                      out.Add("second: " + second)
+                  })
+              matches "as_completed_order.py" [ "third awaited first: fast"; "first: mid"; "second: slow" ] out.Items)
+
+          // timeout_pending_cancel.py, under python3 = 3.11.7 (3.11.2 lets the CancelledError escape).
+          testCase "2. a timeout entered with a cancel request pending still raises TimeoutException (3.11.7 rule)" (fun () ->
+              use loop = newLoop ()
+              let out = Log()
+              runMainUnit loop (fun () ->
+                  task {
+                      let me = Asyncio.CurrentTask()
+                      me.Cancel() |> ignore
+                      try
+                          do! Asyncio.Sleep 1.0
+                      with :? CancelledException ->
+                          out.Add(sprintf "caught cancel, cancelling = %d" (me.Cancelling()))
+                      try
+                          do! Asyncio.Timeout(Nullable 0.1, fun _ -> task { do! Asyncio.Sleep 1.0 } :> Task)
+                      with
+                      | :? TimeoutException -> out.Add(sprintf "TimeoutError, cancelling = %d" (me.Cancelling()))
+                      | :? CancelledException -> out.Add(sprintf "CancelledError escaped, cancelling = %d" (me.Cancelling()))
+                  })
+              matches "timeout_pending_cancel.py" [ "caught cancel, cancelling = 1"; "TimeoutError, cancelling = 1" ] out.Items)
+
+          // timeout_states.py: Timeout's states, repr and state errors; created before entry.
+          testCase "3. Timeout: created before entry, asyncio's states, repr and errors" (fun () ->
+              use loop = newLoop ()
+              let out = Log()
+              runMainUnit loop (fun () ->
+                  task {
+                      let t = Asyncio.CreateTimeoutAt(Nullable 1000012.3456)
+                      out.Add(string t)
+                      runtimeError out (fun () -> t.Reschedule(Nullable 5.0))
+                      do!
+                          t.RunAsync(fun t ->
+                              task {
+                                  out.Add(string t)
+                                  runtimeError out (fun () -> t.Enter() |> ignore)
+                                  t.Reschedule(Nullable<float>())
+                                  out.Add(string t)
+                                  t.Reschedule(Nullable 2000000.25)
+                                  out.Add(string t)
+                                  return 0
+                              })
+                          :> Task
+                      out.Add(string t)
+                      runtimeError out (fun () -> t.Reschedule(Nullable 1.0))
+                      let t2 = Asyncio.CreateTimeout(Nullable 0.0)
+                      try
+                          do!
+                              awaitUsing (t2.Enter()) (fun () ->
+                                  task {
+                                      try
+                                          do! Asyncio.Sleep 1.0
+                                      with :? CancelledException as e ->
+                                          out.Add("inside: " + string t2)
+                                          return raise e
+                                  })
+                      with :? TimeoutException ->
+                          out.Add(sprintf "TimeoutError: %O %s" t2 (py t2.Expired))
+                      runtimeError out (fun () -> t2.Reschedule(Nullable 1.0))
+                  })
+              matches
+                  "timeout_states.py"
+                  [ "<Timeout [created]>"
+                    "RuntimeError: Timeout has not been entered"
+                    "<Timeout [active] when=1000012.346>"
+                    "RuntimeError: Timeout has already been entered"
+                    "<Timeout [active] when=None>"
+                    "<Timeout [active] when=2000000.25>"
+                    "<Timeout [finished]>"
+                    "RuntimeError: Cannot change state of finished Timeout"
+                    "inside: <Timeout [expiring]>"
+                    "TimeoutError: <Timeout [expired]> True"
+                    "RuntimeError: Cannot change state of expired Timeout" ]
+                  out.Items)
+
+          // taskgroup_states.py: a TaskGroup created before entry, and its errors.
+          testCase "3. TaskGroup: created before entry, asyncio's errors for create_task and entering twice" (fun () ->
+              use loop = newLoop ()
+              let out = Log()
+              runMainUnit loop (fun () ->
+                  task {
+                      let tg = TaskGroup.Create()
+                      out.Add(string tg)
+                      runtimeError out (fun () -> tg.CreateTask(Func<Task<int>>(work)) |> ignore)
+                      let mutable t = Unchecked.defaultof<LoopTask<int>>
+                      do!
+                          awaitUsing (tg.Enter()) (fun () ->
+                              task {
+                                  out.Add(string tg)
+                                  runtimeError out (fun () -> tg.Enter() |> ignore)
+                                  t <- tg.CreateTask(Func<Task<int>>(work))
+                                  out.Add(string tg)
+                              })
+                      out.Add(sprintf "%O %d" tg (t.Result()))
+                      runtimeError out (fun () -> tg.CreateTask(Func<Task<int>>(work)) |> ignore)
+                  })
+              matches
+                  "taskgroup_states.py"
+                  [ "<TaskGroup>"
+                    "RuntimeError: TaskGroup <TaskGroup> has not been entered"
+                    "<TaskGroup entered>"
+                    "RuntimeError: TaskGroup <TaskGroup entered> has already been entered"
+                    "<TaskGroup tasks=1 entered>"
+                    "<TaskGroup entered> 1"
+                    "RuntimeError: TaskGroup <TaskGroup entered> is finished" ]
+                  out.Items)
+        ]
