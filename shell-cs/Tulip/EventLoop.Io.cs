@@ -112,18 +112,19 @@ public sealed partial class EventLoop
     /// <summary>Runs <paramref name="callback"/> whenever <paramref name="socket"/> is readable (asyncio's <c>add_reader</c>).</summary>
     public void AddReader(Socket socket, Action callback) => WatcherFor(socket).SetReader(callback);
 
-    /// <summary>Stops watching for readability; returns whether a reader was registered.</summary>
-    public bool RemoveReader(Socket socket) => _watchers.TryGetValue(socket, out var w) && w.SetReader(null);
+    /// <summary>Stops watching for readability; returns whether a reader was registered (false on a closed loop).</summary>
+    public bool RemoveReader(Socket socket) => !IsClosed && _watchers.TryGetValue(socket, out var w) && w.SetReader(null);
 
     /// <summary>Runs <paramref name="callback"/> whenever <paramref name="socket"/> is writable (asyncio's <c>add_writer</c>).</summary>
     public void AddWriter(Socket socket, Action callback) => WatcherFor(socket).SetWriter(callback);
 
-    public bool RemoveWriter(Socket socket) => _watchers.TryGetValue(socket, out var w) && w.SetWriter(null);
+    public bool RemoveWriter(Socket socket) => !IsClosed && _watchers.TryGetValue(socket, out var w) && w.SetWriter(null);
 
     private Watcher WatcherFor(Socket socket)
     {
         ArgumentNullException.ThrowIfNull(socket);
         CheckThread();
+        ThrowIfClosed(); // before a watcher is made: a closed loop keeps nothing (asyncio's _check_closed)
         if (!_watchers.TryGetValue(socket, out var w))
         {
             w = new Watcher(this, socket);

@@ -308,3 +308,49 @@ let composition =
                     "RuntimeError: TaskGroup <TaskGroup entered> is finished" ]
                   out.Items)
         ]
+
+/// A connected pair of loopback TCP sockets (socket.socketpair()).
+let private socketPair () =
+    use listener = new Net.Sockets.Socket(Net.Sockets.SocketType.Stream, Net.Sockets.ProtocolType.Tcp)
+    listener.Bind(Net.IPEndPoint(Net.IPAddress.Loopback, 0))
+    listener.Listen 1
+    let a = new Net.Sockets.Socket(Net.Sockets.SocketType.Stream, Net.Sockets.ProtocolType.Tcp)
+    a.Connect listener.LocalEndPoint
+    a, listener.Accept()
+
+[<Tests>]
+let loopLevel =
+    testList
+        "Fidelity (issue 13) loop"
+        [
+          // closed_loop_readers.py: _check_closed in add_*; remove_* answer False on a closed loop.
+          testCase "6. a closed loop keeps no reader or writer; RemoveReader/RemoveWriter return false" (fun () ->
+              let out = Log()
+              let a, b = socketPair ()
+              try
+                  let loop = new EventLoop()
+                  loop.AddReader(a, ignore)
+                  loop.Close()
+                  out.Add("remove_reader after close: " + py (loop.RemoveReader a))
+                  let loop = new EventLoop()
+                  loop.Close()
+                  for name, add in [ "add_reader", (fun () -> loop.AddReader(a, ignore)); "add_writer", (fun () -> loop.AddWriter(a, ignore)) ] do
+                      try
+                          add ()
+                          out.Add(name + ": no error")
+                      with :? EventLoopException as e ->
+                          out.Add(name + ": " + e.Message)
+                  out.Add("remove_reader: " + py (loop.RemoveReader a))
+                  out.Add("remove_writer: " + py (loop.RemoveWriter a))
+              finally
+                  a.Dispose()
+                  b.Dispose()
+              matches
+                  "closed_loop_readers.py"
+                  [ "remove_reader after close: False"
+                    "add_reader: Event loop is closed"
+                    "add_writer: Event loop is closed"
+                    "remove_reader: False"
+                    "remove_writer: False" ]
+                  out.Items)
+        ]
