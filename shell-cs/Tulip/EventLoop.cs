@@ -168,6 +168,25 @@ public sealed partial class EventLoop : IDisposable
     private void PostThreadsafe(Handle h)
     {
         ThrowIfClosed();
+        // One FIFO with CallSoon (asyncio appends both to its ready queue; issue 13.7): a thread that may
+        // touch the loop (its own, or any while it is idle) queues directly, after what the inbox holds.
+        if (OnLoopThread)
+        {
+            EnqueueDirect(h);
+            return;
+        }
+
+        if (_threadId == -1 && TryEnterIdle(out var access))
+        {
+            using (access)
+            {
+                ThrowIfClosed();
+                EnqueueDirect(h);
+            }
+
+            return;
+        }
+
         lock (_inboxLock)
         {
             _inbox.Add(h);
@@ -270,6 +289,12 @@ public sealed partial class EventLoop : IDisposable
             default:
                 return; // already ran or cancelled: asyncio ignores it
         }
+    }
+
+    private void EnqueueDirect(Handle h)
+    {
+        DrainInbox();
+        EnqueueSoon(h);
     }
 
     private void DrainInbox()

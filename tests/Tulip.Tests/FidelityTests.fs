@@ -354,3 +354,35 @@ let loopLevel =
                     "remove_writer: False" ]
                   out.Items)
         ]
+
+[<Tests>]
+let ordering =
+    testList
+        "Fidelity (issue 13) ordering"
+        [
+          // threadsafe_fifo.py: call_soon_threadsafe and call_soon share one ready queue.
+          testCase "7. CallSoonThreadsafe and CallSoon are one FIFO (loop thread; other thread before the run)" (fun () ->
+              let out = Log()
+              use loop = newLoop ()
+              runMainUnit loop (fun () ->
+                  task {
+                      loop.CallSoonThreadsafe(fun () -> out.Add "a: threadsafe from the loop thread") |> ignore
+                      loop.CallSoon(fun () -> out.Add "b: call_soon") |> ignore
+                      do! Asyncio.Sleep 0.0
+                      do! Asyncio.Sleep 0.0
+                  })
+              use loop = newLoop ()
+              let th = Thread(fun () -> loop.CallSoonThreadsafe(fun () -> out.Add "c: threadsafe from another thread") |> ignore)
+              th.Start()
+              th.Join()
+              loop.CallSoon(fun () -> out.Add "d: call_soon") |> ignore
+              loop.CallSoon(fun () -> loop.Stop()) |> ignore
+              loop.RunForever()
+              matches
+                  "threadsafe_fifo.py"
+                  [ "a: threadsafe from the loop thread"
+                    "b: call_soon"
+                    "c: threadsafe from another thread"
+                    "d: call_soon" ]
+                  out.Items)
+        ]
