@@ -114,6 +114,13 @@ public static partial class Asyncio
     public static LoopTask CreateTask(Func<Task> coroutine, string? name = null) =>
         EventLoop.GetRunningLoop().CreateTask(coroutine, name);
 
+    /// <summary>asyncio.create_task(coro, name=, context=): the coroutine starts in <paramref name="context"/>.</summary>
+    public static LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name, ExecutionContext? context) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, name, context);
+
+    public static LoopTask CreateTask(Func<Task> coroutine, string? name, ExecutionContext? context) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, name, context);
+
     /// <summary>asyncio.ensure_future: a future stays itself; a coroutine becomes a task.</summary>
     public static Future<T> EnsureFuture<T>(Future<T> future) => future;
 

@@ -31,6 +31,25 @@ public sealed partial class EventLoop
         return new LoopTask(this, coroutine, name);
     }
 
+    /// <summary>
+    /// A task whose coroutine starts in <paramref name="context"/> (asyncio's <c>create_task(…, context=)</c>)
+    /// instead of a copy of the caller's. A .NET ExecutionContext is immutable: the task sees its values,
+    /// its own changes stay in the task.
+    /// </summary>
+    public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name, ExecutionContext? context)
+    {
+        var task = CreateTask(coroutine, name);
+        task.StartContext = context;
+        return task;
+    }
+
+    public LoopTask CreateTask(Func<Task> coroutine, string? name, ExecutionContext? context)
+    {
+        var task = CreateTask(coroutine, name);
+        task.StartContext = context;
+        return task;
+    }
+
     /// <summary>The task whose step is running now, or null (asyncio's <c>current_task()</c>).</summary>
     public ILoopTask? CurrentTask => CurrentTaskInternal as ILoopTask;
 

@@ -386,3 +386,60 @@ let ordering =
                     "d: call_soon" ]
                   out.Items)
         ]
+
+let private contextVar = AsyncLocal<string>()
+
+let private varGet () = if isNull contextVar.Value then "unset" else contextVar.Value
+
+/// asyncio's `ctx = copy_context(); ctx.run(var.set, value)`.
+let private contextWith (value: string) =
+    let saved = contextVar.Value
+    contextVar.Value <- value
+    let ctx = ExecutionContext.Capture()
+    contextVar.Value <- saved
+    ctx
+
+[<Tests>]
+let context =
+    testList
+        "Fidelity (issue 13) context"
+        [
+          // task_context.py: tasks copy the creator's contextvars context; create_task(context=).
+          testCase "9. a task runs in a copy of its creator's ExecutionContext; CreateTask(…, context)" (fun () ->
+              use loop = newLoop ()
+              let out = Log()
+              let child (tag: string) =
+                  fun () ->
+                      task {
+                          out.Add(tag + " sees: " + varGet ())
+                          contextVar.Value <- "child"
+                          do! Asyncio.Sleep 0.0
+                          out.Add(tag + " after await: " + varGet ())
+                      }
+                      :> Task
+              runMainUnit loop (fun () ->
+                  task {
+                      contextVar.Value <- "parent"
+                      let! _ = Asyncio.CreateTask(Func<Task>(child "task"))
+                      out.Add("parent after child: " + varGet ())
+                      let ctx = contextWith "explicit"
+                      let! _ = Asyncio.CreateTask(Func<Task>(child "explicit"), null, ctx)
+                      do!
+                          TaskGroup.RunAsync(fun tg ->
+                              let ctx2 = contextWith "group context"
+                              tg.CreateTask(Func<Task>(child "group"), null, ctx2) |> ignore
+                              Task.CompletedTask)
+                      out.Add("parent still: " + varGet ())
+                  })
+              matches
+                  "task_context.py"
+                  [ "task sees: parent"
+                    "task after await: child"
+                    "parent after child: parent"
+                    "explicit sees: explicit"
+                    "explicit after await: child"
+                    "group sees: group context"
+                    "group after await: child"
+                    "parent still: parent" ]
+                  out.Items)
+        ]

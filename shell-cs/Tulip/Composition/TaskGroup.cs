@@ -95,6 +95,25 @@ public sealed class TaskGroup : IAsyncDisposable
         return task;
     }
 
+    /// <summary>A task in the group whose coroutine starts in <paramref name="context"/> (see <see cref="EventLoop.CreateTask{T}(Func{Task{T}}, string?, ExecutionContext?)"/>).</summary>
+    public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name, ExecutionContext? context)
+    {
+        ArgumentNullException.ThrowIfNull(coroutine);
+        CheckCanCreate();
+        var task = _loop!.CreateTask(coroutine, name, context);
+        Track(task);
+        return task;
+    }
+
+    public LoopTask CreateTask(Func<Task> coroutine, string? name, ExecutionContext? context)
+    {
+        ArgumentNullException.ThrowIfNull(coroutine);
+        CheckCanCreate();
+        var task = _loop!.CreateTask(coroutine, name, context);
+        Track(task);
+        return task;
+    }
+
     private void CheckCanCreate()
     {
         if (!_entered) throw new InvalidOperationException($"TaskGroup {this} has not been entered");

@@ -66,6 +66,10 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     private readonly TaskContext _context;
     private CancellationTokenSource? _cts;
 
+    // The ExecutionContext the coroutine starts in: its creator's (asyncio tasks copy the contextvars
+    // context; issue 13.9), or the one given to CreateTask. Later steps run in the coroutine's own.
+    internal ExecutionContext? StartContext = ExecutionContext.Capture();
+
     internal LoopTask(EventLoop loop, Func<Task<T>> coroutine, string? name) : this(loop, name) => _coroutine = coroutine;
 
     private protected LoopTask(EventLoop loop, Func<Task> coroutine, string? name) : this(loop, name) => _voidCoroutine = coroutine;
@@ -240,6 +244,15 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     }
 
     private void StartCoroutine()
+    {
+        var ec = StartContext;
+        StartContext = null;
+        // Already current (no AsyncLocal anywhere, the common case): no switch to pay for.
+        if (ec is null || ReferenceEquals(ec, ExecutionContext.Capture())) StartCoroutineHere();
+        else ExecutionContext.Run(ec, static s => ((LoopTask<T>)s!).StartCoroutineHere(), this);
+    }
+
+    private void StartCoroutineHere()
     {
         try
         {
