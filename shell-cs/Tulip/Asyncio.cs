@@ -152,6 +152,9 @@ public static partial class Asyncio
         return future;
     }
 
+    /// <summary>asyncio's ValueError for a future of another loop (ensure_future's check), an <see cref="ArgumentException"/> here.</summary>
+    internal const string DifferentLoop = "The future belongs to a different loop than the one specified as the loop argument";
+
     /// <summary>The task running now on the running loop, or null (asyncio.current_task); with no running
     /// loop, <see cref="EventLoopException"/>("no running event loop") as asyncio raises.</summary>
     public static ILoopTask? CurrentTask() => EventLoop.GetRunningLoop().CurrentTask;

@@ -84,7 +84,7 @@ public sealed partial class EventLoop
     private void RunUntilDone(Future future)
     {
         ThrowIfClosed();
-        if (!ReferenceEquals(future.Loop, this)) throw new ArgumentException("The future belongs to a different loop", nameof(future));
+        if (!ReferenceEquals(future.Loop, this)) throw new ArgumentException(Asyncio.DifferentLoop, nameof(future));
         if (IsRunning) throw new EventLoopException("This event loop is already running");
         var stopper = new StateHandle<EventLoop>(this, static l => l.Stop(), this);
         future.AddParked(stopper);

@@ -443,3 +443,98 @@ let context =
                     "parent still: parent" ]
                   out.Items)
         ]
+
+/// .NET appends " (Parameter 'name')" to an ArgumentException's message; asyncio's text is before it.
+let private withoutParameter (e: ArgumentException) =
+    match e.ParamName with
+    | null -> e.Message
+    | p -> e.Message.Replace(sprintf " (Parameter '%s')" p, "")
+
+[<Tests>]
+let errors =
+    testList
+        "Fidelity (issue 13) errors"
+        [
+          // loop_mismatch.py: ensure_future's ValueError, and Queue.task_done's.
+          testCase "11. a future of another loop: asyncio's message (ArgumentException); TaskDone too often (InvalidOperationException)" (fun () ->
+              let out = Log()
+              use a = newLoop ()
+              use b = newLoop ()
+              let fa = a.CreateFuture<int>()
+              let fb = b.CreateFuture<int>()
+              try
+                  b.RunUntilComplete fa |> ignore
+              with :? ArgumentException as e ->
+                  out.Add("run_until_complete: ValueError: " + withoutParameter e)
+              try
+                  runMainUnit b (fun () -> task { Asyncio.Gather(fb, fa) |> ignore })
+              with :? ArgumentException as e ->
+                  out.Add("gather: ValueError: " + withoutParameter e)
+              let q = AsyncQueue<int>()
+              try
+                  q.TaskDone()
+              with :? InvalidOperationException as e ->
+                  out.Add("task_done: ValueError: " + e.Message)
+              matches
+                  "loop_mismatch.py"
+                  [ "run_until_complete: ValueError: The future belongs to a different loop than the one specified as the loop argument"
+                    "gather: ValueError: The future belongs to a different loop than the one specified as the loop argument"
+                    "task_done: ValueError: task_done() called too many times" ]
+                  out.Items)
+
+          // drain_connection_reset.py: drain's ConnectionResetError('Connection lost'); the reader's after a reset.
+          testCase "12. DrainAsync (and reads) after the connection is lost or reset raise ConnectionResetException" (fun () ->
+              use loop = new EventLoop()
+              loop.CallLater(30.0, (fun () -> loop.Stop())) |> ignore
+              let out = Log()
+              runMainUnit loop (fun () ->
+                  task {
+                      let! server =
+                          Asyncio.StartServer(
+                              (fun reader writer ->
+                                  task {
+                                      let! first = reader.ReadAsync 1
+                                      if first = "R"B then
+                                          // Linger 0: closing sends RST instead of FIN.
+                                          (writer.GetExtraInfo "socket" :?> Net.Sockets.Socket).LingerState <- Net.Sockets.LingerOption(true, 0)
+                                          writer.Transport.Abort()
+                                      else
+                                          let! _ = reader.ReadAsync()
+                                          writer.Close()
+                                  }
+                                  :> Task),
+                              "127.0.0.1",
+                              0
+                          )
+                      let port = (server.Sockets[0].LocalEndPoint :?> Net.IPEndPoint).Port
+                      let! (_, w) = Asyncio.OpenConnection("127.0.0.1", port)
+                      w.Write(ReadOnlySpan "C"B)
+                      w.Close()
+                      try
+                          do! w.DrainAsync()
+                          out.Add "drain after close: no error"
+                      with :? ConnectionResetException as e ->
+                          out.Add("drain after close: ConnectionResetError: " + e.Message)
+                      let! (r, w) = Asyncio.OpenConnection("127.0.0.1", port)
+                      w.Write(ReadOnlySpan "R"B)
+                      try
+                          let! _ = r.ReadAsync 100
+                          out.Add "read after peer reset: no error"
+                      with :? ConnectionResetException ->
+                          out.Add "read after peer reset: ConnectionResetError"
+                      try
+                          do! w.DrainAsync()
+                          out.Add "drain after peer reset: no error"
+                      with :? ConnectionResetException ->
+                          out.Add "drain after peer reset: ConnectionResetError"
+                      w.Close()
+                      server.Close()
+                      do! server.WaitClosed()
+                  })
+              matches
+                  "drain_connection_reset.py"
+                  [ "drain after close: ConnectionResetError: Connection lost"
+                    "read after peer reset: ConnectionResetError"
+                    "drain after peer reset: ConnectionResetError" ]
+                  out.Items)
+        ]
