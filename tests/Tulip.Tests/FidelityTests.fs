@@ -538,3 +538,142 @@ let errors =
                     "drain after peer reset: ConnectionResetError" ]
                   out.Items)
         ]
+
+[<Tests>]
+let smallApis =
+    testList
+        "Fidelity (issue 13) small APIs"
+        [
+          // waiter_counts.py: the counts asyncio shows in its reprs.
+          testCase "waiter counts on Event, Condition, Semaphore, Queue (getters, putters), Barrier" (fun () ->
+              use loop = newLoop ()
+              let out = Log()
+              runMainUnit loop (fun () ->
+                  task {
+                      let ev, cond, sem = AsyncEvent(), Condition(), AsyncSemaphore(0)
+                      let empty, full, barrier = AsyncQueue<int>(), AsyncQueue<int>(1), AsyncBarrier(3)
+                      full.PutNowait 0
+                      let condWait () =
+                          task {
+                              let! _ = cond.Acquire()
+                              try
+                                  let! _ = cond.Wait()
+                                  ()
+                              finally
+                                  cond.Release()
+                          }
+                          :> Task
+                      let tasks =
+                          [ for _ in 1..2 -> loop.CreateTask(fun () -> ev.Wait().AsTask() :> Task) :> Future
+                            for _ in 1..3 -> loop.CreateTask(Func<Task>(condWait)) :> Future
+                            yield loop.CreateTask(fun () -> sem.Acquire().AsTask() :> Task) :> Future
+                            for _ in 1..2 -> loop.CreateTask(fun () -> empty.Get().AsTask() :> Task) :> Future
+                            for _ in 1..4 -> loop.CreateTask(fun () -> full.Put(1).AsTask()) :> Future
+                            for _ in 1..2 -> loop.CreateTask(fun () -> barrier.Wait() :> Task) :> Future ]
+                      do! Asyncio.Sleep 0.0
+                      for ``when`` in [ "waiting"; "after cancel" ] do
+                          out.Add(
+                              sprintf "%s event %d condition %d semaphore %d getters %d putters %d barrier %d"
+                                  ``when`` ev.Waiters cond.Waiters sem.Waiters empty.Getters full.Putters barrier.NWaiting
+                          )
+                          for t in tasks do
+                              t.Cancel() |> ignore
+                          let! _ = Asyncio.Gather(tasks, true)
+                          ()
+                  })
+              matches
+                  "waiter_counts.py"
+                  [ "waiting event 2 condition 3 semaphore 1 getters 2 putters 4 barrier 2"
+                    "after cancel event 0 condition 0 semaphore 0 getters 0 putters 0 barrier 0" ]
+                  out.Items)
+
+          // timer_handle_order.py: TimerHandle's comparisons by when().
+          testCase "TimerHandle orders by When" (fun () ->
+              use loop = newLoop ()
+              let out = Log()
+              runMainUnit loop (fun () ->
+                  task {
+                      let f = Action ignore
+                      let g = Action ignore
+                      let h1, h2, h3 = loop.CallAt(10.0, f), loop.CallAt(20.0, f), loop.CallAt(10.0, g)
+                      out.Add(
+                          String.Join(
+                              " ",
+                              // The C# operators (F#'s own < <= use IComparable, a total order).
+                              [ TimerHandle.op_LessThan(h1, h2)
+                                TimerHandle.op_GreaterThan(h2, h1)
+                                TimerHandle.op_LessThanOrEqual(h1, h2)
+                                TimerHandle.op_GreaterThanOrEqual(h2, h1)
+                                TimerHandle.op_LessThan(h1, h3)
+                                TimerHandle.op_LessThanOrEqual(h1, h3)
+                                TimerHandle.op_LessThanOrEqual(h1, h1)
+                                TimerHandle.op_GreaterThanOrEqual(h1, h1) ]
+                              |> List.map py
+                          )
+                      )
+                      let sorted = [ h2; h1; h3 ] |> List.sortWith (fun a b -> a.CompareTo b) |> List.map (fun h -> sprintf "%.1f" h.When)
+                      out.Add("[" + String.Join(", ", sorted) + "]")
+                      for h in [ h1; h2; h3 ] do
+                          h.Cancel()
+                  })
+              matches "timer_handle_order.py" [ "True True True True False False True True"; "[10.0, 10.0, 20.0]" ] out.Items)
+
+          // stream_peek_abort.py: reader._buffer without consuming; transport._force_close(exc).
+          testCase "LoopStreamReader.Buffered/Peek (also after an exception); ITransport.Abort(exception) reaches stream users" (fun () ->
+              use loop = new EventLoop()
+              loop.CallLater(30.0, (fun () -> loop.Stop())) |> ignore
+              let out = Log()
+              let pyBytes (b: byte[]) = "b'" + Text.Encoding.ASCII.GetString b + "'"
+              runMainUnit loop (fun () ->
+                  task {
+                      let r = LoopStreamReader(loop)
+                      r.FeedData(ReadOnlySpan "hello world"B)
+                      out.Add(sprintf "peek: %s %d" (pyBytes (r.Peek 5)) r.Buffered.Length)
+                      let! first = r.ReadExactlyAsync 6
+                      out.Add("read: " + pyBytes first)
+                      r.SetException(ValueError "boom")
+                      out.Add("after exception: " + pyBytes (r.Buffered.ToArray()))
+                      try
+                          let! _ = r.ReadAsync 1
+                          out.Add "read: no error"
+                      with :? ValueError as e ->
+                          out.Add("read raises: " + e.Message)
+                      out.Add("still buffered: " + pyBytes (r.Peek()))
+                      let! server =
+                          Asyncio.StartServer(
+                              (fun reader writer ->
+                                  task {
+                                      let! _ = reader.ReadAsync()
+                                      writer.Close()
+                                  }
+                                  :> Task),
+                              "127.0.0.1",
+                              0
+                          )
+                      let port = (server.Sockets[0].LocalEndPoint :?> Net.IPEndPoint).Port
+                      let! (reader, writer) = Asyncio.OpenConnection("127.0.0.1", port)
+                      writer.Transport.Abort(ValueError "forced")
+                      try
+                          let! _ = reader.ReadAsync 10
+                          out.Add "read after abort(exc): no error"
+                      with :? ValueError as e ->
+                          out.Add("read after abort(exc): " + e.Message)
+                      try
+                          do! writer.WaitClosedAsync()
+                          out.Add "wait_closed after abort(exc): no error"
+                      with :? ValueError as e ->
+                          out.Add("wait_closed after abort(exc): " + e.Message)
+                      server.Close()
+                      do! server.WaitClosed()
+                  })
+              matches
+                  "stream_peek_abort.py"
+                  [ "peek: b'hello' 11"
+                    "read: b'hello '"
+                    "after exception: b'world'"
+                    "read raises: boom"
+                    "still buffered: b'world'"
+                    "read after abort(exc): forced"
+                    "wait_closed after abort(exc): forced" ]
+                  out.Items)
+        ]

@@ -53,8 +53,12 @@ public abstract class Handle
         $"<{GetType().Name.Split('`')[0]} {(Cancelled ? "cancelled " : "")}{Describe()}>";
 }
 
-/// <summary>A handle scheduled for a time (asyncio.TimerHandle), with its deadline.</summary>
-public abstract class TimerHandle : Handle
+/// <summary>
+/// A handle scheduled for a time (asyncio.TimerHandle), with its deadline. Handles order by
+/// <see cref="When"/> as asyncio's do (<c>&lt;</c>, <c>&gt;</c>; <c>&lt;=</c> and <c>&gt;=</c> are
+/// "earlier (later) or equal"); equality stays identity, where asyncio compares callback and arguments.
+/// </summary>
+public abstract class TimerHandle : Handle, IComparable<TimerHandle>
 {
     internal long Deadline;
 
@@ -65,6 +69,17 @@ public abstract class TimerHandle : Handle
 
     /// <summary>The deadline as loop time.</summary>
     public TimeSpan WhenTime => TimeSpan.FromTicks(Deadline);
+
+    /// <summary>Orders by deadline (asyncio's comparisons use <c>when</c> alone).</summary>
+    public int CompareTo(TimerHandle? other) => other is null ? 1 : Deadline.CompareTo(other.Deadline);
+
+    public static bool operator <(TimerHandle a, TimerHandle b) => a.Deadline < b.Deadline;
+
+    public static bool operator >(TimerHandle a, TimerHandle b) => a.Deadline > b.Deadline;
+
+    public static bool operator <=(TimerHandle a, TimerHandle b) => a.Deadline < b.Deadline || ReferenceEquals(a, b);
+
+    public static bool operator >=(TimerHandle a, TimerHandle b) => a.Deadline > b.Deadline || ReferenceEquals(a, b);
 }
 
 internal sealed class ActionHandle(EventLoop loop, Action callback) : Handle(loop)

@@ -206,6 +206,12 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
         }
     }
 
+    /// <summary>How many tasks wait in <c>Get</c> (the "_getters[N]" of asyncio's repr).</summary>
+    public int Getters => _getters.Count;
+
+    /// <summary>How many tasks wait in <c>Put</c> on a full queue (the "_putters[N]" of asyncio's repr).</summary>
+    public int Putters => _putters.Count;
+
     public override string ToString()
     {
         var name = GetType().Name.Split('`')[0];

@@ -108,6 +108,9 @@ public class AsyncSemaphore
         }
     }
 
+    /// <summary>How many tasks wait to acquire (the "waiters:N" of asyncio's repr).</summary>
+    public int Waiters => _waiters.Count;
+
     public override string ToString() =>
         $"<{GetType().Name} [{(Locked ? "locked" : $"unlocked, value:{_value}")}{(_waiters.Count > 0 ? $", waiters:{_waiters.Count}" : "")}]>";
 }

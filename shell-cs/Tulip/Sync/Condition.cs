@@ -119,6 +119,9 @@ public sealed class Condition
         }
     }
 
+    /// <summary>How many tasks wait to be notified (the "waiters:N" of asyncio's repr).</summary>
+    public int Waiters => _waiters.Count;
+
     public override string ToString() =>
         $"<Condition [{(_lock.Locked ? "locked" : "unlocked")}{(_waiters.Count > 0 ? $", waiters:{_waiters.Count}" : "")}]>";
 }
