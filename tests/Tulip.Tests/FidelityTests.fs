@@ -677,3 +677,66 @@ let smallApis =
                     "wait_closed after abort(exc): forced" ]
                   out.Items)
         ]
+
+[<Tests>]
+let runner =
+    testList
+        "Fidelity (issue 13) Runner"
+        [
+          // runner.py: asyncio.Runner's life cycle.
+          testCase "Runner: several runs on one loop, GetLoop, Close cancels what is left and closes the loop" (fun () ->
+              let out = Log()
+              let worker () =
+                  task {
+                      let mutable i = 0
+                      try
+                          while true do
+                              out.Add(sprintf "tick %d" i)
+                              i <- i + 1
+                              do! Asyncio.Sleep 1.0
+                      with :? CancelledException as e ->
+                          out.Add "worker cancelled at close"
+                          return raise e
+                  }
+                  :> Task
+              let first () =
+                  task {
+                      Asyncio.CreateTask(Func<Task>(worker)) |> ignore
+                      do! Asyncio.Sleep 1.5
+                      out.Add "first run done"
+                      return 1
+                  }
+              let second () =
+                  task {
+                      do! Asyncio.Sleep 1.0
+                      out.Add(sprintf "second run, tasks: %d" (Asyncio.AllTasks().Count))
+                      return 2
+                  }
+              let runner = new Runner(clock = VirtualClock())
+              let loop =
+                  use runner = runner
+                  out.Add(sprintf "result %d" (runner.Run(Func<Task<int>>(first))))
+                  let loop = runner.GetLoop()
+                  out.Add(sprintf "result %d" (runner.Run(Func<Task<int>>(second))))
+                  out.Add("same loop: " + py (obj.ReferenceEquals(runner.GetLoop(), loop)))
+                  loop
+              out.Add("closed: " + py loop.IsClosed)
+              try
+                  runner.GetLoop() |> ignore
+              with :? EventLoopException as e ->
+                  out.Add("RuntimeError: " + e.Message)
+              matches
+                  "runner.py"
+                  [ "tick 0"
+                    "tick 1"
+                    "first run done"
+                    "result 1"
+                    "tick 2"
+                    "second run, tasks: 2"
+                    "result 2"
+                    "same loop: True"
+                    "worker cancelled at close"
+                    "closed: True"
+                    "RuntimeError: Runner is closed" ]
+                  out.Items)
+        ]
