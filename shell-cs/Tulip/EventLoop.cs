@@ -373,17 +373,26 @@ public sealed partial class EventLoop : IDisposable
             DrainInbox();
         }
 
-        RunBatch(_sched.Polled(_clock.Now));
+        int ran = RunBatch(_sched.Polled(_clock.Now));
+        IterationHook?.Invoke(new LoopIteration(timeout < 0 ? null : TimeSpan.FromTicks(timeout), ran));
         return _sched.EndTick();
     }
 
-    private void RunBatch(ReadOnlySpan<long> batch)
+    /// <summary>
+    /// Called at the end of every iteration (tick) with its poll timeout and how many callbacks it ran:
+    /// what CPython's tests read from a recording selector; for tests and debug counters. Loop-affine.
+    /// </summary>
+    public Action<LoopIteration>? IterationHook { get; set; }
+
+    private int RunBatch(ReadOnlySpan<long> batch)
     {
+        int ran = 0;
         foreach (long id in batch)
         {
             // A handle cancelled while the batch ran has been released: its id finds nothing.
             var h = _table.Find(id);
             if (h is null) continue;
+            ran++;
             _table.Release(h);
             h.State = Handle.Finished;
             if (Debug)
@@ -401,6 +410,8 @@ public sealed partial class EventLoop : IDisposable
                 CallExceptionHandler(new ExceptionContext($"Exception in callback {h}", e) { Handle = h });
             }
         }
+
+        return ran;
     }
 
     private void RunTimed(Handle h)

@@ -740,3 +740,34 @@ let runner =
                     "RuntimeError: Runner is closed" ]
                   out.Items)
         ]
+
+[<Tests>]
+let instrumentation =
+    testList
+        "Fidelity (issue 13) instrumentation"
+        [
+          // iteration_hook.py: a recording selector's timeouts and the callbacks of each iteration.
+          testCase "IterationHook reports each iteration's poll timeout and callbacks run" (fun () ->
+              use loop = newLoop ()
+              let iterations = List<string>()
+              loop.IterationHook <-
+                  Action<LoopIteration>(fun it ->
+                      let timeout =
+                          if not it.PollTimeout.HasValue then "None"
+                          elif it.PollTimeout.Value = TimeSpan.Zero then "0"
+                          else sprintf "%g" (Math.Round(it.PollTimeout.Value.TotalSeconds, 3))
+                      iterations.Add(sprintf "iteration %d: timeout=%s callbacks=%d" (iterations.Count + 1) timeout it.CallbacksRun))
+              let cb = Action ignore
+              loop.CallSoon cb |> ignore
+              loop.CallSoon cb |> ignore
+              loop.CallLater(0.1, cb) |> ignore
+              loop.CallLater(0.25, cb) |> ignore
+              loop.CallLater(0.25, (fun () -> loop.Stop())) |> ignore
+              loop.RunForever()
+              matches
+                  "iteration_hook.py"
+                  [ "iteration 1: timeout=0 callbacks=2"
+                    "iteration 2: timeout=0.1 callbacks=1"
+                    "iteration 3: timeout=0.15 callbacks=2" ]
+                  (List.ofSeq iterations))
+        ]
