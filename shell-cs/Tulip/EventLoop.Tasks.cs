@@ -21,6 +21,7 @@ public sealed partial class EventLoop
     public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
+        if (_taskFactory is { } factory) return OwnTask(factory.CreateTask(this, coroutine, name));
         return new LoopTask<T>(this, coroutine, name);
     }
 
@@ -28,7 +29,25 @@ public sealed partial class EventLoop
     public LoopTask CreateTask(Func<Task> coroutine, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
+        if (_taskFactory is { } factory) return OwnTask(factory.CreateTask(this, coroutine, name));
         return new LoopTask(this, coroutine, name);
+    }
+
+    private ITaskFactory? _taskFactory;
+
+    /// <summary>Makes <see cref="CreateTask{T}(Func{Task{T}}, string?)"/> (and everything that creates
+    /// tasks: <c>Asyncio.CreateTask</c>, <c>TaskGroup</c>, <c>RunUntilComplete</c>) use
+    /// <paramref name="factory"/>; null restores the default (asyncio's <c>set_task_factory</c>).</summary>
+    public void SetTaskFactory(ITaskFactory? factory) => _taskFactory = factory;
+
+    /// <summary>The task factory, or null for the default (asyncio's <c>get_task_factory</c>).</summary>
+    public ITaskFactory? GetTaskFactory() => _taskFactory;
+
+    private TTask OwnTask<TTask>(TTask? task) where TTask : Future
+    {
+        if (task is null) throw new InvalidOperationException("the task factory returned null");
+        if (!ReferenceEquals(task.Loop, this)) throw new InvalidOperationException("the task factory made a task of another loop");
+        return task;
     }
 
     /// <summary>

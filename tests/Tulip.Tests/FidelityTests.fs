@@ -741,6 +741,31 @@ let runner =
                   out.Items)
         ]
 
+/// task_factory.py's MyTask: a user's own task types (one per result shape in .NET).
+type private MyTask<'T>(loop: EventLoop, coroutine: Func<Task<'T>>, name: string) =
+    inherit LoopTask<'T>(loop, coroutine, name)
+
+type private MyVoidTask(loop: EventLoop, coroutine: Func<Task>, name: string) =
+    inherit LoopTask(loop, coroutine, name)
+
+type private MyFactory(created: List<Future>) =
+    interface ITaskFactory with
+        member _.CreateTask<'T>(loop: EventLoop, coroutine: Func<Task<'T>>, name: string) : LoopTask<'T> =
+            let t = MyTask<'T>(loop, coroutine, name)
+            created.Add t
+            t :> LoopTask<'T>
+
+        member _.CreateTask(loop: EventLoop, coroutine: Func<Task>, name: string) : LoopTask =
+            let t = MyVoidTask(loop, coroutine, name)
+            created.Add t
+            t :> LoopTask
+
+let private kind (t: Future) =
+    match t with
+    | :? MyTask<int>
+    | :? MyVoidTask -> "MyTask"
+    | _ -> "Task"
+
 [<Tests>]
 let instrumentation =
     testList
@@ -770,4 +795,35 @@ let instrumentation =
                     "iteration 2: timeout=0.1 callbacks=1"
                     "iteration 3: timeout=0.15 callbacks=2" ]
                   (List.ofSeq iterations))
+
+          // task_factory.py: set_task_factory / get_task_factory.
+          testCase "SetTaskFactory / GetTaskFactory: the user's task type for every task creation" (fun () ->
+              use loop = newLoop ()
+              let out = Log()
+              let created = List<Future>()
+              let child () = Task.FromResult 5
+              runMainUnit loop (fun () ->
+                  task {
+                      out.Add("factory before: " + py (isNull (loop.GetTaskFactory())))
+                      let factory = MyFactory(created)
+                      loop.SetTaskFactory factory
+                      out.Add("factory set: " + py (obj.ReferenceEquals(loop.GetTaskFactory(), factory)))
+                      let t = Asyncio.CreateTask(Func<Task<int>>(child), "kid")
+                      let! v = t
+                      out.Add(sprintf "%s %s %d" (kind t) t.Name v)
+                      let mutable t2 = null
+                      do!
+                          TaskGroup.RunAsync(fun tg ->
+                              t2 <- tg.CreateTask(Func<Task<int>>(child))
+                              Task.CompletedTask)
+                      out.Add("group: " + kind t2)
+                      loop.SetTaskFactory null
+                      let t3 = Asyncio.CreateTask(Func<Task<int>>(child))
+                      let! _ = t3
+                      out.Add(sprintf "reset: %s created: %d" (kind t3) created.Count)
+                  })
+              matches
+                  "task_factory.py"
+                  [ "factory before: True"; "factory set: True"; "MyTask kid 5"; "group: MyTask"; "reset: Task created: 2" ]
+                  out.Items)
         ]
