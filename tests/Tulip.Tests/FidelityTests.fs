@@ -618,6 +618,29 @@ let smallApis =
                   })
               matches "timer_handle_order.py" [ "True True True True False False True True"; "[10.0, 10.0, 20.0]" ] out.Items)
 
+          // sleep_handle.py: the timer behind a sleep (asyncio: loop._scheduled[0]).
+          testCase "SleepAwaitable.Timer: the TimerHandle behind a sleep, cancelled with it" (fun () ->
+              use loop = newLoop ()
+              let out = Log()
+              runMainUnit loop (fun () ->
+                  task {
+                      let mutable h: TimerHandle = null
+                      let t =
+                          loop.CreateTask(fun () ->
+                              task {
+                                  let s = Asyncio.Sleep 5.0
+                                  h <- s.Timer
+                                  do! s
+                              }
+                              :> Task)
+                      do! Asyncio.Sleep 0.0
+                      out.Add(sprintf "due in: %.1f cancelled: %s" (Math.Round(h.When - loop.Time(), 1)) (py h.Cancelled))
+                      t.Cancel() |> ignore
+                      do! Asyncio.Sleep 0.0
+                      out.Add(sprintf "after cancel: %s %s" (py h.Cancelled) (py t.Cancelled))
+                  })
+              matches "sleep_handle.py" [ "due in: 5.0 cancelled: False"; "after cancel: True True" ] out.Items)
+
           // stream_peek_abort.py: reader._buffer without consuming; transport._force_close(exc).
           testCase "LoopStreamReader.Buffered/Peek (also after an exception); ITransport.Abort(exception) reaches stream users" (fun () ->
               use loop = new EventLoop()

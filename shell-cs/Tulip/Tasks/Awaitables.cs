@@ -22,6 +22,10 @@ public readonly struct SleepAwaitable<T>
     /// <summary>The future behind a real delay (null for a one-tick yield).</summary>
     public Future<T>? Future => _future;
 
+    /// <summary>The timer behind a real delay (null for a one-tick yield), for introspection: asyncio
+    /// reaches it only through <c>loop._scheduled</c>. Cancelling the sleep cancels it.</summary>
+    public TimerHandle? Timer => (_future as SleepFuture<T>)?.Timer;
+
     public SleepAwaiter<T> GetAwaiter() => new(_loop, _future, _result);
 }
 
@@ -72,6 +76,9 @@ public readonly struct SleepAwaitable
     /// <summary>The future behind a real delay (null for a one-tick yield).</summary>
     public Future<ValueTuple>? Future => _inner.Future;
 
+    /// <summary>The timer behind a real delay (null for a one-tick yield).</summary>
+    public TimerHandle? Timer => _inner.Timer;
+
     public SleepAwaiter GetAwaiter() => new(_inner.GetAwaiter());
 }
 
@@ -89,6 +96,8 @@ public readonly struct SleepAwaiter : ICriticalNotifyCompletion
 internal sealed class SleepFuture<T> : Future<T>
 {
     private readonly TimerHandle _timer;
+
+    internal TimerHandle Timer => _timer;
 
     public SleepFuture(EventLoop loop, long delayTicks, T result) : base(loop)
     {
