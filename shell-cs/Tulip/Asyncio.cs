@@ -114,6 +114,13 @@ public static partial class Asyncio
     public static LoopTask CreateTask(Func<Task> coroutine, string? name = null) =>
         EventLoop.GetRunningLoop().CreateTask(coroutine, name);
 
+    /// <summary>asyncio.create_task(coro, name=, context=): the coroutine starts in <paramref name="context"/>.</summary>
+    public static LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name, ExecutionContext? context) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, name, context);
+
+    public static LoopTask CreateTask(Func<Task> coroutine, string? name, ExecutionContext? context) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, name, context);
+
     /// <summary>asyncio.ensure_future: a future stays itself (any thread); a coroutine becomes a task.</summary>
     [ThreadSafe]
     public static Future<T> EnsureFuture<T>(Future<T> future) => future ?? throw new ArgumentNullException(nameof(future));
@@ -152,9 +159,20 @@ public static partial class Asyncio
         return future;
     }
 
-    /// <summary>The task running now on the running loop, or null (asyncio.current_task); any thread, for itself.</summary>
+    /// <summary>asyncio's ValueError for a future of another loop (ensure_future's check), an <see cref="ArgumentException"/> here.</summary>
+    internal const string DifferentLoop = "The future belongs to a different loop than the one specified as the loop argument";
+
+    /// <summary>The task running now on the running loop, or null (asyncio.current_task); with no running
+    /// loop, <see cref="EventLoopException"/>("no running event loop") as asyncio raises.</summary>
     [ThreadSafe]
-    public static ILoopTask? CurrentTask() => EventLoop.RunningOrNull?.CurrentTask;
+    public static ILoopTask? CurrentTask() => EventLoop.GetRunningLoop().CurrentTask;
+
+    /// <summary>The task running on <paramref name="loop"/>, or null (asyncio's <c>current_task(loop)</c>).</summary>
+    public static ILoopTask? CurrentTask(EventLoop loop)
+    {
+        ArgumentNullException.ThrowIfNull(loop);
+        return loop.CurrentTask;
+    }
 
     /// <summary>The pending tasks of the running loop (asyncio.all_tasks).</summary>
     public static IReadOnlyCollection<ILoopTask> AllTasks() => EventLoop.GetRunningLoop().AllTasks();

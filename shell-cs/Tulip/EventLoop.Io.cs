@@ -122,8 +122,8 @@ public sealed partial class EventLoop
         WatcherFor(socket).SetReader(callback);
     }
 
-    /// <summary>Stops watching for readability; returns whether a reader was registered.</summary>
-    public bool RemoveReader(Socket socket) => _watchers.TryGetValue(Checked(socket), out var w) && w.SetReader(null);
+    /// <summary>Stops watching for readability; returns whether a reader was registered (false on a closed loop).</summary>
+    public bool RemoveReader(Socket socket) => !IsClosed && _watchers.TryGetValue(Checked(socket), out var w) && w.SetReader(null);
 
     /// <summary>Runs <paramref name="callback"/> whenever <paramref name="socket"/> is writable (asyncio's <c>add_writer</c>).</summary>
     public void AddWriter(Socket socket, Action callback)
@@ -132,7 +132,7 @@ public sealed partial class EventLoop
         WatcherFor(socket).SetWriter(callback);
     }
 
-    public bool RemoveWriter(Socket socket) => _watchers.TryGetValue(Checked(socket), out var w) && w.SetWriter(null);
+    public bool RemoveWriter(Socket socket) => !IsClosed && _watchers.TryGetValue(Checked(socket), out var w) && w.SetWriter(null);
 
     private Socket Checked(Socket socket)
     {
@@ -145,6 +145,7 @@ public sealed partial class EventLoop
     {
         ArgumentNullException.ThrowIfNull(socket);
         CheckThread();
+        ThrowIfClosed(); // before a watcher is made: a closed loop keeps nothing (asyncio's _check_closed)
         if (!_watchers.TryGetValue(socket, out var w))
         {
             w = new Watcher(this, socket);

@@ -26,6 +26,7 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(coroutine);
         ThrowIfClosed();
         CheckThread(); // before the task registers itself with the loop
+        if (_taskFactory is { } factory && !_inTaskFactory) return OwnTask(() => factory.CreateTask(this, coroutine, name));
         return new LoopTask<T>(this, coroutine, name);
     }
 
@@ -35,7 +36,68 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(coroutine);
         ThrowIfClosed();
         CheckThread();
+        if (_taskFactory is { } factory && !_inTaskFactory) return OwnTask(() => factory.CreateTask(this, coroutine, name));
         return new LoopTask(this, coroutine, name);
+    }
+
+    private ITaskFactory? _taskFactory;
+
+    /// <summary>Makes <see cref="CreateTask{T}(Func{Task{T}}, string?)"/> (and everything that creates
+    /// tasks: <c>Asyncio.CreateTask</c>, <c>TaskGroup</c>, <c>RunUntilComplete</c>) use
+    /// <paramref name="factory"/>; null restores the default (asyncio's <c>set_task_factory</c>). Inside the
+    /// factory, <c>CreateTask</c> makes the default task, so a factory may wrap or decorate it.</summary>
+    public void SetTaskFactory(ITaskFactory? factory)
+    {
+        CheckThread();
+        _taskFactory = factory;
+    }
+
+    /// <summary>The task factory, or null for the default (asyncio's <c>get_task_factory</c>).</summary>
+    public ITaskFactory? GetTaskFactory()
+    {
+        CheckThread();
+        return _taskFactory;
+    }
+
+    // Set while the factory runs: a factory that calls CreateTask itself gets the default task (in
+    // asyncio that recursion ends in RecursionError; in .NET it would be a process-killing stack overflow).
+    private bool _inTaskFactory;
+
+    private TTask OwnTask<TTask>(Func<TTask?> make) where TTask : Future
+    {
+        TTask? task;
+        _inTaskFactory = true;
+        try
+        {
+            task = make();
+        }
+        finally
+        {
+            _inTaskFactory = false;
+        }
+
+        if (task is null) throw new InvalidOperationException("the task factory returned null");
+        if (!ReferenceEquals(task.Loop, this)) throw new InvalidOperationException("the task factory made a task of another loop");
+        return task;
+    }
+
+    /// <summary>
+    /// A task whose coroutine starts in <paramref name="context"/> (asyncio's <c>create_task(…, context=)</c>)
+    /// instead of a copy of the caller's. A .NET ExecutionContext is immutable: the task sees its values,
+    /// its own changes stay in the task.
+    /// </summary>
+    public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name, ExecutionContext? context)
+    {
+        var task = CreateTask(coroutine, name);
+        task.StartContext = context;
+        return task;
+    }
+
+    public LoopTask CreateTask(Func<Task> coroutine, string? name, ExecutionContext? context)
+    {
+        var task = CreateTask(coroutine, name);
+        task.StartContext = context;
+        return task;
     }
 
     /// <summary>The task whose step is running now, or null (asyncio's <c>current_task()</c>).</summary>
@@ -83,7 +145,7 @@ public sealed partial class EventLoop
     private void RunUntilDone(Future future)
     {
         ThrowIfClosed();
-        if (!ReferenceEquals(future.Loop, this)) throw new ArgumentException("The future belongs to a different loop", nameof(future));
+        if (!ReferenceEquals(future.Loop, this)) throw new ArgumentException(Asyncio.DifferentLoop, nameof(future));
         if (IsRunning) throw new EventLoopException("This event loop is already running");
         var stopper = new StateHandle<EventLoop>(this, static l => l.Stop(), this);
         future.AddParked(stopper);

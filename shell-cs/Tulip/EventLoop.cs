@@ -191,6 +191,25 @@ public sealed partial class EventLoop : IDisposable
     private void PostThreadsafe(Handle h)
     {
         ThrowIfClosed();
+        // One FIFO with CallSoon (asyncio appends both to its ready queue; issue 13.7): a thread that may
+        // touch the loop (its own, or any while it is idle) queues directly, after what the inbox holds.
+        if (OnLoopThread)
+        {
+            EnqueueDirect(h);
+            return;
+        }
+
+        if (_threadId == -1 && TryEnterIdle(out var access))
+        {
+            using (access)
+            {
+                ThrowIfClosed();
+                EnqueueDirect(h);
+            }
+
+            return;
+        }
+
         lock (_inboxLock)
         {
             _inbox.Add(h);
@@ -281,16 +300,24 @@ public sealed partial class EventLoop : IDisposable
             case Handle.Parked:
                 h.State = Handle.CancelledState;
                 _table.Release(h);
+                h.DropCallback();
                 return;
             case Handle.Queued:
                 if (h.IsTimer) _sched.CancelTimer(h.Id);
                 else _sched.CancelSoon(h.Id);
                 h.State = Handle.CancelledState;
                 _table.Release(h);
+                h.DropCallback();
                 return;
             default:
                 return; // already ran or cancelled: asyncio ignores it
         }
+    }
+
+    private void EnqueueDirect(Handle h)
+    {
+        DrainInbox();
+        EnqueueSoon(h);
     }
 
     private void DrainInbox()
@@ -369,17 +396,40 @@ public sealed partial class EventLoop : IDisposable
             DrainInbox();
         }
 
-        RunBatch(_sched.Polled(_clock.Now));
+        int ran = RunBatch(_sched.Polled(_clock.Now));
+        _iterationHook?.Invoke(new LoopIteration(timeout < 0 ? null : TimeSpan.FromTicks(timeout), ran));
         return _sched.EndTick();
     }
 
-    private void RunBatch(ReadOnlySpan<long> batch)
+    /// <summary>
+    /// Called at the end of every iteration (tick) with its poll timeout and how many callbacks it ran:
+    /// what CPython's tests read from a recording selector; for tests and debug counters. Loop-affine.
+    /// </summary>
+    public Action<LoopIteration>? IterationHook
     {
+        get
+        {
+            CheckThread();
+            return _iterationHook;
+        }
+        set
+        {
+            CheckThread();
+            _iterationHook = value;
+        }
+    }
+
+    private Action<LoopIteration>? _iterationHook;
+
+    private int RunBatch(ReadOnlySpan<long> batch)
+    {
+        int ran = 0;
         foreach (long id in batch)
         {
             // A handle cancelled while the batch ran has been released: its id finds nothing.
             var h = _table.Find(id);
             if (h is null) continue;
+            ran++;
             _table.Release(h);
             h.State = Handle.Finished;
             if (Debug)
@@ -397,6 +447,8 @@ public sealed partial class EventLoop : IDisposable
                 CallExceptionHandler(new ExceptionContext($"Exception in callback {h}", e) { Handle = h });
             }
         }
+
+        return ran;
     }
 
     private void RunTimed(Handle h)

@@ -115,6 +115,12 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
             return box (loop.TimeProvider.GetUtcNow() + TimeSpan.FromSeconds 1.0)
         elif t = typeof<CancellationToken> then
             return box CancellationToken.None
+        elif t = typeof<ExecutionContext> then
+            return box (ExecutionContext.Capture())
+        elif t = typeof<ITaskFactory> then
+            return box (SweepTaskFactory())
+        elif t = typeof<TimerHandle> then
+            return box (loop.CallLater(100.0, (fun () -> ())))
         elif t = typeof<string> then
             match name with
             | "host" -> return box "127.0.0.1"
@@ -358,7 +364,14 @@ let targets: Target list =
               let! q = w.Queue "fifo"
               return box (q.AsObserver(w.Loop, OverflowStrategy.Wait))
           })
+      target "NextCompleted<int>" typeof<NextCompleted<int>> true (fun w ->
+          ret (Asyncio.AsCompleted([ w.Future() ]) |> Seq.head))
       // Not bound to a loop: data, errors, and the protocol base classes users derive from.
+      target "LoopIteration" typeof<LoopIteration> false (fun _ -> ret (LoopIteration(Nullable(TimeSpan.Zero), 1)))
+      target "ConnectionResetException" typeof<ConnectionResetException> false (fun _ -> ret (ConnectionResetException("sweep", null)))
+      target "ITaskFactory" typeof<ITaskFactory> false (fun _ -> ret (SweepTaskFactory()))
+      // A runner owns a loop of its own, idle between runs: any one thread may drive it.
+      target "Runner" typeof<Runner> false (fun _ -> ret (new Runner(false, VirtualClock())))
       target "AsyncConcurrency" typeof<AsyncConcurrency> false (fun _ -> ret (AsyncConcurrency.Parallel 2))
       target "ExceptionContext" typeof<ExceptionContext> false (fun _ -> ret (ExceptionContext("sweep", InvalidOperationException())))
       target "CancelledException" typeof<CancelledException> false (fun _ -> ret (CancelledException "sweep"))

@@ -41,6 +41,17 @@ let callLimit = TimeSpan.FromSeconds 2.0
 // -------------------------------------------------------------------------------------------------
 // Protocols, observables and sequences the sweep hands to the library
 
+/// A task factory that makes the default tasks (the sweep calls its members like any user type's).
+type SweepTaskFactory() =
+    interface ITaskFactory with
+        member _.CreateTask<'T>(loop: EventLoop, coroutine: Func<Task<'T>>, name: string) : LoopTask<'T> =
+            if isNull loop then nullArg "loop"
+            loop.CreateTask(coroutine, name)
+
+        member _.CreateTask(loop: EventLoop, coroutine: Func<Task>, name: string) : LoopTask =
+            if isNull loop then nullArg "loop"
+            loop.CreateTask(coroutine, name)
+
 /// A stream protocol that says when it is connected (the world closes what it made).
 type SweepProtocol() =
     inherit Protocol()

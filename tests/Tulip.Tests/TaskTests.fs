@@ -415,7 +415,7 @@ let tasks =
               Expect.contains names "worker" "named"
               Expect.equal (List.length names) 2 "main and worker"
               Expect.equal after 1 "worker done: only main left"
-              Expect.isNull (Asyncio.CurrentTask()) "no task outside")
+              Expect.isNull (Asyncio.CurrentTask loop) "no task outside")
 
           testCase "awaiting a .NET Task inside a loop task resumes on the loop thread" (fun () ->
               use loop = new EventLoop()

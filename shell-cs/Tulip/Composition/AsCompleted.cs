@@ -5,36 +5,26 @@ namespace Tulip;
 public static partial class Asyncio
 {
     /// <summary>
-    /// asyncio.as_completed: one awaitable per future, to be awaited in turn; the first gives the result
-    /// of whichever future finishes first, and so on (results and exceptions alike). After
-    /// <paramref name="timeout"/> seconds the awaitables not yet satisfied raise
+    /// asyncio.as_completed: one awaitable per future, to be awaited in turn. Each gives the next result
+    /// to complete <em>at the moment it is awaited</em> (results and exceptions alike), whichever item
+    /// is awaited first, as asyncio's <c>_wait_for_one()</c> coroutines do: enumerating them all first
+    /// binds nothing. After <paramref name="timeout"/> seconds the awaitables not yet satisfied raise
     /// <see cref="TimeoutException"/>. The awaitables are not the futures themselves.
     /// </summary>
-    public static IEnumerable<Future<T>> AsCompleted<T>(IEnumerable<Future<T>> futures, double? timeout = null)
+    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Future<T>> futures, double? timeout = null)
     {
         ArgumentNullException.ThrowIfNull(futures); // at the call, not at the first MoveNext
         return AsCompletedIterator(futures, timeout);
     }
 
-    private static IEnumerable<Future<T>> AsCompletedIterator<T>(IEnumerable<Future<T>> futures, double? timeout)
+    private static IEnumerable<NextCompleted<T>> AsCompletedIterator<T>(IEnumerable<Future<T>> futures, double? timeout)
     {
         var state = new CompletionOrder<Future<T>>(futures, timeout);
-        for (int i = 0; i < state.Count; i++)
-        {
-            var slot = state.Loop.CreateFuture<T>();
-            state.Next(slot, static (slot, f) =>
-            {
-                if (f is null) slot.SetException(new TimeoutException("The operation has timed out."));
-                else if (f.Cancelled) slot.SetException(new CancelledException(f.CancelMessageOrNull()));
-                else if (f.Exception() is { } e) slot.SetException(e);
-                else slot.SetResult(f.Result());
-            });
-            yield return slot;
-        }
+        for (int i = 0; i < state.Count; i++) yield return new NextCompleted<T>(state);
     }
 
     /// <summary>as_completed of coroutines: each becomes a task on the running loop.</summary>
-    public static IEnumerable<Future<T>> AsCompleted<T>(IEnumerable<Func<Task<T>>> coroutines, double? timeout = null)
+    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Func<Task<T>>> coroutines, double? timeout = null)
     {
         ArgumentNullException.ThrowIfNull(coroutines);
         var loop = EventLoop.GetRunningLoop();
@@ -74,7 +64,7 @@ public static partial class Asyncio
     /// The bookkeeping of as_completed: the futures not done yet, those done and not handed out yet,
     /// and the slots waiting for the next one (in order). A timeout hands out null to every slot.
     /// </summary>
-    private sealed class CompletionOrder<TF> where TF : Future
+    internal sealed class CompletionOrder<TF> where TF : Future
     {
         private readonly HashSet<TF> _todo = new(ReferenceEqualityComparer.Instance);
         private readonly Queue<TF?> _done = new();
@@ -130,4 +120,37 @@ public static partial class Asyncio
             _todo.Clear();
         }
     }
+}
+
+/// <summary>
+/// One awaitable of <see cref="Asyncio.AsCompleted{T}(IEnumerable{Future{T}}, double?)"/> (asyncio's
+/// <c>_wait_for_one()</c> coroutine): it takes the next completion when it is first awaited (or turned
+/// into a future), not when it is enumerated. Awaiting it again gives the same result.
+/// </summary>
+public sealed class NextCompleted<T>
+{
+    private Asyncio.CompletionOrder<Future<T>>? _order;
+    private Future<T>? _bound;
+
+    internal NextCompleted(Asyncio.CompletionOrder<Future<T>> order) => _order = order;
+
+    /// <summary>Takes the next completion now; the future gives its result or exception.</summary>
+    public Future<T> AsFuture()
+    {
+        (_bound?.Loop ?? _order!.Loop).CheckThread();
+        if (_bound is { } b) return b;
+        var order = _order!;
+        _order = null;
+        var slot = _bound = order.Loop.CreateFuture<T>();
+        order.Next(slot, static (slot, f) =>
+        {
+            if (f is null) slot.SetException(new TimeoutException("The operation has timed out."));
+            else if (f.Cancelled) slot.SetException(new CancelledException(f.CancelMessageOrNull()));
+            else if (f.Exception() is { } e) slot.SetException(e);
+            else slot.SetResult(f.Result());
+        });
+        return slot;
+    }
+
+    public FutureAwaiter<T> GetAwaiter() => AsFuture().GetAwaiter();
 }

@@ -144,7 +144,7 @@ public static partial class Asyncio
         var loop = children[0].Loop;
         foreach (var c in children)
         {
-            if (!ReferenceEquals(c.Loop, loop)) throw new ArgumentException("futures are attached to different loops", nameof(children));
+            if (!ReferenceEquals(c.Loop, loop)) throw new ArgumentException(DifferentLoop, nameof(children));
         }
 
         var outer = new GatheringFuture<TR>(loop, children, returnExceptions, collect);

@@ -23,6 +23,10 @@ public sealed class TaskGroup : IAsyncDisposable
     /// <summary>A group entered at once in the current task (for <c>await using</c>).</summary>
     public TaskGroup() : this(enter: true) { }
 
+    /// <summary>A group made now and entered later with <see cref="Enter"/> (<c>tg = asyncio.TaskGroup()</c>
+    /// … <c>async with tg:</c>); creating tasks in it before then raises.</summary>
+    public static TaskGroup Create() => new(enter: false);
+
     private TaskGroup(bool enter)
     {
         _onTaskDone = OnTaskDone;
@@ -61,12 +65,15 @@ public sealed class TaskGroup : IAsyncDisposable
         return result;
     }
 
-    private void Enter()
+    /// <summary>asyncio's <c>__aenter__</c> for a group from <see cref="Create"/>: binds it to the current
+    /// task; returns it, to be disposed at the end (<c>await using (tg.Enter())</c>). Entering twice raises.</summary>
+    public TaskGroup Enter()
     {
-        if (_entered) throw new InvalidOperationException($"TaskGroup {this} has been already entered");
-        _entered = true;
-        _loop = EventLoop.GetRunningLoop();
+        if (_entered) throw new InvalidOperationException($"TaskGroup {this} has already been entered");
+        _loop ??= EventLoop.GetRunningLoop();
         _parent = _loop.CurrentTask ?? throw new InvalidOperationException($"TaskGroup {this} cannot determine the parent task");
+        _entered = true;
+        return this;
     }
 
     /// <summary>Creates a task in the group (asyncio's <c>create_task</c>); refused once the group is finished or shutting down.</summary>
@@ -86,6 +93,25 @@ public sealed class TaskGroup : IAsyncDisposable
         _loop?.CheckThread();
         CheckCanCreate();
         var task = _loop!.CreateTask(coroutine, name);
+        Track(task);
+        return task;
+    }
+
+    /// <summary>A task in the group whose coroutine starts in <paramref name="context"/> (see <see cref="EventLoop.CreateTask{T}(Func{Task{T}}, string?, ExecutionContext?)"/>).</summary>
+    public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name, ExecutionContext? context)
+    {
+        ArgumentNullException.ThrowIfNull(coroutine);
+        CheckCanCreate();
+        var task = _loop!.CreateTask(coroutine, name, context);
+        Track(task);
+        return task;
+    }
+
+    public LoopTask CreateTask(Func<Task> coroutine, string? name, ExecutionContext? context)
+    {
+        ArgumentNullException.ThrowIfNull(coroutine);
+        CheckCanCreate();
+        var task = _loop!.CreateTask(coroutine, name, context);
         Track(task);
         return task;
     }

@@ -10,12 +10,16 @@ namespace Tulip;
 /// exception (C# gives <c>DisposeAsync</c> none): once the deadline has cancelled the task it raises
 /// <see cref="TimeoutException"/> at the end of the scope, even if the body caught the cancellation and
 /// went on (3.11 would then raise nothing), and that error replaces any the body was raising.</para>
+/// <para>A scope may be created before it is entered (<c>var t = Asyncio.CreateTimeout(5);</c> …
+/// <c>await using (t.Enter()) { … }</c> or <c>await t.RunAsync(…)</c>), as <c>t = asyncio.timeout(5)</c>
+/// … <c>async with t:</c>. Entered while the task already has cancel requests pending, it still turns
+/// its own expiry into <see cref="TimeoutException"/>: it counts the requests at entry and converts when
+/// <c>Uncancel</c> brings them back to that count (CPython 3.11.7 and 3.12; 3.11.2 compares with 0).</para>
 /// </summary>
 public sealed class TimeoutScope : IAsyncDisposable
 {
-    private enum State { Created, Entered, Expiring, Expired, Exited }
-
-    private State _state = State.Created;
+    private TimeoutState _state = TimeoutState.Created;
+    private int _cancelling;
     private double? _when;
     private TimerHandle? _timer;
     private Handle? _soon;
@@ -40,7 +44,17 @@ public sealed class TimeoutScope : IAsyncDisposable
         get
         {
             _loop?.CheckThread();
-            return _state is State.Expiring or State.Expired;
+            return _state is TimeoutState.Expiring or TimeoutState.Expired;
+        }
+    }
+
+    /// <summary>Where the scope is in its life (asyncio's <c>_State</c>).</summary>
+    public TimeoutState State
+    {
+        get
+        {
+            _loop?.CheckThread();
+            return _state;
         }
     }
 
@@ -48,8 +62,8 @@ public sealed class TimeoutScope : IAsyncDisposable
     public void Reschedule(double? when)
     {
         _loop?.CheckThread();
-        if (_state == State.Created) throw new InvalidOperationException("Timeout has not been entered");
-        if (_state != State.Entered) throw new InvalidOperationException($"Cannot change state of {StateName} Timeout");
+        if (_state == TimeoutState.Created) throw new InvalidOperationException("Timeout has not been entered");
+        if (_state != TimeoutState.Active) throw new InvalidOperationException($"Cannot change state of {StateName} Timeout");
         _when = when;
         _timer?.Cancel();
         _soon?.Cancel();
@@ -61,13 +75,21 @@ public sealed class TimeoutScope : IAsyncDisposable
         else _timer = loop.CallAt(w, OnTimeout);
     }
 
-    /// <summary>asyncio's <c>__aenter__</c>: binds the scope to the current task and arms the deadline.</summary>
-    internal TimeoutScope Enter()
+    /// <summary>Moves the deadline to <paramref name="when"/> in loop time (null: none). Only inside the scope.</summary>
+    public void Reschedule(TimeSpan when) => Reschedule((double?)when.TotalSeconds);
+
+    /// <summary>
+    /// asyncio's <c>__aenter__</c>: binds the scope to the current task and arms the deadline; returns
+    /// the scope, to be disposed at the end (<c>await using (t.Enter())</c>). Entering twice raises.
+    /// </summary>
+    public TimeoutScope Enter()
     {
-        if (_state != State.Created) throw new InvalidOperationException("Timeout has already been entered");
-        _loop = EventLoop.GetRunningLoop();
-        _task = _loop.CurrentTask ?? throw new InvalidOperationException("Timeout should be used inside a task");
-        _state = State.Entered;
+        if (_state != TimeoutState.Created) throw new InvalidOperationException("Timeout has already been entered");
+        var loop = EventLoop.GetRunningLoop();
+        _task = loop.CurrentTask ?? throw new InvalidOperationException("Timeout should be used inside a task");
+        _loop = loop;
+        _state = TimeoutState.Active;
+        _cancelling = _task.Cancelling();
         Reschedule(_when);
         return this;
     }
@@ -79,18 +101,20 @@ public sealed class TimeoutScope : IAsyncDisposable
     /// </summary>
     internal void Exit(bool cancelled, Exception? inner)
     {
+        if (_state is not (TimeoutState.Active or TimeoutState.Expiring))
+            throw new InvalidOperationException(_state == TimeoutState.Created ? "Timeout has not been entered" : $"Cannot exit {StateName} Timeout");
         _timer?.Cancel();
         _soon?.Cancel();
         _timer = null;
         _soon = null;
-        if (_state == State.Expiring)
+        if (_state == TimeoutState.Expiring)
         {
-            _state = State.Expired;
-            if (_task!.Uncancel() == 0 && cancelled) throw new TimeoutException("The operation has timed out.", inner);
+            _state = TimeoutState.Expired;
+            if (_task!.Uncancel() <= _cancelling && cancelled) throw new TimeoutException("The operation has timed out.", inner);
         }
-        else if (_state == State.Entered)
+        else
         {
-            _state = State.Exited;
+            _state = TimeoutState.Finished;
         }
     }
 
@@ -104,21 +128,31 @@ public sealed class TimeoutScope : IAsyncDisposable
 
     private void OnTimeout()
     {
-        if (_state != State.Entered) return;
+        if (_state != TimeoutState.Active) return;
         _timer = null;
         _soon = null;
         _task!.Cancel();
-        _state = State.Expiring;
+        _state = TimeoutState.Expiring;
     }
 
     private string StateName => _state.ToString().ToLowerInvariant();
 
+    /// <summary>asyncio's repr: <c>&lt;Timeout [active] when=12.5&gt;</c>, <c>when</c> as <c>round(when, 3)</c>.</summary>
     public override string ToString() =>
-        $"<Timeout [{StateName}]{(_state == State.Entered ? $" when={(_when is { } w ? w.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture) : "None")}" : "")}>";
+        $"<Timeout [{StateName}]{(_state == TimeoutState.Active ? $" when={(_when is { } w ? PythonFloat(Math.Round(w, 3)) : "None")}" : "")}>";
 
-    /// <summary>Runs <paramref name="body"/> inside the scope, as <c>async with timeout(…)</c> does.</summary>
-    internal async Task<T> RunAsync<T>(Func<TimeoutScope, Task<T>> body)
+    /// <summary>Python's repr of a float: the shortest round-trip digits, with ".0" on whole numbers.</summary>
+    private static string PythonFloat(double x)
     {
+        var s = x.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        return s.Contains('.') || s.Contains('E') || s.Contains("Infinity") || s == "NaN" ? s : s + ".0";
+    }
+
+    /// <summary>Runs <paramref name="body"/> inside the scope, as <c>async with t:</c> does (entering it now).</summary>
+    public async Task<T> RunAsync<T>(Func<TimeoutScope, Task<T>> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        _loop?.CheckThread();
         Enter();
         T result;
         try
@@ -141,8 +175,38 @@ public sealed class TimeoutScope : IAsyncDisposable
     }
 }
 
+/// <summary>The life of a <see cref="TimeoutScope"/>; the lower-case names are asyncio's words.</summary>
+public enum TimeoutState
+{
+    /// <summary>Made, not entered yet.</summary>
+    Created,
+    /// <summary>Entered; the deadline is armed.</summary>
+    Active,
+    /// <summary>The deadline passed and the task was cancelled; the scope has not ended yet.</summary>
+    Expiring,
+    /// <summary>Ended after its deadline passed.</summary>
+    Expired,
+    /// <summary>Ended before its deadline.</summary>
+    Finished,
+}
+
 public static partial class Asyncio
 {
+    /// <summary>
+    /// A timeout scope made now (its deadline <paramref name="delay"/> seconds from now; null: none) and
+    /// entered later: <c>await using (t.Enter())</c> or <c>t.RunAsync(…)</c> (<c>t = asyncio.timeout(d)</c>).
+    /// </summary>
+    public static TimeoutScope CreateTimeout(double? delay)
+    {
+        var loop = EventLoop.GetRunningLoop();
+        return new TimeoutScope(delay is { } d ? loop.Time() + d : null);
+    }
+
+    public static TimeoutScope CreateTimeout(TimeSpan delay) => CreateTimeout((double?)delay.TotalSeconds);
+
+    /// <summary>As <see cref="CreateTimeout(double?)"/> with a deadline in loop time (<c>asyncio.timeout_at</c>).</summary>
+    public static TimeoutScope CreateTimeoutAt(double? when) => new(when);
+
     /// <summary>
     /// asyncio.timeout: a scope, entered at once, that cancels the current task after
     /// <paramref name="delay"/> seconds (null: never, until rescheduled) and raises

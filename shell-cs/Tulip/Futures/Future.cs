@@ -63,6 +63,9 @@ public abstract class Future
     [ThreadSafe]
     public bool Cancel(string? message = null)
     {
+        // asyncio clears the traceback log first: cancelling a future that holds an exception, even
+        // though it refuses (already done), counts as retrieving that exception (issue 13.4).
+        MarkRetrieved();
         var loop = LoopRef;
         if (loop.OnLoopThread) return CancelOnLoop(message);
         if (loop.TryEnterIdle(out var access))
@@ -175,11 +178,8 @@ public abstract class Future
 
     private protected void MarkRetrieved()
     {
-        if (_report is { } r)
-        {
-            _report = null;
-            r.Clear();
-        }
+        // Cancel may come from any thread: take the report once.
+        if (_report is not null && Interlocked.Exchange(ref _report, null) is { } r) r.Clear();
     }
 
     private protected CancelledException MakeCancelledException() =>

@@ -54,6 +54,10 @@ public abstract class Handle
     /// <summary>Runs the callback. Exceptions go to the loop's exception handler (the caller's job).</summary>
     internal abstract void Invoke();
 
+    /// <summary>Drops the callback and its state once cancelled, so a handle the user still holds keeps
+    /// neither alive (asyncio's <c>Handle.cancel</c>: <c>_callback = _args = None</c>; issue 13.5).</summary>
+    internal virtual void DropCallback() { }
+
     /// <summary>What the callback is, for messages (asyncio's handle repr).</summary>
     internal abstract string Describe();
 
@@ -61,8 +65,12 @@ public abstract class Handle
         $"<{GetType().Name.Split('`')[0]} {(State == CancelledState ? "cancelled " : "")}{Describe()}>";
 }
 
-/// <summary>A handle scheduled for a time (asyncio.TimerHandle), with its deadline.</summary>
-public abstract class TimerHandle : Handle
+/// <summary>
+/// A handle scheduled for a time (asyncio.TimerHandle), with its deadline. Handles order by
+/// <see cref="When"/> as asyncio's do (<c>&lt;</c>, <c>&gt;</c>; <c>&lt;=</c> and <c>&gt;=</c> are
+/// "earlier (later) or equal"); equality stays identity, where asyncio compares callback and arguments.
+/// </summary>
+public abstract class TimerHandle : Handle, IComparable<TimerHandle>
 {
     internal long Deadline;
 
@@ -75,38 +83,75 @@ public abstract class TimerHandle : Handle
     /// <summary>The deadline as loop time; fixed, any thread.</summary>
     [ThreadSafe]
     public TimeSpan WhenTime => TimeSpan.FromTicks(Deadline);
+
+    /// <summary>Orders by deadline (asyncio's comparisons use <c>when</c> alone).</summary>
+    // Comparisons read only the deadline, fixed at creation: any thread may compare. A null handle
+    // sorts before every handle (as Comparer<T>.Default orders nulls), never a NullReferenceException.
+    [ThreadSafe]
+    public int CompareTo(TimerHandle? other) => other is null ? 1 : Deadline.CompareTo(other.Deadline);
+
+    private static int Order(TimerHandle? a, TimerHandle? b) => a is null ? (b is null ? 0 : -1) : a.CompareTo(b);
+
+    [ThreadSafe]
+    public static bool operator <(TimerHandle? a, TimerHandle? b) => Order(a, b) < 0;
+
+    [ThreadSafe]
+    public static bool operator >(TimerHandle? a, TimerHandle? b) => Order(a, b) > 0;
+
+    // asyncio: __le__ is `<` or `==` (the same handle here), so equal deadlines of two handles are not <=.
+    [ThreadSafe]
+    public static bool operator <=(TimerHandle? a, TimerHandle? b) => ReferenceEquals(a, b) || Order(a, b) < 0;
+
+    [ThreadSafe]
+    public static bool operator >=(TimerHandle? a, TimerHandle? b) => ReferenceEquals(a, b) || Order(a, b) > 0;
 }
 
 internal sealed class ActionHandle(EventLoop loop, Action callback) : Handle(loop)
 {
-    private readonly Action _callback = callback;
-    internal override void Invoke() => _callback();
-    internal override string Describe() => Diagnostics.Naming.Of(_callback);
+    private Action? _callback = callback;
+    internal override void Invoke() => _callback!();
+    internal override void DropCallback() => _callback = null;
+    internal override string Describe() => _callback is null ? "" : Diagnostics.Naming.Of(_callback);
 }
 
 internal sealed class StateHandle<TState>(EventLoop loop, Action<TState> callback, TState state) : Handle(loop)
 {
-    private readonly Action<TState> _callback = callback;
-    internal Delegate Callback => _callback;
-    private readonly TState _state = state;
-    internal override void Invoke() => _callback(_state);
-    internal override string Describe() => Diagnostics.Naming.Of(_callback);
+    private Action<TState>? _callback = callback;
+    internal Delegate? Callback => _callback;
+    private TState _state = state;
+    internal override void Invoke() => _callback!(_state);
+
+    internal override void DropCallback()
+    {
+        _callback = null;
+        _state = default!;
+    }
+
+    internal override string Describe() => _callback is null ? "" : Diagnostics.Naming.Of(_callback);
 }
 
 internal sealed class ActionTimerHandle(EventLoop loop, long deadline, Action callback) : TimerHandle(loop, deadline)
 {
-    private readonly Action _callback = callback;
-    internal override void Invoke() => _callback();
-    internal override string Describe() => $"when={When:0.000} {Diagnostics.Naming.Of(_callback)}";
+    private Action? _callback = callback;
+    internal override void Invoke() => _callback!();
+    internal override void DropCallback() => _callback = null;
+    internal override string Describe() => $"when={When:0.000}{(_callback is null ? "" : " " + Diagnostics.Naming.Of(_callback))}";
 }
 
 internal sealed class StateTimerHandle<TState>(EventLoop loop, long deadline, Action<TState> callback, TState state)
     : TimerHandle(loop, deadline)
 {
-    private readonly Action<TState> _callback = callback;
-    private readonly TState _state = state;
-    internal override void Invoke() => _callback(_state);
-    internal override string Describe() => $"when={When:0.000} {Diagnostics.Naming.Of(_callback)}";
+    private Action<TState>? _callback = callback;
+    private TState _state = state;
+    internal override void Invoke() => _callback!(_state);
+
+    internal override void DropCallback()
+    {
+        _callback = null;
+        _state = default!;
+    }
+
+    internal override string Describe() => $"when={When:0.000}{(_callback is null ? "" : " " + Diagnostics.Naming.Of(_callback))}";
 }
 
 /// <summary>

@@ -57,6 +57,20 @@ public sealed class LoopStreamReader
         }
     }
 
+    /// <summary>
+    /// The bytes buffered and not read yet, without consuming them (asyncio's <c>reader._buffer</c>),
+    /// also after an exception was set. The view is valid until the next read or feed.
+    /// </summary>
+    public ReadOnlySpan<byte> Buffered => _buffer.Span;
+
+    /// <summary>A copy of up to <paramref name="n"/> buffered bytes (all with -1), not consumed.</summary>
+    public byte[] Peek(int n = -1)
+    {
+        _loop.CheckThread();
+        var span = _buffer.Span;
+        return (n < 0 || n >= span.Length ? span : span[..n]).ToArray();
+    }
+
     /// <summary>The error the connection ended with, or null (asyncio's <c>exception()</c>).</summary>
     public Exception? Exception()
     {

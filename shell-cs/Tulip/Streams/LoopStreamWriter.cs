@@ -80,8 +80,10 @@ public sealed class LoopStreamWriter : IAsyncDisposable
     }
 
     /// <summary>
-    /// Waits while the write buffer is over its high-water mark. Raises the connection's error, or an
-    /// IOException("Connection lost"), if the connection is gone. Several drains may wait at once.
+    /// Waits while the write buffer is over its high-water mark. Raises the connection's error (a
+    /// <see cref="ConnectionResetException"/> after the peer reset it), or
+    /// <see cref="ConnectionResetException"/>("Connection lost") if the connection is gone. Several
+    /// drains may wait at once.
     /// </summary>
     public ValueTask DrainAsync() => DrainAsync(default);
 

@@ -30,3 +30,17 @@ public class LimitOverrunException : Exception
 
     public int Consumed { get; }
 }
+
+/// <summary>
+/// asyncio's <c>ConnectionResetError</c> on streams: the peer reset the connection (a read or a drain
+/// after the reset), or a drain found the connection already lost ("Connection lost"). An
+/// <see cref="IOException"/>, as .NET streams fail, that a caller can tell from other I/O errors;
+/// <see cref="Exception.InnerException"/> is the socket's error when there was one.
+/// </summary>
+public class ConnectionResetException : IOException
+{
+    public ConnectionResetException(string message, Exception? innerException = null) : base(message, innerException) { }
+
+    /// <summary>Always <see cref="System.Net.Sockets.SocketError.ConnectionReset"/>.</summary>
+    public System.Net.Sockets.SocketError SocketErrorCode => System.Net.Sockets.SocketError.ConnectionReset;
+}

@@ -79,6 +79,9 @@ public sealed class StreamReaderProtocol : Protocol
     public override void ConnectionLost(Exception? exception)
     {
         _loop.CheckThread();
+        // A reset reaches stream users as ConnectionResetException (asyncio: ConnectionResetError).
+        if (exception is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionReset } reset)
+            exception = new ConnectionResetException(reset.Message, reset);
         if (_reader is not null)
         {
             if (exception is null) _reader.FeedEof();
@@ -144,7 +147,7 @@ public sealed class StreamReaderProtocol : Protocol
 
     internal async ValueTask DrainHelper(CancellationToken cancellationToken = default)
     {
-        if (_connectionLost) throw new IOException("Connection lost", new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionReset));
+        if (_connectionLost) throw new ConnectionResetException("Connection lost");
         if (!_paused) return;
         var waiter = _loop.CreateFuture();
         _drainWaiters.Add(waiter);

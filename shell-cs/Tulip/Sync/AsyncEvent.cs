@@ -58,6 +58,16 @@ public sealed class AsyncEvent
         }
     }
 
+    /// <summary>How many tasks wait for the event (the "waiters:N" of asyncio's repr).</summary>
+    public int Waiters
+    {
+        get
+        {
+            _binding.CheckThread();
+            return _waiters.Count;
+        }
+    }
+
     public override string ToString() =>
         $"<AsyncEvent [{(_value ? "set" : "unset")}{(_waiters.Count > 0 ? $", waiters:{_waiters.Count}" : "")}]>";
 }

@@ -263,6 +263,26 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
         }
     }
 
+    /// <summary>How many tasks wait in <c>Get</c> (the "_getters[N]" of asyncio's repr).</summary>
+    public int Getters
+    {
+        get
+        {
+            _binding.CheckThread();
+            return _getters.Count;
+        }
+    }
+
+    /// <summary>How many tasks wait in <c>Put</c> on a full queue (the "_putters[N]" of asyncio's repr).</summary>
+    public int Putters
+    {
+        get
+        {
+            _binding.CheckThread();
+            return _putters.Count;
+        }
+    }
+
     public override string ToString()
     {
         var name = GetType().Name.Split('`')[0];

@@ -130,6 +130,16 @@ public class AsyncSemaphore
         }
     }
 
+    /// <summary>How many tasks wait to acquire (the "waiters:N" of asyncio's repr).</summary>
+    public int Waiters
+    {
+        get
+        {
+            _binding.CheckThread();
+            return _waiters.Count;
+        }
+    }
+
     public override string ToString() =>
         $"<{GetType().Name} [{(IsLocked ? "locked" : $"unlocked, value:{_value}")}{(_waiters.Count > 0 ? $", waiters:{_waiters.Count}" : "")}]>";
 }

@@ -108,13 +108,17 @@ public sealed class Condition
         }
     }
 
-    /// <summary>Waits until <paramref name="predicate"/> is true (checked with the lock held); returns its last value.</summary>
-    public async Task<bool> WaitFor(Func<bool> predicate)
+    /// <summary>
+    /// Waits until <paramref name="predicate"/> (checked with the lock held) gives a true value and
+    /// returns that value, as asyncio's <c>wait_for</c> does. A value is true when it is not
+    /// <c>default(T)</c>: not false, 0, or null (Python's truthiness without its empty-collection rule).
+    /// </summary>
+    public async Task<T> WaitFor<T>(Func<T> predicate)
     {
         ArgumentNullException.ThrowIfNull(predicate);
         _binding.CheckThread();
         var result = predicate();
-        while (!result)
+        while (EqualityComparer<T>.Default.Equals(result, default!))
         {
             await Wait();
             result = predicate();
@@ -140,6 +144,16 @@ public sealed class Condition
         for (var w = _waiters.First; w is not null && idx < n; w = w.Next)
         {
             if (w.TryWake(false)) idx++;
+        }
+    }
+
+    /// <summary>How many tasks wait to be notified (the "waiters:N" of asyncio's repr).</summary>
+    public int Waiters
+    {
+        get
+        {
+            _binding.CheckThread();
+            return _waiters.Count;
         }
     }
 

@@ -23,6 +23,12 @@ public readonly struct SleepAwaitable<T>
     [ThreadSafe]
     public Future<T>? Future => _future;
 
+    /// <summary>The timer behind a real delay (null for a one-tick yield), for introspection: asyncio
+    /// reaches it only through <c>loop._scheduled</c>. Cancelling the sleep cancels it. Any thread may read
+    /// it (a reference fixed at creation); the handle itself is loop-bound.</summary>
+    [ThreadSafe]
+    public TimerHandle? Timer => (_future as SleepFuture<T>)?.Timer;
+
     /// <summary>The awaiter (any thread may take it; threads: as <see cref="FutureAwaiter"/>).</summary>
     [ThreadSafe]
     public SleepAwaiter<T> GetAwaiter() => new(_loop, _future, _result);
@@ -84,6 +90,10 @@ public readonly struct SleepAwaitable
     [ThreadSafe]
     public Future<ValueTuple>? Future => _inner.Future;
 
+    /// <summary>The timer behind a real delay (null for a one-tick yield).</summary>
+    [ThreadSafe]
+    public TimerHandle? Timer => _inner.Timer;
+
     /// <summary>The awaiter (any thread may take it).</summary>
     [ThreadSafe]
     public SleepAwaiter GetAwaiter() => new(_inner.GetAwaiter());
@@ -114,6 +124,8 @@ public readonly struct SleepAwaiter : ICriticalNotifyCompletion
 internal sealed class SleepFuture<T> : Future<T>
 {
     private readonly TimerHandle _timer;
+
+    internal TimerHandle Timer => _timer;
 
     public SleepFuture(EventLoop loop, long delayTicks, T result) : base(loop)
     {

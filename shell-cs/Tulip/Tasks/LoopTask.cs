@@ -77,7 +77,13 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     private readonly TaskContext _context;
     private CancellationTokenSource? _cts;
 
-    internal LoopTask(EventLoop loop, Func<Task<T>> coroutine, string? name) : this(loop, name) => _coroutine = coroutine;
+    // The ExecutionContext the coroutine starts in: its creator's (asyncio tasks copy the contextvars
+    // context; issue 13.9), or the one given to CreateTask. Later steps run in the coroutine's own.
+    internal ExecutionContext? StartContext = ExecutionContext.Capture();
+
+    /// <summary>A task of <paramref name="coroutine"/>, its first step scheduled; for task types made by an
+    /// <see cref="ITaskFactory"/> (otherwise use <see cref="EventLoop.CreateTask{T}(Func{Task{T}}, string?)"/>).</summary>
+    protected internal LoopTask(EventLoop loop, Func<Task<T>> coroutine, string? name) : this(loop, name) => _coroutine = coroutine;
 
     private protected LoopTask(EventLoop loop, Func<Task> coroutine, string? name) : this(loop, name) => _voidCoroutine = coroutine;
 
@@ -257,6 +263,15 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     }
 
     private void StartCoroutine()
+    {
+        var ec = StartContext;
+        StartContext = null;
+        // Already current (no AsyncLocal anywhere, the common case): no switch to pay for.
+        if (ec is null || ReferenceEquals(ec, ExecutionContext.Capture())) StartCoroutineHere();
+        else ExecutionContext.Run(ec, static s => ((LoopTask<T>)s!).StartCoroutineHere(), this);
+    }
+
+    private void StartCoroutineHere()
     {
         try
         {
@@ -550,8 +565,9 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     }
 }
 
-/// <summary>A task of a coroutine with no result (its result is an empty <see cref="ValueTuple"/>).</summary>
-public sealed class LoopTask : LoopTask<ValueTuple>
+/// <summary>A task of a coroutine with no result (its result is an empty <see cref="ValueTuple"/>).
+/// Not sealed: an <see cref="ITaskFactory"/> may make its own task type.</summary>
+public class LoopTask : LoopTask<ValueTuple>
 {
-    internal LoopTask(EventLoop loop, Func<Task> coroutine, string? name) : base(loop, coroutine, name) { }
+    protected internal LoopTask(EventLoop loop, Func<Task> coroutine, string? name) : base(loop, coroutine, name) { }
 }

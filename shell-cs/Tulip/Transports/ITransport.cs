@@ -38,6 +38,11 @@ public interface ITransport : ITransportBase
     /// <summary>Closes at once: buffered data is discarded.</summary>
     void Abort();
 
+    /// <summary>Closes at once with an error: buffered data is discarded and the protocol's
+    /// <c>ConnectionLost</c> gets <paramref name="exception"/>, so stream users see it
+    /// (asyncio's <c>_force_close(exc)</c>). Transports written before it existed do not support it.</summary>
+    void Abort(Exception exception) => throw new NotSupportedException($"{GetType().Name} cannot be aborted with an error");
+
     bool IsReading { get; }
     void PauseReading();
     void ResumeReading();

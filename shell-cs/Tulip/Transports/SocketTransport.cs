@@ -412,6 +412,12 @@ internal sealed class SocketTransport : ITransport, IIoHandler
 
     public void Abort() { _loop.CheckThread(); ForceClose(null); }
 
+    public void Abort(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        ForceClose(exception);
+    }
+
     private void ForceClose(Exception? e)
     {
         if (_connLost > 0) return;
