@@ -162,7 +162,24 @@ public abstract class Future
     /// <summary>Registers a handle (not yet queued) to be scheduled when the future is done.</summary>
     internal void AddParked(Handle handle)
     {
+        if (!LoopRef.OnLoopThread)
+        {
+            AddParkedOffLoop(handle);
+            return;
+        }
+
+        AddParkedHere(handle);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void AddParkedOffLoop(Handle handle)
+    {
         using var access = LoopRef.Enter();
+        AddParkedHere(handle);
+    }
+
+    private void AddParkedHere(Handle handle)
+    {
         long id = LoopRef.RegisterParked(handle);
         CoreState = FutureCore.AddCallback(CoreState, id, out bool now);
         if (now) LoopRef.ScheduleParked(id);
@@ -238,7 +255,25 @@ public class Future<T> : Future
 
     private protected void SetResultCore(T result)
     {
+        // The running loop's own thread (the hot path) needs no gate: no try/finally on it.
+        if (!LoopRef.OnLoopThread)
+        {
+            SetResultOffLoop(result);
+            return;
+        }
+
+        SetResultHere(result);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void SetResultOffLoop(T result)
+    {
         using var access = LoopRef.Enter();
+        SetResultHere(result);
+    }
+
+    private void SetResultHere(T result)
+    {
         CoreState = Complete(CoreState, faulted: false, out var toSchedule);
         Value = result;
         LoopRef.ScheduleParked(toSchedule);
