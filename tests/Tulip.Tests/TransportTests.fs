@@ -242,6 +242,9 @@ let flowControl: NetCase list =
               Expect.equal (t.GetWriteBufferLimits()) (struct (100, 400)) "low only: high = 4 * low"
               t.SetWriteBufferLimits(Nullable 100, Nullable 10)
               Expect.equal (t.GetWriteBufferLimits()) (struct (10, 100)) "both"
+              // A huge low: asyncio's 4 * low is a Python int; here it saturates instead of wrapping negative.
+              t.SetWriteBufferLimits(low = Nullable Int32.MaxValue)
+              Expect.equal (t.GetWriteBufferLimits()) (struct (Int32.MaxValue, Int32.MaxValue)) "low only, huge: high saturates"
               t.SetWriteBufferLimits()
               Expect.equal (t.GetWriteBufferLimits()) (struct (16384, 65536)) "none: the defaults again"
 

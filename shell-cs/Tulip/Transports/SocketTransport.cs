@@ -380,7 +380,8 @@ internal sealed class SocketTransport : ITransport, IIoHandler
     public void SetWriteBufferLimits(int? high = null, int? low = null)
     {
         _loop.CheckThread();
-        int h = high ?? (low is { } l ? 4 * l : DefaultHighWater);
+        // asyncio: high = 4 * low (Python ints); saturated here rather than wrapped into a misleading error.
+        int h = high ?? (low is { } l ? (int)Math.Min(int.MaxValue, 4L * l) : DefaultHighWater);
         int lo = low ?? h / 4;
         if (!(h >= lo && lo >= 0)) throw new ArgumentOutOfRangeException(nameof(high), $"high ({h}) must be >= low ({lo}) must be >= 0");
         _high = h;
