@@ -85,6 +85,6 @@ public static class AsyncEnumerableBridges
         }
 
         internal void CancelFromToken() =>
-            loop.RunOnLoop(static b => { if (b.Waiter is { Done: false } w) w.Cancel("enumeration cancelled"); }, this);
+            loop.InvokeOnLoop(static b => { if (b.Waiter is { Done: false } w) w.Cancel("enumeration cancelled"); }, this);
     }
 }

@@ -179,7 +179,7 @@ public static class AsyncOperators
             downstream.Close();
             _ended = true;
             Upstream?.Dispose();
-            loop.RunOnLoop(static self =>
+            loop.InvokeOnLoop(static self =>
             {
                 self._waiting.Clear();
                 self.CancelRunning("subscription disposed");

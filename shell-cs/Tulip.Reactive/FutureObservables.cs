@@ -93,7 +93,7 @@ public static class FutureObservables
         {
             ArgumentNullException.ThrowIfNull(observer);
             var sub = new FutureSubscription<T>(future, new LoopObserver<T>(future.Loop, observer), onDispose);
-            future.Loop.RunOnLoop(static s => s.Start(), sub);
+            future.Loop.InvokeOnLoop(static s => s.Start(), sub);
             return sub;
         }
     }
@@ -149,7 +149,7 @@ public static class FutureObservables
             if (_disposed) return;
             _disposed = true;
             observer.Close();
-            future.Loop.RunOnLoop(static s => s.Stop(), this);
+            future.Loop.InvokeOnLoop(static s => s.Stop(), this);
         }
 
         private void Stop()

@@ -45,7 +45,7 @@ public static class LoopObservable
         {
             ArgumentNullException.ThrowIfNull(observer);
             var sub = new ProducerSubscription<T>(loop, new LoopObserver<T>(loop, observer), produce);
-            loop.RunOnLoop(static s => s.Start(), sub);
+            loop.InvokeOnLoop(static s => s.Start(), sub);
             return sub;
         }
     }
@@ -86,7 +86,7 @@ public static class LoopObservable
             if (_disposed) return;
             _disposed = true;
             observer.Close();
-            loop.RunOnLoop(static s => s.Cancel(), this);
+            loop.InvokeOnLoop(static s => s.Cancel(), this);
         }
 
         private void Cancel()

@@ -37,7 +37,7 @@ internal sealed class LoopObserver<T> : IObserver<T>
     private void Deliver(byte kind, T? value, Exception? error)
     {
         if (_closed) return;
-        if (Volatile.Read(ref _postedCount) == 0 && _loop.CanRunHere)
+        if (Volatile.Read(ref _postedCount) == 0 && _loop.CheckAccess())
         {
             Invoke(kind, value, error);
             return;
@@ -46,7 +46,7 @@ internal sealed class LoopObserver<T> : IObserver<T>
         _posted.Enqueue((kind, value, error));
         if (Interlocked.Increment(ref _postedCount) == 1)
         {
-            if (_loop.CanRunHere) _loop.CallSoon(static self => self.Drain(), this);
+            if (_loop.CheckAccess()) _loop.CallSoon(static self => self.Drain(), this);
             else _loop.CallSoonThreadsafe(static self => self.Drain(), this);
         }
     }

@@ -78,7 +78,7 @@ public sealed class LoopScheduler : IScheduler, ISchedulerPeriodic, IStopwatchPr
         ArgumentNullException.ThrowIfNull(action);
         ArgumentOutOfRangeException.ThrowIfLessThan(period, TimeSpan.Zero);
         var p = new PeriodicItem<TState>(this, state, period, action);
-        Loop.RunOnLoop(static p => p.Arm(), p);
+        Loop.InvokeOnLoop(static p => p.Arm(), p);
         return p;
     }
 
@@ -122,7 +122,7 @@ public sealed class LoopScheduler : IScheduler, ISchedulerPeriodic, IStopwatchPr
             _disposed = true;
             OnDispose();
             var loop = scheduler.Loop;
-            if (loop.CanRunHere) CancelHandle();
+            if (loop.CheckAccess()) CancelHandle();
             else if (!loop.IsClosed) loop.CallSoonThreadsafe(static self => self.CancelHandle(), this);
         }
 
@@ -147,7 +147,7 @@ public sealed class LoopScheduler : IScheduler, ISchedulerPeriodic, IStopwatchPr
         internal void Start(TimeSpan? when)
         {
             var loop = Scheduler.Loop;
-            if (loop.CanRunHere) Enqueue(when);
+            if (loop.CheckAccess()) Enqueue(when);
             else loop.CallSoonThreadsafe(static s => s.Item1.Enqueue(s.Item2), (this, when));
         }
 

@@ -59,7 +59,7 @@ public sealed class QueueObserver<T> : IObserver<T>, IDisposable
     {
         get
         {
-            _loop.CheckThread();
+            _loop.VerifyAccess();
             return _dropped;
         }
     }
@@ -71,7 +71,7 @@ public sealed class QueueObserver<T> : IObserver<T>, IDisposable
     {
         get
         {
-            _loop.CheckThread();
+            _loop.VerifyAccess();
             return _waiting.Count;
         }
     }
@@ -95,7 +95,7 @@ public sealed class QueueObserver<T> : IObserver<T>, IDisposable
     {
         _gate.Close();
         Upstream?.Dispose();
-        _loop.RunOnLoop(static self => self.Stop(), this);
+        _loop.InvokeOnLoop(static self => self.Stop(), this);
     }
 
     private void Stop()

@@ -14,6 +14,7 @@ public sealed class VirtualClock : LoopClock
     /// <summary>A virtual clock starting at <paramref name="start"/> (default 0).</summary>
     public VirtualClock(TimeSpan start = default) => _now = start.Ticks;
 
+    /// <inheritdoc/>
     public override long Now => Volatile.Read(ref _now);
 
     /// <summary>
@@ -34,9 +35,11 @@ public sealed class VirtualClock : LoopClock
     /// </summary>
     public TimeSpan IoQuietPeriod { get; set; } = TimeSpan.FromMilliseconds(100);
 
-    internal override long IoQuietTicks => IoQuietPeriod.Ticks;
+    /// <summary>The loop's I/O wait before a jump: <see cref="IoQuietPeriod"/>.</summary>
+    protected override TimeSpan IoWaitBeforeJump => IoQuietPeriod;
 
-    internal override long IdleLimitTicks => IdleLimit.Ticks;
+    /// <summary>The loop's I/O wait with nothing scheduled: <see cref="IdleLimit"/>.</summary>
+    protected override TimeSpan IoWaitWhenIdle => IdleLimit;
 
     /// <summary>How far time has jumped in total.</summary>
     public TimeSpan Jumped { get; private set; }
@@ -48,7 +51,8 @@ public sealed class VirtualClock : LoopClock
         Interlocked.Add(ref _now, by.Ticks);
     }
 
-    internal override void Wait(long timeoutTicks, bool externalPending)
+    /// <inheritdoc/>
+    protected override void Wait(long timeoutTicks, bool externalWorkPending)
     {
         if (Interlocked.Exchange(ref _wakePending, 0) == 1)
         {
@@ -70,7 +74,7 @@ public sealed class VirtualClock : LoopClock
             throw Deadlock();
         }
 
-        var threshold = externalPending ? IdleLimit : AutojumpThreshold;
+        var threshold = externalWorkPending ? IdleLimit : AutojumpThreshold;
         if (threshold > TimeSpan.Zero && _wake.Wait(threshold))
         {
             Interlocked.Exchange(ref _wakePending, 0);
@@ -82,7 +86,8 @@ public sealed class VirtualClock : LoopClock
         Jumped += TimeSpan.FromTicks(timeoutTicks);
     }
 
-    internal override void IdleLimitReached()
+    /// <inheritdoc/>
+    protected override void OnIdleLimitReached()
     {
         if (Interlocked.Exchange(ref _wakePending, 0) == 1)
         {
@@ -103,7 +108,8 @@ public sealed class VirtualClock : LoopClock
         }
     }
 
-    internal override void Wake()
+    /// <inheritdoc/>
+    protected override void Wake()
     {
         if (Interlocked.Exchange(ref _wakePending, 1) == 0) _wake.Release();
     }

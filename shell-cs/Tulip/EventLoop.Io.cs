@@ -65,7 +65,7 @@ public sealed partial class EventLoop
             return;
         }
 
-        if (_clock.IsReal)
+        if (_clock.IsRealTime)
         {
             reactor.Poll(timeout, _onReady!);
             return;
@@ -79,7 +79,7 @@ public sealed partial class EventLoop
         if (ready > 0 || timeout == 0 || _inboxNonEmpty) return;
         if (reactor.Count > 0)
         {
-            long quiet = timeout < 0 ? _clock.IdleLimitTicks : _clock.IoQuietTicks;
+            long quiet = timeout < 0 ? _clock.IoWaitWhenIdle.Ticks : _clock.IoWaitBeforeJump.Ticks;
             if (quiet > 0)
             {
                 ready = reactor.Poll(quiet, _onReady!);
@@ -88,7 +88,7 @@ public sealed partial class EventLoop
                 // (a deadlock, unless it was woken meanwhile), without waiting the limit a second time.
                 if (timeout < 0)
                 {
-                    _clock.IdleLimitReached();
+                    _clock.OnIdleLimitReached();
                     return;
                 }
             }

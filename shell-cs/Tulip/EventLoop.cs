@@ -527,6 +527,54 @@ public sealed partial class EventLoop : IDisposable
         }
     }
 
+    // ---------------------------------------------------------------------------------------------
+    // Thread access, public: what an adapter (Tulip.Reactive, your own) needs to call the loop from
+    // wherever its events come from. WPF's Dispatcher names: CheckAccess / VerifyAccess / Invoke.
+
+    /// <summary>Whether the calling thread is the thread running this loop now (false while the loop
+    /// is not running).</summary>
+    [ThreadSafe]
+    public bool IsOnLoopThread => OnLoopThread;
+
+    /// <summary>
+    /// Whether the calling thread may use the loop's loop-bound members directly: it is the thread
+    /// running the loop, or no thread runs the loop (it is idle or closed). Another thread may start
+    /// running the loop right after this returns true; to act on the answer atomically, use
+    /// <see cref="InvokeOnLoop{TState}(Action{TState}, TState)"/>.
+    /// </summary>
+    [ThreadSafe]
+    public bool CheckAccess() => CanRunHere;
+
+    /// <summary>
+    /// Raises <see cref="EventLoopException"/> unless <see cref="CheckAccess"/> holds: the check every
+    /// loop-bound member makes, for your own loop-bound types. One compare on the loop's thread.
+    /// </summary>
+    public void VerifyAccess() => CheckThread();
+
+    /// <summary>
+    /// Runs <paramref name="action"/>(<paramref name="state"/>) on the loop: at once, before returning,
+    /// when the calling thread may touch the loop (the loop's own thread while it runs, or any thread
+    /// while no thread runs it: then serialised with other threads and with the start of a run), else
+    /// posted as <see cref="CallSoonThreadsafe{TState}(Action{TState}, TState)"/> does. Exceptions of an
+    /// action run at once reach the caller. Raises <see cref="EventLoopException"/> if it must post and
+    /// the loop is closed.
+    /// </summary>
+    [ThreadSafe]
+    public void InvokeOnLoop<TState>(Action<TState> action, TState state)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        RunOnLoop(action, state);
+    }
+
+    /// <summary>Runs <paramref name="action"/> on the loop, at once or posted: see
+    /// <see cref="InvokeOnLoop{TState}(Action{TState}, TState)"/>.</summary>
+    [ThreadSafe]
+    public void InvokeOnLoop(Action action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        RunOnLoop(static a => a(), action);
+    }
+
     /// <summary>
     /// Runs <paramref name="action"/> now when the calling thread may touch the loop (its own thread
     /// while it runs, any thread while it is idle: under the gate), else posts it thread-safely.

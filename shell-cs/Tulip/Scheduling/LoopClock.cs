@@ -3,37 +3,80 @@ using System.Diagnostics;
 namespace Tulip;
 
 /// <summary>
-/// Where a loop's time comes from and how it waits. The real clock reads <see cref="Stopwatch"/> and
-/// really waits; a virtual clock (Tulip.Testing) jumps to the next deadline instead of waiting whenever
-/// nothing outside the loop can wake it, so an hour of timers runs in microseconds.
+/// Where a loop's time comes from and how it waits: the seam for your own clock. The real clock
+/// (<see cref="MonotonicClock"/>) reads <see cref="Stopwatch"/> and really waits; a virtual clock
+/// (Tulip.Testing's <c>VirtualClock</c>) jumps to the next deadline instead of waiting whenever nothing
+/// outside the loop can wake it, so an hour of timers runs in microseconds.
 /// </summary>
+/// <remarks>
+/// <para>To write a clock (or adapt a <see cref="TimeProvider"/>, e.g. a <c>FakeTimeProvider</c>),
+/// derive from this class and override <see cref="Now"/>, <see cref="Wait"/> and <see cref="Wake"/>;
+/// a clock that really waits also overrides <see cref="IsRealTime"/> to return true. Pass the clock to
+/// <c>new EventLoop(clock)</c>, <c>Asyncio.Run(main, debug, clock)</c> or <c>new Runner(debug, clock)</c>.
+/// One clock serves one loop.</para>
+/// <para>The loop calls <see cref="Wait"/> and <see cref="OnIdleLimitReached"/> on its own thread, once
+/// per tick at most; <see cref="Wake"/> may be called from any thread at any time, also before or
+/// during a <see cref="Wait"/>, and must not be lost: a wake that finds no one waiting makes the next
+/// wait return at once. <see cref="Now"/> may be read from any thread.</para>
+/// <para>How the loop waits, each tick (after CPython's <c>_run_once</c>): with no socket watched, it
+/// calls <see cref="Wait"/> with the poll timeout. With sockets watched and a real-time clock, the
+/// I/O reactor itself blocks for the timeout and the clock is not asked. With sockets watched and a
+/// virtual clock, the reactor is polled without blocking; if nothing is ready it is polled again for
+/// <see cref="IoWaitBeforeJump"/> of real time (or <see cref="IoWaitWhenIdle"/> when nothing at all is
+/// scheduled, after which <see cref="OnIdleLimitReached"/> is called instead of <see cref="Wait"/>),
+/// and only then does <see cref="Wait"/> let time move.</para>
+/// </remarks>
 public abstract class LoopClock
 {
-    /// <summary>Loop time now, in ticks of 100 ns. Monotonic.</summary>
+    /// <summary>Loop time now, in ticks of 100 ns (<see cref="TimeSpan.TicksPerSecond"/> per second).
+    /// Monotonic; readable from any thread.</summary>
     public abstract long Now { get; }
 
     /// <summary>
-    /// The poll of the tick: wait at most <paramref name="timeoutTicks"/> (-1: no limit), or until
-    /// <see cref="Wake"/> is called. <paramref name="externalPending"/> says whether anything outside the
-    /// loop (another thread, an awaited .NET task) may still wake it.
+    /// The wait of the tick (loop thread only): return after at most <paramref name="timeoutTicks"/>
+    /// (0: do not wait; -1: no limit), or as soon as <see cref="Wake"/> is called, or at once if a wake
+    /// came since the last wait. A real clock sleeps; a virtual clock may instead advance
+    /// <see cref="Now"/> by the timeout and return. May throw to end the run (a virtual clock reports a
+    /// deadlock this way): the exception leaves <c>RunForever</c> / <c>RunUntilComplete</c>.
     /// </summary>
-    internal abstract void Wait(long timeoutTicks, bool externalPending);
+    /// <param name="timeoutTicks">The poll timeout in ticks of 100 ns: time to the nearest timer, 0 when
+    /// callbacks are ready, -1 when nothing is scheduled.</param>
+    /// <param name="externalWorkPending">Whether work outside the loop (another thread, an awaited .NET
+    /// task) may still wake it: a virtual clock should give such work real time before jumping.</param>
+    protected internal abstract void Wait(long timeoutTicks, bool externalWorkPending);
 
-    /// <summary>Ends a wait early (thread-safe). A wake with no one waiting makes the next wait return at once.</summary>
-    internal abstract void Wake();
+    /// <summary>Ends a <see cref="Wait"/> early (any thread). A wake with no one waiting makes the next
+    /// wait return at once; several wakes before a wait count as one.</summary>
+    protected internal abstract void Wake();
 
-    /// <summary>Real time: the reactor may block for the whole poll timeout. A virtual clock jumps instead.</summary>
-    internal virtual bool IsReal => false;
+    /// <summary>
+    /// Whether <see cref="Now"/> follows real time, so the I/O reactor may block for a whole poll
+    /// timeout. False (the default) makes the loop treat the clock as virtual: it never blocks in the
+    /// reactor beyond <see cref="IoWaitBeforeJump"/> / <see cref="IoWaitWhenIdle"/>, then calls
+    /// <see cref="Wait"/>, which may jump.
+    /// </summary>
+    protected internal virtual bool IsRealTime => false;
 
-    /// <summary>A virtual clock with sockets watched: real time (ticks) to wait for I/O before jumping.</summary>
-    internal virtual long IoQuietTicks => 0;
+    /// <summary>
+    /// A virtual clock with sockets watched and a timer pending: how long (real time) the loop polls
+    /// for I/O before <see cref="Wait"/> may jump to the timer, so a real peer's answer does not lose a
+    /// race with a virtual timer. Default zero: jump at once. Ignored when <see cref="IsRealTime"/>.
+    /// </summary>
+    protected internal virtual TimeSpan IoWaitBeforeJump => TimeSpan.Zero;
 
-    /// <summary>A virtual clock with nothing scheduled: real time (ticks) to wait before declaring a deadlock.</summary>
-    internal virtual long IdleLimitTicks => 0;
+    /// <summary>
+    /// A virtual clock with sockets watched and nothing scheduled: how long (real time) the loop polls
+    /// for I/O before calling <see cref="OnIdleLimitReached"/>. Default zero: do not poll, call
+    /// <see cref="Wait"/> with no limit. Ignored when <see cref="IsRealTime"/>.
+    /// </summary>
+    protected internal virtual TimeSpan IoWaitWhenIdle => TimeSpan.Zero;
 
-    /// <summary>A virtual clock with nothing scheduled waited its idle limit (for I/O) and nothing came:
-    /// raise the deadlock now, unless a wake is pending.</summary>
-    internal virtual void IdleLimitReached()
+    /// <summary>
+    /// A virtual clock with sockets watched and nothing scheduled polled <see cref="IoWaitWhenIdle"/>
+    /// for I/O and nothing came (loop thread). Return to run the next tick (e.g. a wake is pending), or
+    /// throw to end the run (a deadlock). The default returns.
+    /// </summary>
+    protected internal virtual void OnIdleLimitReached()
     {
     }
 }
@@ -46,11 +89,14 @@ public sealed class MonotonicClock : LoopClock
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
     private int _wakePending;
 
+    /// <inheritdoc/>
     public override long Now => (long)((Stopwatch.GetTimestamp() - _origin) * TicksPerStopwatchTick);
 
-    internal override bool IsReal => true;
+    /// <inheritdoc/>
+    protected internal override bool IsRealTime => true;
 
-    internal override void Wait(long timeoutTicks, bool externalPending)
+    /// <inheritdoc/>
+    protected internal override void Wait(long timeoutTicks, bool externalWorkPending)
     {
         if (timeoutTicks == 0)
         {
@@ -70,7 +116,8 @@ public sealed class MonotonicClock : LoopClock
         }
     }
 
-    internal override void Wake()
+    /// <inheritdoc/>
+    protected internal override void Wake()
     {
         if (Interlocked.Exchange(ref _wakePending, 1) == 0)
         {
