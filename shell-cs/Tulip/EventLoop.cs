@@ -278,9 +278,9 @@ public sealed partial class EventLoop : IDisposable
     }
 
     /// <summary>Queues parked handles the core returned (a done future's callbacks), in order.</summary>
-    internal void ScheduleParked(Microsoft.FSharp.Collections.FSharpList<long> ids)
+    internal void ScheduleParked(in CallbackIds ids)
     {
-        for (var l = ids; !l.IsEmpty; l = l.Tail) ScheduleParked(l.Head);
+        for (int i = 0; i < ids.Count; i++) ScheduleParked(ids[i]);
     }
 
     internal void ScheduleParked(long id)
