@@ -44,6 +44,16 @@ type CallbackIds =
             System.Array.Reverse a
             CallbackIds(a.Length, 0L, a)
 
+/// The poll timeout of a tick (`LoopCore.BeginTick`): at most `Ticks` when `HasLimit`, else without limit.
+[<Struct>]
+type PollTimeout =
+    { HasLimit: bool
+      /// The limit in ticks of 100 ns (0 when there is none).
+      Ticks: int64 }
+
+    static member Unlimited = { HasLimit = false; Ticks = 0L }
+    static member Of(ticks: int64) = { HasLimit = true; Ticks = ticks }
+
 /// What `TaskCore.Cancel` decided (the core's `CancelDecision`, without its message).
 type TaskCancelDecision =
     /// The task is done: `cancel()` returns false and nothing changed.
@@ -128,14 +138,14 @@ type LoopCore =
     /// Closes the loop; returns the closed state.
     static member Close(state: LoopState) = fst (LoopCore.Unwrap(Loop.step Close state))
 
-    /// Tick step 1-2: the poll timeout in ticks, or -1 for "no limit".
-    static member BeginTick(state: LoopState, now: int64, [<Out>] timeout: byref<int64>) : LoopState =
+    /// Tick step 1-2: how long the poll may wait.
+    static member BeginTick(state: LoopState, now: int64, [<Out>] timeout: byref<PollTimeout>) : LoopState =
         let s, es = LoopCore.Unwrap(Loop.step (BeginTick now) state)
 
         timeout <-
             match es with
-            | [ Poll (Some t) ] -> t
-            | _ -> -1L
+            | [ Poll (Some t) ] -> PollTimeout.Of t
+            | _ -> PollTimeout.Unlimited
 
         s
 
@@ -161,13 +171,17 @@ type LoopCore =
     static member IsStopping(state: LoopState) = state.Stopping
     static member Now(state: LoopState) = state.Now
 
-    /// The deadline (absolute ticks) of the earliest live timer, or Int64.MinValue when none is queued.
-    static member NextDeadline(state: LoopState) : int64 =
+    /// The deadline (absolute ticks) of the earliest live timer; false when no timer is queued.
+    static member TryNextDeadline(state: LoopState, [<Out>] deadline: byref<int64>) : bool =
         let s = Loop.dropCancelledTimers state
 
         match TimerQueue.tryPeek s.Timers with
-        | ValueSome e -> e.Deadline
-        | ValueNone -> System.Int64.MinValue
+        | ValueSome e ->
+            deadline <- e.Deadline
+            true
+        | ValueNone ->
+            deadline <- 0L
+            false
 
     static member ReadyCount(state: LoopState) = ReadyQueue.count state.Ready
     static member TimerCount(state: LoopState) = TimerQueue.count state.Timers

@@ -90,8 +90,8 @@ internal sealed class CoreScheduler(long now) : ITickScheduler
     public long BeginTick(long now)
     {
         Flush();
-        _core = LoopCore.BeginTick(_core, now, out long timeout);
-        return timeout;
+        _core = LoopCore.BeginTick(_core, now, out PollTimeout timeout);
+        return timeout.HasLimit ? timeout.Ticks : -1; // ITickScheduler's (and LoopClock.Wait's) "no limit"
     }
 
     public ReadOnlySpan<long> Polled(long now)
@@ -123,6 +123,6 @@ internal sealed class CoreScheduler(long now) : ITickScheduler
     public long NextDeadline()
     {
         Flush();
-        return LoopCore.NextDeadline(_core);
+        return LoopCore.TryNextDeadline(_core, out long deadline) ? deadline : long.MinValue;
     }
 }
