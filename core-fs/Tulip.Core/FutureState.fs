@@ -67,13 +67,20 @@ module FutureState =
             (if removed = 0 then s else Pending kept), removed
         | Done _ -> s, 0
 
+    /// `complete` with the callbacks newest first, as the state keeps them (no list is built): the C#
+    /// face copies them into registration order itself (`FutureCore.Complete`).
+    let completeNewestFirst (outcome: Outcome) (s: FutureState) : Result<FutureState * HandleId list, Rejection> =
+        match s with
+        | Pending cbs -> Ok (doneWith outcome, cbs)
+        | Done _ -> Error (InvalidState "invalid state")
+
     /// set_result / set_exception: the done state and the callbacks to schedule, in registration order;
     /// InvalidStateError('invalid state') if already done (CPython's message).
     let complete (outcome: Outcome) (s: FutureState) : Result<FutureState * HandleId list, Rejection> =
-        match s with
-        | Pending ([] | [ _ ] as cbs) -> Ok (doneWith outcome, cbs) // nothing to reverse
-        | Pending cbs -> Ok (doneWith outcome, List.rev cbs)
-        | Done _ -> Error (InvalidState "invalid state")
+        match completeNewestFirst outcome s with
+        | Ok (_, ([] | [ _ ])) as r -> r // nothing to reverse
+        | Ok (d, cbs) -> Ok (d, List.rev cbs)
+        | Error _ as e -> e
 
     let setResult s = complete Succeeded s
 
@@ -83,6 +90,12 @@ module FutureState =
     let cancel (message: string option) (s: FutureState) : bool * FutureState * HandleId list =
         match s with
         | Pending cbs -> true, Done (Cancelled message), List.rev cbs
+        | Done _ -> false, s, []
+
+    /// `cancel` with the callbacks newest first, as the state keeps them (see `completeNewestFirst`).
+    let cancelNewestFirst (message: string option) (s: FutureState) : bool * FutureState * HandleId list =
+        match s with
+        | Pending cbs -> true, Done (Cancelled message), cbs
         | Done _ -> false, s, []
 
     /// What `result()` does in this state (the shell supplies the value or raises the stored exception).

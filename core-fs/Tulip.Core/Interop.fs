@@ -9,6 +9,93 @@ type RejectedInputException(rejection: Rejection) =
     inherit System.InvalidOperationException(rejection.ToString())
     member _.Rejection = rejection
 
+/// The done-callbacks a future's completion hands out to be scheduled (call_soon), in registration
+/// order. None or one (the common case: the awaiting task's wake-up) is held inline and allocates
+/// nothing; more come in one array. Read with `Count` and the indexer.
+[<Struct; NoEquality; NoComparison>]
+type CallbackIds =
+    val private single: HandleId
+    val private many: HandleId array
+    /// How many callbacks to schedule.
+    val Count: int
+
+    private new(count: int, single: HandleId, many: HandleId array) = { Count = count; single = single; many = many }
+
+    /// The `i`-th callback in registration order.
+    member x.Item
+        with get (i: int) : HandleId =
+            if not (isNull x.many) then x.many[i]
+            elif i = 0 && x.Count = 1 then x.single
+            else raise (System.IndexOutOfRangeException())
+
+    /// A copy as an array, in registration order.
+    member x.ToArray() : HandleId array =
+        if not (isNull x.many) then Array.copy x.many
+        elif x.Count = 1 then [| x.single |]
+        else [||]
+
+    /// From a list kept newest first (a pending future's callbacks).
+    static member internal OfNewestFirst(cbs: HandleId list) =
+        match cbs with
+        | [] -> CallbackIds(0, 0L, null)
+        | [ id ] -> CallbackIds(1, id, null)
+        | _ ->
+            let a = Array.ofList cbs
+            System.Array.Reverse a
+            CallbackIds(a.Length, 0L, a)
+
+/// The poll timeout of a tick (`LoopCore.BeginTick`): at most `Ticks` when `HasLimit`, else without limit.
+[<Struct>]
+type PollTimeout =
+    { HasLimit: bool
+      /// The limit in ticks of 100 ns (0 when there is none).
+      Ticks: int64 }
+
+    static member Unlimited = { HasLimit = false; Ticks = 0L }
+    static member Of(ticks: int64) = { HasLimit = true; Ticks = ticks }
+
+/// What `TaskCore.Cancel` decided (the core's `CancelDecision`, without its message).
+type TaskCancelDecision =
+    /// The task is done: `cancel()` returns false and nothing changed.
+    | AlreadyDone = 0
+    /// Cancel the future the task waits on, then report with `TaskCore.WaiterCancelOutcome`.
+    | CancelWaiter = 1
+    /// The must-cancel flag is set: the task's next step throws the cancellation in.
+    | Flagged = 2
+
+/// How to run a step (`TaskCore.BeginStep`; the core's `StepAction`).
+type TaskStepStart =
+    /// First run of the coroutine.
+    | FirstRun = 0
+    /// Resume it where it awaits.
+    | Resume = 1
+    /// Resume it with a cancellation thrown in at its await (the message comes beside).
+    | ResumeCancelled = 2
+    /// Cancelled before it ever ran: the body never runs and the task ends cancelled.
+    | NeverStarted = 3
+
+/// How a step (or the coroutine, between steps) ended, as the shell observed it (the core's `StepEnd`).
+type TaskStepEnd =
+    | Returned = 0
+    /// Raised a cancellation (its message comes beside).
+    | RaisedCancellation = 1
+    | Raised = 2
+    /// Awaits a loop future that is not done.
+    | AwaitedFuture = 3
+    /// Yielded one tick.
+    | Yielded = 4
+    /// Awaits something outside the loop (a .NET Task).
+    | AwaitedExternal = 5
+
+/// A task's final outcome (`TaskCore.Outcome`).
+type TaskOutcome =
+    /// Not finished yet.
+    | NotDone = -1
+    | Succeeded = 0
+    | Faulted = 1
+    /// Cancelled (the message comes beside).
+    | Cancelled = 2
+
 /// The C#-friendly face of the scheduler core: plain arrays, out-parameters and exceptions instead of
 /// F# lists, options and Result, and no per-callback allocation on the paths the shell calls per tick.
 [<AbstractClass; Sealed>]
@@ -51,14 +138,14 @@ type LoopCore =
     /// Closes the loop; returns the closed state.
     static member Close(state: LoopState) = fst (LoopCore.Unwrap(Loop.step Close state))
 
-    /// Tick step 1-2: the poll timeout in ticks, or -1 for "no limit".
-    static member BeginTick(state: LoopState, now: int64, [<Out>] timeout: byref<int64>) : LoopState =
+    /// Tick step 1-2: how long the poll may wait.
+    static member BeginTick(state: LoopState, now: int64, [<Out>] timeout: byref<PollTimeout>) : LoopState =
         let s, es = LoopCore.Unwrap(Loop.step (BeginTick now) state)
 
         timeout <-
             match es with
-            | [ Poll (Some t) ] -> t
-            | _ -> -1L
+            | [ Poll (Some t) ] -> PollTimeout.Of t
+            | _ -> PollTimeout.Unlimited
 
         s
 
@@ -84,13 +171,17 @@ type LoopCore =
     static member IsStopping(state: LoopState) = state.Stopping
     static member Now(state: LoopState) = state.Now
 
-    /// The deadline (absolute ticks) of the earliest live timer, or Int64.MinValue when none is queued.
-    static member NextDeadline(state: LoopState) : int64 =
+    /// The deadline (absolute ticks) of the earliest live timer; false when no timer is queued.
+    static member TryNextDeadline(state: LoopState, [<Out>] deadline: byref<int64>) : bool =
         let s = Loop.dropCancelledTimers state
 
         match TimerQueue.tryPeek s.Timers with
-        | ValueSome e -> e.Deadline
-        | ValueNone -> System.Int64.MinValue
+        | ValueSome e ->
+            deadline <- e.Deadline
+            true
+        | ValueNone ->
+            deadline <- 0L
+            false
 
     static member ReadyCount(state: LoopState) = ReadyQueue.count state.Ready
     static member TimerCount(state: LoopState) = TimerQueue.count state.Timers
@@ -115,22 +206,23 @@ type FutureCore =
         removed <- n
         s'
 
-    static member Callbacks(s: FutureState) = FutureState.callbacks s |> Array.ofList
+    /// The callbacks still registered, in registration order.
+    static member Callbacks(s: FutureState) : HandleId array = FutureState.callbacks s |> Array.ofList
 
-    /// set_result / set_exception; throws RejectedInputException(InvalidState) if done. The callbacks
-    /// to schedule come as an F# list in registration order (walk it with IsEmpty / Head / Tail).
-    static member Complete(s: FutureState, faulted: bool, [<Out>] toSchedule: HandleId list byref) =
-        match FutureState.complete (if faulted then Faulted else Succeeded) s with
+    /// set_result / set_exception; throws RejectedInputException(InvalidState) if done. `toSchedule`:
+    /// the callbacks to schedule, in registration order.
+    static member Complete(s: FutureState, faulted: bool, [<Out>] toSchedule: byref<CallbackIds>) : FutureState =
+        match FutureState.completeNewestFirst (if faulted then Faulted else Succeeded) s with
         | Ok (s', cbs) ->
-            toSchedule <- cbs
+            toSchedule <- CallbackIds.OfNewestFirst cbs
             s'
         | Error r -> raise (RejectedInputException r)
 
     /// cancel(msg); returns whether it was pending (and so is now cancelled).
-    static member Cancel(s: FutureState, message: string, [<Out>] next: byref<FutureState>, [<Out>] toSchedule: HandleId list byref) : bool =
-        let ok, s', cbs = FutureState.cancel (Option.ofObj message) s
+    static member Cancel(s: FutureState, message: string, [<Out>] next: byref<FutureState>, [<Out>] toSchedule: byref<CallbackIds>) : bool =
+        let ok, s', cbs = FutureState.cancelNewestFirst (Option.ofObj message) s
         next <- s'
-        toSchedule <- cbs
+        toSchedule <- CallbackIds.OfNewestFirst cbs
         ok
 
     /// The cancel message of a cancelled future (null if none or not cancelled).
@@ -151,51 +243,48 @@ type TaskCore =
         | Ok v -> v
         | Error rej -> raise (RejectedInputException rej)
 
-    /// 0 = already done (cancel returns false), 1 = cancel the waiter (then call WaiterCancelOutcome),
-    /// 2 = flagged (the next step throws the cancellation in).
-    static member Cancel(s: TaskState, message: string, [<Out>] next: byref<TaskState>) : int =
+    static member Cancel(s: TaskState, message: string, [<Out>] next: byref<TaskState>) : TaskCancelDecision =
         let struct (d, s') = TaskState.cancel (Option.ofObj message) s
         next <- s'
 
         match d with
-        | AlreadyDone -> 0
-        | CancelWaiter _ -> 1
-        | Flagged -> 2
+        | AlreadyDone -> TaskCancelDecision.AlreadyDone
+        | CancelWaiter _ -> TaskCancelDecision.CancelWaiter
+        | Flagged -> TaskCancelDecision.Flagged
 
     static member WaiterCancelOutcome(s: TaskState, accepted: bool) = TaskState.waiterCancelOutcome accepted s
 
-    /// 0 = start, 1 = resume, 2 = resume with a cancellation (message in `message`), 3 = never started
-    /// (ends cancelled, body never runs).
-    static member BeginStep(s: TaskState, incomingIsCancellation: bool, [<Out>] next: byref<TaskState>, [<Out>] message: byref<string>) : int =
+    /// How to run the next step; `message`: the cancellation's message for ResumeCancelled and
+    /// NeverStarted (else null).
+    static member BeginStep(s: TaskState, incomingIsCancellation: bool, [<Out>] next: byref<TaskState>, [<Out>] message: byref<string>) : TaskStepStart =
         let struct (action, s') = TaskCore.Unwrap(TaskState.beginStep incomingIsCancellation s)
         next <- s'
         message <- null
 
         match action with
-        | FirstRun -> 0
-        | Resume -> 1
+        | FirstRun -> TaskStepStart.FirstRun
+        | Resume -> TaskStepStart.Resume
         | ResumeCancelled m ->
             message <- Option.toObj m
-            2
+            TaskStepStart.ResumeCancelled
         | NeverStarted m ->
             message <- Option.toObj m
-            3
+            TaskStepStart.NeverStarted
 
-    /// `how`: 0 returned, 1 raised a cancellation (message), 2 raised, 3 awaited a loop future,
-    /// 4 yielded, 5 awaited something outside the loop. `cancelWaiter`: the new waiter must be cancelled
-    /// (with `message`), then WaiterCancelOutcome called.
-    static member EndStep(s: TaskState, how: int, cancelMessage: string, [<Out>] cancelWaiter: byref<bool>, [<Out>] message: byref<string>) : TaskState =
-        let e =
-            match how with
-            | 0 -> Returned
-            | 1 -> RaisedCancellation (Option.ofObj cancelMessage)
-            | 2 -> Raised
-            | 3 -> AwaitedFuture
-            | 4 -> Yielded
-            | 5 -> AwaitedExternal
-            | _ -> invalidArg (nameof how) "step end code out of range"
+    static member private StepEndOf(how: TaskStepEnd, cancelMessage: string) =
+        match how with
+        | TaskStepEnd.Returned -> Returned
+        | TaskStepEnd.RaisedCancellation -> RaisedCancellation (Option.ofObj cancelMessage)
+        | TaskStepEnd.Raised -> Raised
+        | TaskStepEnd.AwaitedFuture -> AwaitedFuture
+        | TaskStepEnd.Yielded -> Yielded
+        | TaskStepEnd.AwaitedExternal -> AwaitedExternal
+        | _ -> invalidArg (nameof how) "not a TaskStepEnd"
 
-        let struct (s', d) = TaskCore.Unwrap(TaskState.endStep e s)
+    /// The step ended `how` (`cancelMessage`: the message of a RaisedCancellation). `cancelWaiter`: the
+    /// new waiter must be cancelled (with `message`), then WaiterCancelOutcome called.
+    static member EndStep(s: TaskState, how: TaskStepEnd, cancelMessage: string, [<Out>] cancelWaiter: byref<bool>, [<Out>] message: byref<string>) : TaskState =
+        let struct (s', d) = TaskCore.Unwrap(TaskState.endStep (TaskCore.StepEndOf(how, cancelMessage)) s)
 
         match d with
         | Some (CancelWaiter m) ->
@@ -209,16 +298,10 @@ type TaskCore =
 
     static member WakeUp(s: TaskState) = TaskCore.Unwrap(TaskState.wakeUp s)
 
-    /// The coroutine ended between steps. `how`: 0 returned, 1 raised a cancellation (message), 2 raised.
-    static member FinishOutside(s: TaskState, how: int, cancelMessage: string) : TaskState =
-        let e =
-            match how with
-            | 0 -> Returned
-            | 1 -> RaisedCancellation (Option.ofObj cancelMessage)
-            | 2 -> Raised
-            | _ -> invalidArg (nameof how) "end code out of range"
-
-        TaskCore.Unwrap(TaskState.finishOutside e s)
+    /// The coroutine ended between steps: `how` is Returned, RaisedCancellation (`cancelMessage`) or
+    /// Raised; the core rejects the others.
+    static member FinishOutside(s: TaskState, how: TaskStepEnd, cancelMessage: string) : TaskState =
+        TaskCore.Unwrap(TaskState.finishOutside (TaskCore.StepEndOf(how, cancelMessage)) s)
 
     static member IsStarted(s: TaskState) = s.Started
 
@@ -231,17 +314,17 @@ type TaskCore =
     static member Cancelling(s: TaskState) = s.CancelRequests
     static member IsWaiting(s: TaskState) = (s.Phase = Waiting)
 
-    /// The final outcome: 0 succeeded, 1 faulted, 2 cancelled (message in `message`); -1 if not done.
-    static member Outcome(s: TaskState, [<Out>] message: byref<string>) : int =
+    /// The final outcome (`message`: the cancel message when Cancelled, else null); NotDone if not finished.
+    static member Outcome(s: TaskState, [<Out>] message: byref<string>) : TaskOutcome =
         message <- null
 
         match s.Phase with
-        | Finished Succeeded -> 0
-        | Finished Faulted -> 1
+        | Finished Succeeded -> TaskOutcome.Succeeded
+        | Finished Faulted -> TaskOutcome.Faulted
         | Finished (Cancelled m) ->
             message <- Option.toObj m
-            2
-        | _ -> -1
+            TaskOutcome.Cancelled
+        | _ -> TaskOutcome.NotDone
 
 /// The protocol callback grammar for C#.
 [<AbstractClass; Sealed>]

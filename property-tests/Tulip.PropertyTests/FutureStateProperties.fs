@@ -123,6 +123,54 @@ let callbacksInRegistrationOrder =
             (FutureState.pending, [], false)
         |> ignore)
 
+/// The C# face hands out what the pure functions answer: the same callbacks in the same order (as
+/// CallbackIds: inline for none or one, an array for more), the same states, the same rejections.
+let interopAgrees =
+    testPropertyWithConfig config "FutureCore (the C# face) answers as FutureState: callbacks, order, states"
+    <| Prop.forAll ops (fun ops ->
+        let idsOf (c: Tulip.Core.Interop.CallbackIds) =
+            let viaIndex = List.init c.Count (fun i -> c[i])
+
+            if Array.toList (c.ToArray()) <> viaIndex then
+                failtestf "ToArray %A differs from the indexer %A" (c.ToArray()) viaIndex
+
+            viaIndex
+
+        let check (s: FutureState) =
+            if Array.toList (Tulip.Core.Interop.FutureCore.Callbacks s) <> FutureState.callbacks s then
+                failtestf "Callbacks differ on %A" s
+
+            for faulted in [ false; true ] do
+                let expected = FutureState.complete (if faulted then Faulted else Succeeded) s
+
+                let actual =
+                    try
+                        let mutable ids = Unchecked.defaultof<Tulip.Core.Interop.CallbackIds>
+                        let s' = Tulip.Core.Interop.FutureCore.Complete(s, faulted, &ids)
+                        Ok (s', idsOf ids)
+                    with :? Tulip.Core.Interop.RejectedInputException as e ->
+                        Error e.Rejection
+
+                if actual <> expected then
+                    failtestf "Complete(%b) on %A: %A, expected %A" faulted s actual expected
+
+            for m in [ None; Some "m" ] do
+                let ok, s', cbs = FutureState.cancel m s
+                let mutable next = s
+                let mutable ids = Unchecked.defaultof<Tulip.Core.Interop.CallbackIds>
+                let ok2 = Tulip.Core.Interop.FutureCore.Cancel(s, Option.toObj m, &next, &ids)
+
+                if (ok2, next, idsOf ids) <> (ok, s', cbs) then
+                    failtestf "Cancel(%A) on %A: %A, expected %A" m s (ok2, next, idsOf ids) (ok, s', cbs)
+
+        ops
+        |> List.fold
+            (fun s op ->
+                check s
+                fst (apply s op))
+            FutureState.pending
+        |> check)
+
 [<Tests>]
 let tests =
-    testList "FutureState laws" [ finishedIsFinal; callbacksInRegistrationOrder ]
+    testList "FutureState laws" [ finishedIsFinal; callbacksInRegistrationOrder; interopAgrees ]

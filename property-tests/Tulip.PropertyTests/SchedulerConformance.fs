@@ -1,4 +1,4 @@
-/// The mutable twin (FastScheduler) against the pure core (Loop.step), and the whole shell against the
+/// The mutable twin (MutableScheduler) against the pure core (Loop.step), and the whole shell against the
 /// core's prediction (DESIGN.md §1: "prove it equal to the model: FsCheck generates input sequences,
 /// both run them, their effect traces must be identical").
 module Tulip.PropertyTests.SchedulerConformance
@@ -18,9 +18,9 @@ open Tulip.PropertyTests.CoreGenerators
 
 let config = { FsCheckConfig.defaultConfig with maxTest = 1000 }
 
-/// Feeds one core input to a scheduler through IScheduler and reports what the core would have
+/// Feeds one core input to a scheduler through ITickScheduler and reports what the core would have
 /// answered: the same effects, or the same rejection.
-let feed (s: IScheduler) (input: Input) : Result<Effect list, Rejection> =
+let feed (s: ITickScheduler) (input: Input) : Result<Effect list, Rejection> =
     try
         match input with
         // The twin takes batches one id at a time; an empty batch still meets the closed-loop check.
@@ -82,7 +82,7 @@ let normalise (r: Result<Effect list, Rejection>) =
     | Error rej -> Error(sprintf "%A" rej)
 
 let twinAgrees (p: Program) =
-    let fast = FastScheduler(p.StartAt) :> IScheduler
+    let fast = MutableScheduler(p.StartAt) :> ITickScheduler
     let mutable model = p.Initial
 
     p.Inputs

@@ -4,6 +4,7 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open Tulip.Core
+open Tulip.Core.Interop
 open Tulip.PropertyTests.LoopProperties
 
 type TaskOp =
@@ -188,6 +189,91 @@ let finishOutsideRule =
                 | _ -> failtestf "finishOutside %A from %A answered %A, left %A" how before answer after
             | _ -> ())
 
+/// One operation through the C# face (TaskCore), its enums read back into the core's answers.
+let private applyInterop (s: TaskState) (op: TaskOp) : TaskState * Answer =
+    let ofObj = Option.ofObj
+
+    let stepEnd how =
+        match how with
+        | Returned -> struct (TaskStepEnd.Returned, null)
+        | RaisedCancellation m -> struct (TaskStepEnd.RaisedCancellation, Option.toObj m)
+        | Raised -> struct (TaskStepEnd.Raised, null)
+        | AwaitedFuture -> struct (TaskStepEnd.AwaitedFuture, null)
+        | Yielded -> struct (TaskStepEnd.Yielded, null)
+        | AwaitedExternal -> struct (TaskStepEnd.AwaitedExternal, null)
+
+    try
+        match op with
+        | CancelTask m ->
+            let mutable next = s
+            let d = TaskCore.Cancel(s, Option.toObj m, &next)
+
+            let d' =
+                match d with
+                | TaskCancelDecision.AlreadyDone -> AlreadyDone
+                | TaskCancelDecision.CancelWaiter -> CancelWaiter next.CancelMessage
+                | TaskCancelDecision.Flagged -> Flagged
+                | other -> failtestf "Cancel answered %A" other
+
+            next, Decision d'
+        | WaiterOutcome a -> TaskCore.WaiterCancelOutcome(s, a), Done'
+        | BeginStep incoming ->
+            let mutable next = s
+            let mutable message = null
+            let a = TaskCore.BeginStep(s, incoming, &next, &message)
+
+            let a' =
+                match a with
+                | TaskStepStart.FirstRun -> FirstRun
+                | TaskStepStart.Resume -> Resume
+                | TaskStepStart.ResumeCancelled -> ResumeCancelled (ofObj message)
+                | TaskStepStart.NeverStarted -> NeverStarted (ofObj message)
+                | other -> failtestf "BeginStep answered %A" other
+
+            next, Action a'
+        | EndStep how ->
+            let struct (h, m) = stepEnd how
+            let mutable cancelWaiter = false
+            let mutable message = null
+            let next = TaskCore.EndStep(s, h, m, &cancelWaiter, &message)
+            next, CancelNewWaiter (if cancelWaiter then Some (CancelWaiter (ofObj message)) else None)
+        | WakeUp -> TaskCore.WakeUp s, Done'
+        | Uncancel ->
+            let mutable n = 0
+            let next = TaskCore.Uncancel(s, &n)
+            next, Count n
+        | FinishOutside how ->
+            let struct (h, m) = stepEnd how
+            TaskCore.FinishOutside(s, h, m), Done'
+    with :? RejectedInputException as e ->
+        s, Rejected e.Rejection
+
+let interopAgrees =
+    testPropertyWithConfig config "TaskCore (the C# face, enums) answers as TaskState on every input, and Outcome reads the phase"
+    <| Prop.forAll ops (fun ops ->
+        for (before: TaskState, _), (after: TaskState, step) in List.pairwise (run ops) do
+            match step with
+            | Some (op, answer) ->
+                let after', answer' = applyInterop before op
+
+                if (after', answer') <> (after, answer) then
+                    failtestf "%A from %A: the face gave %A, the core %A" op before (after', answer') (after, answer)
+
+                let mutable message = null
+
+                let outcome =
+                    match TaskCore.Outcome(after, &message), after.Phase with
+                    | TaskOutcome.NotDone, Finished _ -> false
+                    | TaskOutcome.NotDone, _ -> true
+                    | TaskOutcome.Succeeded, Finished Succeeded
+                    | TaskOutcome.Faulted, Finished Faulted -> isNull message
+                    | TaskOutcome.Cancelled, Finished (Cancelled m) -> Option.ofObj message = m
+                    | _ -> false
+
+                if not outcome then
+                    failtestf "Outcome of %A answered %A" after (TaskCore.Outcome(after, &message))
+            | None -> ())
+
 [<Tests>]
 let tests =
-    testList "TaskState laws" [ finishedIsFinal; cancellingCounts; mustCancelIsObeyed; finishOutsideRule ]
+    testList "TaskState laws" [ finishedIsFinal; cancellingCounts; mustCancelIsObeyed; finishOutsideRule; interopAgrees ]

@@ -16,7 +16,7 @@ public sealed partial class EventLoop : IDisposable
     [ThreadStatic] private static EventLoop? t_running;
 
     private readonly LoopClock _clock;
-    private readonly IScheduler _sched;
+    private readonly ITickScheduler _sched;
     private readonly HandleTable _table = new();
 
     // Callbacks from other threads (call_soon_threadsafe), taken in at the start of a tick.
@@ -39,7 +39,7 @@ public sealed partial class EventLoop : IDisposable
         ArgumentNullException.ThrowIfNull(clock);
         _clock = clock;
         long now = clock.Now;
-        _sched = scheduler == SchedulerKind.Model ? new ModelScheduler(now) : new FastScheduler(now);
+        _sched = scheduler == SchedulerKind.Model ? new CoreScheduler(now) : new MutableScheduler(now);
         Scheduler = scheduler;
         TimeProvider = new LoopTimeProvider(this);
     }
@@ -278,9 +278,9 @@ public sealed partial class EventLoop : IDisposable
     }
 
     /// <summary>Queues parked handles the core returned (a done future's callbacks), in order.</summary>
-    internal void ScheduleParked(Microsoft.FSharp.Collections.FSharpList<long> ids)
+    internal void ScheduleParked(in CallbackIds ids)
     {
-        for (var l = ids; !l.IsEmpty; l = l.Tail) ScheduleParked(l.Head);
+        for (int i = 0; i < ids.Count; i++) ScheduleParked(ids[i]);
     }
 
     internal void ScheduleParked(long id)

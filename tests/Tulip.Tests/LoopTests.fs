@@ -259,22 +259,27 @@ let interopTests =
     testList
         "Interop (the shell's face of Loop.step)"
         [
-            testCase "a tick through LoopCore: timeout -1 for no limit, the batch as an array, stopped as a flag"
+            testCase "a tick through LoopCore: the timeout as a PollTimeout, the batch as an array, stopped as a flag"
             <| fun () ->
-                let mutable timeout = 0L
+                let mutable timeout = PollTimeout.Unlimited
                 let mutable batch = [||]
                 let mutable isStopped = true
                 let s = LoopCore.Create 5L
                 let s = LoopCore.CallSoonMany(s, [| 1L; 2L |])
                 let s = LoopCore.Start s
                 let s = LoopCore.BeginTick(s, 5L, &timeout)
-                Expect.equal timeout 0L "ready: 0"
+                Expect.equal timeout (PollTimeout.Of 0L) "ready: 0"
                 let s = LoopCore.Polled(s, 5L, &batch)
                 Expect.equal batch [| 1L; 2L |] "the batch"
                 let s = LoopCore.EndTick(s, &isStopped)
                 Expect.isFalse isStopped "not stopped"
                 let s = LoopCore.BeginTick(s, 6L, &timeout)
-                Expect.equal timeout -1L "nothing scheduled: -1"
+                Expect.equal timeout PollTimeout.Unlimited "nothing scheduled: no limit"
+                let mutable deadline = 0L
+                Expect.isFalse (LoopCore.TryNextDeadline(s, &deadline)) "no timer: no deadline"
+                let timed = LoopCore.CallAtMany(LoopCore.Create 0L, [| struct (9L, 40L) |])
+                Expect.isTrue (LoopCore.TryNextDeadline(timed, &deadline)) "a timer: its deadline"
+                Expect.equal deadline 40L "the deadline"
                 let s = LoopCore.Stop s
                 let s = LoopCore.Polled(s, 6L, &batch)
                 let s = LoopCore.EndTick(s, &isStopped)

@@ -110,7 +110,7 @@ public abstract class Future
         LoopRef.ScheduleParked(toSchedule);
     }
 
-    private protected static FutureState Complete(FutureState state, bool faulted, out Microsoft.FSharp.Collections.FSharpList<long> toSchedule)
+    private protected static FutureState Complete(FutureState state, bool faulted, out CallbackIds toSchedule)
     {
         try
         {

@@ -125,9 +125,9 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         // here: a stack overflow that kills the process). A cancel that comes back round to this task
         // is refused instead: the task is being cancelled already.
         if (_cancelling) return false;
-        int decision = TaskCore.Cancel(_ts, message, out _ts);
-        if (decision == 0) return false;
-        if (decision == 1 && _waiter is { } waiter)
+        var decision = TaskCore.Cancel(_ts, message, out _ts);
+        if (decision == TaskCancelDecision.AlreadyDone) return false;
+        if (decision == TaskCancelDecision.CancelWaiter && _waiter is { } waiter)
         {
             _cancelling = true;
             try
@@ -213,15 +213,15 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         if (phase.IsWaiting || phase.IsSuspended) _ts = TaskCore.WakeUp(_ts);
         bool incomingCancel = _waiter is { Cancelled: true };
         _waiter = null;
-        int action = TaskCore.BeginStep(_ts, incomingCancel, out _ts, out string? message);
-        if (action == 3)
+        var action = TaskCore.BeginStep(_ts, incomingCancel, out _ts, out string? message);
+        if (action == TaskStepStart.NeverStarted)
         {
             // Cancelled before it ever ran: the body never runs.
             Finish();
             return;
         }
 
-        if (action == 2)
+        if (action == TaskStepStart.ResumeCancelled)
         {
             _throwInPending = true;
             _throwInMessage = message;
@@ -241,7 +241,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         _stepEnd = EndNone;
         try
         {
-            if (action == 0)
+            if (action == TaskStepStart.FirstRun)
             {
                 StartCoroutine();
             }
@@ -312,7 +312,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         if (TaskCore.IsDone(_ts) || _inStep || _ts.Phase.IsRunning) return;
         var (how, message, error) = EndingOf(_running!, throwInPending: false);
         _ts = TaskCore.FinishOutside(_ts, how, message!);
-        if (how == 2) StoredExceptionForFinish = error;
+        if (how == TaskStepEnd.Raised) StoredExceptionForFinish = error;
         CompleteFromCore();
     }
 
@@ -327,7 +327,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         switch (_stepEnd)
         {
             case EndAwaited:
-                _ts = TaskCore.EndStep(_ts, 3, null!, out bool cancelWaiter, out string? message);
+                _ts = TaskCore.EndStep(_ts, TaskStepEnd.AwaitedFuture, null!, out bool cancelWaiter, out string? message);
                 if (cancelWaiter && _waiter is { } w)
                 {
                     _ts = TaskCore.WaiterCancelOutcome(_ts, w.Cancel(message));
@@ -335,12 +335,12 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
                 break;
             case EndYielded:
-                _ts = TaskCore.EndStep(_ts, 4, null!, out _, out _);
+                _ts = TaskCore.EndStep(_ts, TaskStepEnd.Yielded, null!, out _, out _);
                 LoopRef.EnqueueSoon(_stepHandle);
                 break;
             default:
                 // Awaiting something outside the loop: its continuation will be posted to our context.
-                _ts = TaskCore.EndStep(_ts, 5, null!, out _, out _);
+                _ts = TaskCore.EndStep(_ts, TaskStepEnd.AwaitedExternal, null!, out _, out _);
                 break;
         }
     }
@@ -352,42 +352,42 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         {
             var (how, message, error) = EndingOf(_running!, _throwInPending && !_throwInViaToken);
             _ts = TaskCore.EndStep(_ts, how, message!, out _, out _);
-            if (how == 2) StoredExceptionForFinish = error;
+            if (how == TaskStepEnd.Raised) StoredExceptionForFinish = error;
         }
 
         CompleteFromCore();
     }
 
-    /// <summary>How the coroutine's Task ended, in the core's terms: 0 returned, 1 cancelled, 2 raised.</summary>
-    private (int How, string? Message, Exception? Error) EndingOf(Task t, bool throwInPending)
+    /// <summary>How the coroutine's Task ended, in the core's terms: returned, raised a cancellation, raised.</summary>
+    private (TaskStepEnd How, string? Message, Exception? Error) EndingOf(Task t, bool throwInPending)
     {
-        if (t.IsCanceled) return (1, CancelMessageOf(t), null);
+        if (t.IsCanceled) return (TaskStepEnd.RaisedCancellation, CancelMessageOf(t), null);
         if (t.IsFaulted)
         {
             var error = t.Exception!.InnerExceptions.Count == 1 ? t.Exception.InnerException! : t.Exception;
-            if (error is OperationCanceledException oce) return (1, (oce as CancelledException)?.CancelMessage, null);
-            return (2, null, error);
+            if (error is OperationCanceledException oce) return (TaskStepEnd.RaisedCancellation, (oce as CancelledException)?.CancelMessage, null);
+            return (TaskStepEnd.Raised, null, error);
         }
 
         // A cancellation was due at an await that never came (the coroutine awaited only .NET tasks
         // before returning): the task ends cancelled, as a flagged task that returns does.
-        if (throwInPending) return (1, _throwInMessage, null);
-        return (0, null, null);
+        if (throwInPending) return (TaskStepEnd.RaisedCancellation, _throwInMessage, null);
+        return (TaskStepEnd.Returned, null, null);
     }
 
     /// <summary>Completes the future with the outcome the core decided.</summary>
     private void CompleteFromCore()
     {
-        int outcome = TaskCore.Outcome(_ts, out string? cancelMessage);
+        var outcome = TaskCore.Outcome(_ts, out string? cancelMessage);
         _throwInPending = false;
         LoopRef.TaskFinished(this);
         _cts?.Dispose();
         switch (outcome)
         {
-            case 0:
+            case TaskOutcome.Succeeded:
                 SetResultCore(_running is Task<T> typed ? typed.Result : default!);
                 break;
-            case 1:
+            case TaskOutcome.Faulted:
                 SetExceptionCore(StoredExceptionForFinish!);
                 break;
             default:

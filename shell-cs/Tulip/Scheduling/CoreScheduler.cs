@@ -4,11 +4,11 @@ using Tulip.Core.Interop;
 namespace Tulip.Scheduling;
 
 /// <summary>
-/// The pure core behind <see cref="IScheduler"/>: the state is an immutable <c>LoopState</c> value
+/// The pure core behind <see cref="ITickScheduler"/>: the state is an immutable <c>LoopState</c> value
 /// replaced at every input. call_soon / call_at are buffered and handed over in one input per batch
 /// (the core keeps the arrays), so a tick costs a few core steps, not one per callback.
 /// </summary>
-internal sealed class ModelScheduler(long now) : IScheduler
+internal sealed class CoreScheduler(long now) : ITickScheduler
 {
     private LoopState _core = LoopCore.Create(now);
     private long[] _soon = new long[64];
@@ -90,8 +90,8 @@ internal sealed class ModelScheduler(long now) : IScheduler
     public long BeginTick(long now)
     {
         Flush();
-        _core = LoopCore.BeginTick(_core, now, out long timeout);
-        return timeout;
+        _core = LoopCore.BeginTick(_core, now, out PollTimeout timeout);
+        return timeout.HasLimit ? timeout.Ticks : -1; // ITickScheduler's (and LoopClock.Wait's) "no limit"
     }
 
     public ReadOnlySpan<long> Polled(long now)
@@ -123,6 +123,6 @@ internal sealed class ModelScheduler(long now) : IScheduler
     public long NextDeadline()
     {
         Flush();
-        return LoopCore.NextDeadline(_core);
+        return LoopCore.TryNextDeadline(_core, out long deadline) ? deadline : long.MinValue;
     }
 }

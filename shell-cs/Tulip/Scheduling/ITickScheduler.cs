@@ -2,14 +2,14 @@ namespace Tulip.Scheduling;
 
 /// <summary>
 /// The scheduler core as the shell drives it: the signature of <c>Tulip.Core.Loop.step</c>, one method
-/// per input. Two implementations: <see cref="ModelScheduler"/> is the pure F# core itself (the
-/// specification), <see cref="FastScheduler"/> its mutable twin (arrays and a binary heap, no allocation
+/// per input. Two implementations: <see cref="CoreScheduler"/> is the pure F# core itself (the
+/// specification), <see cref="MutableScheduler"/> its mutable twin (arrays and a binary heap, no allocation
 /// per callback), which the property suite proves equal to the model on generated input sequences
 /// (DESIGN.md §1). Loop thread only.
 /// <para>Preconditions (the shell's, as in LoopState.fs): ids are unique among live handles; a handle
 /// is cancelled only while queued; tick inputs come in phase order.</para>
 /// </summary>
-internal interface IScheduler
+internal interface ITickScheduler
 {
     void CallSoon(long id);
     void CallAt(long id, long deadline);

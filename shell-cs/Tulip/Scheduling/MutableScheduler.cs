@@ -10,7 +10,7 @@ namespace Tulip.Scheduling;
 /// names the core function it mirrors; the property suite (SchedulerConformance) feeds generated input
 /// sequences to both and requires identical outputs at every step.
 /// </summary>
-internal sealed class FastScheduler(long now) : IScheduler
+internal sealed class MutableScheduler(long now) : ITickScheduler
 {
     private enum Phase : byte { Idle, BetweenTicks, Polling, RunningBatch }
 
