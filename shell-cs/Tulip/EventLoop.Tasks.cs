@@ -26,7 +26,8 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(coroutine);
         ThrowIfClosed();
         CheckThread(); // before the task registers itself with the loop
-        if (_taskFactory is { } factory && !_inTaskFactory) return OwnTask(() => factory.CreateTask(this, coroutine, name));
+        // No lambda here: a closure over the parameters would be allocated on every call, factory or not.
+        if (_taskFactory is { } factory && !_inTaskFactory) return CreateByFactory(factory, coroutine, name);
         return new LoopTask<T>(this, coroutine, name);
     }
 
@@ -36,7 +37,7 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(coroutine);
         ThrowIfClosed();
         CheckThread();
-        if (_taskFactory is { } factory && !_inTaskFactory) return OwnTask(() => factory.CreateTask(this, coroutine, name));
+        if (_taskFactory is { } factory && !_inTaskFactory) return CreateByFactory(factory, coroutine, name);
         return new LoopTask(this, coroutine, name);
     }
 
@@ -63,19 +64,34 @@ public sealed partial class EventLoop
     // asyncio that recursion ends in RecursionError; in .NET it would be a process-killing stack overflow).
     private bool _inTaskFactory;
 
-    private TTask OwnTask<TTask>(Func<TTask?> make) where TTask : Future
+    private LoopTask<T> CreateByFactory<T>(ITaskFactory factory, Func<Task<T>> coroutine, string? name)
     {
-        TTask? task;
         _inTaskFactory = true;
         try
         {
-            task = make();
+            return OwnTask(factory.CreateTask(this, coroutine, name));
         }
         finally
         {
             _inTaskFactory = false;
         }
+    }
 
+    private LoopTask CreateByFactory(ITaskFactory factory, Func<Task> coroutine, string? name)
+    {
+        _inTaskFactory = true;
+        try
+        {
+            return OwnTask(factory.CreateTask(this, coroutine, name));
+        }
+        finally
+        {
+            _inTaskFactory = false;
+        }
+    }
+
+    private TTask OwnTask<TTask>(TTask? task) where TTask : Future
+    {
         if (task is null) throw new InvalidOperationException("the task factory returned null");
         if (!ReferenceEquals(task.Loop, this)) throw new InvalidOperationException("the task factory made a task of another loop");
         return task;
