@@ -187,15 +187,18 @@ public sealed partial class EventLoop
     /// </summary>
     internal void AwaitFuture(Future future, Action continuation)
     {
-        if (!CanRunHere)
+        if (!TryEnterHere(out var access))
         {
             CallSoonThreadsafe(static s => s.future.AddParked(new StateHandle<Action>(s.future.Loop, static c => c(), s.continuation)),
                 (future, continuation));
             return;
         }
 
-        if (CurrentTaskInternal is { } task && task.TryAwait(future, continuation)) return;
-        future.AddParked(new ContinuationHandle(this, continuation, SynchronizationContext.Current));
+        using (access)
+        {
+            if (CurrentTaskInternal is { } task && task.TryAwait(future, continuation)) return;
+            future.AddParked(new ContinuationHandle(this, continuation, SynchronizationContext.Current));
+        }
     }
 
     /// <summary>

@@ -193,13 +193,7 @@ public sealed partial class EventLoop : IDisposable
         ThrowIfClosed();
         // One FIFO with CallSoon (asyncio appends both to its ready queue; issue 13.7): a thread that may
         // touch the loop (its own, or any while it is idle) queues directly, after what the inbox holds.
-        if (OnLoopThread)
-        {
-            EnqueueDirect(h);
-            return;
-        }
-
-        if (_threadId == -1 && TryEnterIdle(out var access))
+        if (TryEnterHere(out var access))
         {
             using (access)
             {
@@ -474,7 +468,6 @@ public sealed partial class EventLoop : IDisposable
     /// it makes the next <see cref="RunForever"/> run exactly one tick.</summary>
     public void Stop()
     {
-        CheckThread();
         using var access = Enter();
         _sched.Stop();
     }
@@ -581,13 +574,7 @@ public sealed partial class EventLoop : IDisposable
     /// </summary>
     internal void RunOnLoop<TState>(Action<TState> action, TState state)
     {
-        if (OnLoopThread)
-        {
-            action(state);
-            return;
-        }
-
-        if (TryEnterIdle(out var access))
+        if (TryEnterHere(out var access))
         {
             using (access) action(state);
             return;
@@ -617,19 +604,22 @@ public sealed partial class EventLoop : IDisposable
     [MethodImpl(MethodImplOptions.NoInlining)]
     private LoopAccess EnterSlow()
     {
-        Monitor.Enter(_gate);
-        if (_threadId != -1 && _threadId != Environment.CurrentManagedThreadId)
-        {
-            Monitor.Exit(_gate);
-            ThrowWrongThread();
-        }
-
-        return new LoopAccess(_gate);
+        if (!TryEnterHere(out var access)) ThrowWrongThread();
+        return access;
     }
 
-    /// <summary>Enters the gate if no thread runs the loop; false (and nothing held) if one does.</summary>
-    internal bool TryEnterIdle(out LoopAccess access)
+    /// <summary>
+    /// The one test of who may touch the loop, and the scope to do it in: true on the running loop's
+    /// thread (nothing held) or when no thread runs it (the gate held until the access is disposed);
+    /// false, holding nothing, when another thread runs it — the caller then posts or refuses. Checking
+    /// and entering are one step, so a run cannot start in between.
+    /// </summary>
+    internal bool TryEnterHere(out LoopAccess access)
     {
+        access = default;
+        int owner = _threadId;
+        if (owner == Environment.CurrentManagedThreadId) return true;
+        if (owner != -1) return false;
         Monitor.Enter(_gate);
         if (_threadId == -1)
         {
@@ -638,7 +628,6 @@ public sealed partial class EventLoop : IDisposable
         }
 
         Monitor.Exit(_gate);
-        access = default;
         return false;
     }
 

@@ -67,8 +67,7 @@ public abstract class Future
         // though it refuses (already done), counts as retrieving that exception (issue 13.4).
         MarkRetrieved();
         var loop = LoopRef;
-        if (loop.OnLoopThread) return CancelOnLoop(message);
-        if (loop.TryEnterIdle(out var access))
+        if (loop.TryEnterHere(out var access))
         {
             using (access) return CancelOnLoop(message);
         }
@@ -162,24 +161,7 @@ public abstract class Future
     /// <summary>Registers a handle (not yet queued) to be scheduled when the future is done.</summary>
     internal void AddParked(Handle handle)
     {
-        if (!LoopRef.OnLoopThread)
-        {
-            AddParkedOffLoop(handle);
-            return;
-        }
-
-        AddParkedHere(handle);
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void AddParkedOffLoop(Handle handle)
-    {
         using var access = LoopRef.Enter();
-        AddParkedHere(handle);
-    }
-
-    private void AddParkedHere(Handle handle)
-    {
         long id = LoopRef.RegisterParked(handle);
         CoreState = FutureCore.AddCallback(CoreState, id, out bool now);
         if (now) LoopRef.ScheduleParked(id);
@@ -255,25 +237,7 @@ public class Future<T> : Future
 
     private protected void SetResultCore(T result)
     {
-        // The running loop's own thread (the hot path) needs no gate: no try/finally on it.
-        if (!LoopRef.OnLoopThread)
-        {
-            SetResultOffLoop(result);
-            return;
-        }
-
-        SetResultHere(result);
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void SetResultOffLoop(T result)
-    {
         using var access = LoopRef.Enter();
-        SetResultHere(result);
-    }
-
-    private void SetResultHere(T result)
-    {
         CoreState = Complete(CoreState, faulted: false, out var toSchedule);
         Value = result;
         LoopRef.ScheduleParked(toSchedule);

@@ -162,16 +162,18 @@ internal sealed class StateTimerHandle<TState>(EventLoop loop, long deadline, Ac
 /// </summary>
 internal sealed class ContinuationHandle(EventLoop loop, Action continuation, SynchronizationContext? context) : Handle(loop)
 {
-    internal override void Invoke()
+    internal override void Invoke() => RunFree(Loop, context, static c => c(), continuation);
+
+    /// <summary>Runs code no task owns: no current task, <paramref name="context"/> current, both restored after.</summary>
+    internal static void RunFree<TState>(EventLoop loop, SynchronizationContext? context, Action<TState> action, TState state)
     {
-        var loop = Loop;
         var previousTask = loop.CurrentTaskInternal;
         var previousContext = SynchronizationContext.Current;
         loop.CurrentTaskInternal = null;
         if (!ReferenceEquals(previousContext, context)) SynchronizationContext.SetSynchronizationContext(context);
         try
         {
-            continuation();
+            action(state);
         }
         finally
         {

@@ -149,13 +149,16 @@ public sealed partial class EventLoop
     /// <summary>Resumes the continuation after one tick: inside a task, as its next step.</summary>
     internal void YieldOneTick(Action continuation)
     {
-        if (!CanRunHere)
+        if (!TryEnterHere(out var access))
         {
             CallSoonThreadsafe(continuation);
             return;
         }
 
-        if (CurrentTaskInternal is { } task && task.TryYield(continuation)) return;
-        EnqueueSoon(new ContinuationHandle(this, continuation, SynchronizationContext.Current));
+        using (access)
+        {
+            if (CurrentTaskInternal is { } task && task.TryYield(continuation)) return;
+            EnqueueSoon(new ContinuationHandle(this, continuation, SynchronizationContext.Current));
+        }
     }
 }

@@ -297,19 +297,14 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         }
     }
 
-    private Action CoroutineCompleted => _coroutineCompleted ??= OnCoroutineCompleted;
+    private Action CoroutineCompleted => _coroutineCompleted ??= FinishOutside;
     private Action? _coroutineCompleted;
 
-    private void OnCoroutineCompleted()
-    {
-        // Inside the task's own step, the step's end finishes it.
-        if (!_inStep) FinishOutside();
-    }
-
-    /// <summary>The coroutine ended between steps: the core decides the outcome (TaskState.finishOutside).</summary>
+    /// <summary>The coroutine ended: between steps the core decides the outcome here
+    /// (TaskState.finishOutside); inside the task's own step, the step's end finishes it.</summary>
     private void FinishOutside()
     {
-        if (TaskCore.IsDone(_ts) || _inStep || _ts.Phase.IsRunning) return;
+        if (_inStep || TaskCore.IsDone(_ts) || _ts.Phase.IsRunning) return;
         var (how, message, error) = EndingOf(_running!, throwInPending: false);
         _ts = TaskCore.FinishOutside(_ts, how, message!);
         if (how == TaskStepEnd.Raised) StoredExceptionForFinish = error;
@@ -468,8 +463,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     {
         var c = _continuation;
         _continuation = null;
-        if (c is null) return;
-        new ContinuationHandle(LoopRef, c, _context).Invoke();
+        if (c is not null) ContinuationHandle.RunFree(LoopRef, _context, static c => c(), c);
     }
 
     void ILoopTaskInternal.ThrowPendingCancellation()
@@ -501,21 +495,8 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
             return;
         }
 
-        // Not the task's own await (a side path of an async call nobody awaited): run it in the task's context.
-        var loop = LoopRef;
-        var previousTask = loop.CurrentTaskInternal;
-        var previousContext = SynchronizationContext.Current;
-        loop.CurrentTaskInternal = null;
-        SynchronizationContext.SetSynchronizationContext(_context);
-        try
-        {
-            callback(state);
-        }
-        finally
-        {
-            loop.CurrentTaskInternal = previousTask;
-            SynchronizationContext.SetSynchronizationContext(previousContext);
-        }
+        // Not the task's own await (a side path of an async call nobody awaited): it runs free, in the task's context.
+        ContinuationHandle.RunFree(LoopRef, _context, static s => s.callback(s.state), (callback, state));
     }
 
     /// <summary>
