@@ -26,8 +26,8 @@ public class LoopBenchmarks
     {
         var s = LoopCore.Start(LoopCore.Create(0));
         for (long i = 0; i < Batch; i++) s = LoopCore.CallAtMany(s, [(i, (i * 7919) % Batch)]);
-        s = LoopCore.BeginTick(s, 0, out _);
-        s = LoopCore.Polled(s, Batch, out var batch);
+        s = LoopCore.BeginTick(s, 0, [], out _);
+        s = LoopCore.Polled(s, Batch, [], [], out var batch);
         return batch.Length;
     }
 

@@ -302,8 +302,8 @@ public static class Micro
             var ids = new long[1000];
             for (int i = 0; i < ids.Length; i++) ids[i] = next++;
             s = LoopCore.CallSoonMany(s, ids);
-            s = LoopCore.BeginTick(s, 0, out _);
-            s = LoopCore.Polled(s, 0, out var batch);
+            s = LoopCore.BeginTick(s, 0, [], out _);
+            s = LoopCore.Polled(s, 0, [], [], out var batch);
             done += batch.Length;
             s = LoopCore.EndTick(s, out _);
         }
@@ -322,8 +322,8 @@ public static class Micro
         long a0 = Allocated();
         var sw = Stopwatch.StartNew();
         foreach (var e in entries) s = LoopCore.CallAtMany(s, [e]);
-        s = LoopCore.BeginTick(s, 0, out _);
-        s = LoopCore.Polled(s, 200_000, out var batch);
+        s = LoopCore.BeginTick(s, 0, [], out _);
+        s = LoopCore.Polled(s, 200_000, [], [], out var batch);
         s = LoopCore.EndTick(s, out _);
         sw.Stop();
         long prev = long.MinValue;

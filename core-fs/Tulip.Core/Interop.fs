@@ -44,16 +44,6 @@ type CallbackIds =
             System.Array.Reverse a
             CallbackIds(a.Length, 0L, a)
 
-/// The poll timeout of a tick (`LoopCore.BeginTick`): at most `Ticks` when `HasLimit`, else without limit.
-[<Struct>]
-type PollTimeout =
-    { HasLimit: bool
-      /// The limit in ticks of 100 ns (0 when there is none).
-      Ticks: int64 }
-
-    static member Unlimited = { HasLimit = false; Ticks = 0L }
-    static member Of(ticks: int64) = { HasLimit = true; Ticks = ticks }
-
 /// What `TaskCore.Cancel` decided (the core's `CancelDecision`, without its message).
 type TaskCancelDecision =
     /// The task is done: `cancel()` returns false and nothing changed.
@@ -138,20 +128,30 @@ type LoopCore =
     /// Closes the loop; returns the closed state.
     static member Close(state: LoopState) = fst (LoopCore.Unwrap(Loop.step Close state))
 
-    /// Tick step 1-2: how long the poll may wait.
-    static member BeginTick(state: LoopState, now: int64, [<Out>] timeout: byref<PollTimeout>) : LoopState =
-        let s, es = LoopCore.Unwrap(Loop.step (BeginTick now) state)
+    /// Watches an I/O source: its readiness admits `read` / `write` (null: none); both null unwatches.
+    static member Watch(state: LoopState, token: IoToken, read: System.Nullable<HandleId>, write: System.Nullable<HandleId>) =
+        let opt (n: System.Nullable<HandleId>) = if n.HasValue then ValueSome n.Value else ValueNone
+        fst (LoopCore.Unwrap(Loop.step (Watch (token, opt read, opt write)) state))
+
+    static member Unwatch(state: LoopState, token: IoToken) =
+        fst (LoopCore.Unwrap(Loop.step (Unwatch token) state))
+
+    /// Tick step 1-2: the posts taken in join the ready queue (the array is the core's from now on);
+    /// the answer is how long the poll may wait.
+    static member BeginTick(state: LoopState, now: int64, posted: HandleId array, [<Out>] timeout: byref<PollTimeout>) : LoopState =
+        let s, es = LoopCore.Unwrap(Loop.step (BeginTick (now, posted)) state)
 
         timeout <-
             match es with
-            | [ Poll (Some t) ] -> PollTimeout.Of t
-            | _ -> PollTimeout.Unlimited
+            | [ Poll t ] -> t
+            | _ -> PollTimeout.UntilPost
 
         s
 
-    /// Tick step 3-4: the batch of handles to run now, in order.
-    static member Polled(state: LoopState, now: int64, [<Out>] batch: byref<HandleId array>) : LoopState =
-        let s, es = LoopCore.Unwrap(Loop.step (Polled now) state)
+    /// Tick step 3-4: the posts and I/O readiness of the poll go in (the arrays are the core's from
+    /// now on); the batch of handles to run now comes out, in order.
+    static member Polled(state: LoopState, now: int64, posted: HandleId array, io: IoEvent array, [<Out>] batch: byref<HandleId array>) : LoopState =
+        let s, es = LoopCore.Unwrap(Loop.step (Polled (now, posted, io)) state)
 
         batch <-
             match es with
@@ -183,6 +183,7 @@ type LoopCore =
             deadline <- 0L
             false
 
+    static member WatchedCount(state: LoopState) = state.Watched.Count
     static member ReadyCount(state: LoopState) = ReadyQueue.count state.Ready
     static member TimerCount(state: LoopState) = TimerQueue.count state.Timers
 

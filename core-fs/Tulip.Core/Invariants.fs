@@ -55,7 +55,19 @@ module Invariants =
               "two timers share a sequence number"
           if seqs |> List.exists (fun q -> q >= s.NextSeq) then
               "a timer's sequence number is not below NextSeq"
+          let watchIds =
+              s.Watched
+              |> Map.toList
+              |> List.collect (fun (_, w) -> List.choose ValueOption.toOption [ w.Read; w.Write ])
+
+          if s.Watched |> Map.exists (fun _ w -> w.Read.IsNone && w.Write.IsNone) then
+              "a watch names no handle"
+          if List.length (List.distinct watchIds) <> List.length watchIds then
+              "a handle is named by two watches"
+          if watchIds |> List.exists (fun id -> List.contains id (timerIds @ ready)) then
+              "a watched handle is also queued as a callback or timer"
           if s.Closed then
+              if not (Map.isEmpty s.Watched) then "a closed loop still watches sources"
               if s.Phase <> Idle then "a closed loop is running"
               if not (List.isEmpty queued) then "a closed loop still holds handles"
               if not (Set.isEmpty s.Cancelled) then "a closed loop still remembers cancellations" ]

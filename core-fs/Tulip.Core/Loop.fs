@@ -63,6 +63,32 @@ module Loop =
             { s with
                 Ready = ReadyQueue.enqueueMany (due |> List.rev |> Array.ofList) s.Ready }
 
+    /// Step 2 of the batch rule: the handles the poll's readiness admits, in the reactor's order (for
+    /// each event, the reader before the writer); each handle at most once per tick, events for
+    /// tokens not watched (or for an interest the watch lacks) admit nothing.
+    let admitIo (watched: Map<IoToken, IoWatch>) (io: IoEvent array) : HandleId array =
+        if io.Length = 0 || Map.isEmpty watched then
+            [||]
+        else
+            let admitted = ResizeArray<HandleId>(io.Length)
+            let mutable seen = Set.empty
+
+            let admit (id: HandleId voption) =
+                match id with
+                | ValueSome h when not (Set.contains h seen) ->
+                    seen <- Set.add h seen
+                    admitted.Add h
+                | _ -> ()
+
+            for e in io do
+                match Map.tryFind e.Token watched with
+                | Some w ->
+                    if e.Readiness &&& Readiness.Readable <> Readiness.None then admit w.Read
+                    if e.Readiness &&& Readiness.Writable <> Readiness.None then admit w.Write
+                | None -> ()
+
+            admitted.ToArray()
+
     let private checkTime (now: int64) (s: LoopState) =
         if now < s.Now then Error (TimeWentBackwards (s.Now, now)) else Ok ()
 
@@ -77,6 +103,11 @@ module Loop =
         | CallAt (id, deadline) -> accept (enqueueTimer id deadline s)
         | CallAtMany entries ->
             accept (Array.fold (fun s (struct (id, deadline)) -> enqueueTimer id deadline s) s entries)
+        | Watch _ when s.Closed -> Error LoopClosed
+        | Watch (token, ValueNone, ValueNone) -> accept { s with Watched = Map.remove token s.Watched }
+        | Watch (token, read, write) ->
+            accept { s with Watched = Map.add token { Read = read; Write = write } s.Watched }
+        | Unwatch token -> accept { s with Watched = Map.remove token s.Watched }
         | CancelSoon _
         | CancelTimer _ when s.Closed -> accept s // its queue was discarded at close: nothing to cancel
         | CancelSoon id ->
@@ -102,20 +133,29 @@ module Loop =
             if s.Closed then Error LoopClosed
             elif s.Phase <> Idle then Error AlreadyRunning
             else accept { s with Phase = BetweenTicks }
-        | BeginTick now ->
+        | BeginTick (now, posted) ->
             match s.Phase with
             | BetweenTicks ->
                 checkTime now s
                 |> Result.map (fun () ->
-                    let s = dropCancelledTimers { s with Now = now; Phase = Polling }
+                    let s =
+                        dropCancelledTimers
+                            { s with
+                                Now = now
+                                Phase = Polling
+                                Ready = ReadyQueue.enqueueMany posted s.Ready }
+
                     s, [ Poll (LoopState.pollTimeout s) ])
             | _ -> Error (OutOfPhase "BetweenTicks")
-        | Polled now ->
+        | Polled (now, posted, io) ->
             match s.Phase with
             | Polling ->
                 checkTime now s
                 |> Result.map (fun () ->
-                    let s = moveDueTimers now { s with Now = now }
+                    // The batch rule: what was ready, the posts, the I/O, then the due timers.
+                    let ready = ReadyQueue.enqueueMany posted s.Ready
+                    let ready = ReadyQueue.enqueueMany (admitIo s.Watched io) ready
+                    let s = moveDueTimers now { s with Now = now; Ready = ready }
                     let ids, ready = ReadyQueue.drain s.Ready
 
                     // Handles cancelled before the tick began are skipped now, and forgotten.

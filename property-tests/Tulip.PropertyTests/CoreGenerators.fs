@@ -31,6 +31,12 @@ type Command =
     | CancelTimersExceptEvery of n: int
     /// The next input of the tick recipe (Start, BeginTick, Polled, EndTick, by phase), `dt` ticks later.
     | Advance of dt: int64
+    /// As Advance, with arrivals: at BeginTick `posts` fresh posted handles; at Polled as many posts
+    /// and the readiness `io` (token, readiness bits 1..3) in the reactor's order.
+    | AdvanceWith of dt: int64 * posts: int * io: (int * int) list
+    /// Watch `token` with fresh handles for the chosen interests (neither: a Watch that unwatches).
+    | WatchTok of token: int * read: bool * write: bool
+    | UnwatchTok of token: int
     | StopLoop
     /// The poll raised (a virtual clock's deadlock): sent only while polling (the valid use).
     | FailPoll
@@ -67,6 +73,8 @@ type Model =
         Batch: HandleId list
         /// The ids of Batch that were timers (the shell cancels those with CancelTimer).
         BatchTimers: Set<HandleId>
+        /// The watched sources: token -> (reader, writer) handle ids.
+        Watched: Map<IoToken, IoWatch>
     }
 
 [<RequireQualifiedAccess>]
@@ -82,6 +90,7 @@ module Model =
             Timers = Map.empty
             Batch = []
             BatchTimers = Set.empty
+            Watched = Map.empty
         }
 
     let private without id ids = ids |> List.filter (fun x -> x <> id)
@@ -92,7 +101,14 @@ module Model =
         | CallSoon _
         | CallSoonMany _
         | CallAt _
-        | CallAtMany _ when m.Closed -> m
+        | CallAtMany _
+        | Watch _ when m.Closed -> m
+        | Watch (token, ValueNone, ValueNone)
+        | Unwatch token -> { m with Watched = Map.remove token m.Watched }
+        | Watch (token, r, w) ->
+            { m with
+                Watched = Map.add token { Read = r; Write = w } m.Watched
+            }
         | CallSoon id -> { m with Soon = m.Soon @ [ id ] }
         | CallSoonMany ids ->
             { m with
@@ -114,8 +130,13 @@ module Model =
                 Timers = Map.remove id m.Timers
             }
         | Start when not m.Closed && m.Phase = MIdle -> { m with Phase = MBetween }
-        | BeginTick t when m.Phase = MBetween && t >= m.Now -> { m with Phase = MPolling; Now = t }
-        | Polled t when m.Phase = MPolling && t >= m.Now ->
+        | BeginTick (t, posted) when m.Phase = MBetween && t >= m.Now ->
+            { m with
+                Phase = MPolling
+                Now = t
+                Soon = m.Soon @ List.ofArray posted
+            }
+        | Polled (t, posted, _) when m.Phase = MPolling && t >= m.Now ->
             let due =
                 m.Timers
                 |> Map.toList
@@ -126,7 +147,8 @@ module Model =
             { m with
                 Phase = MRunning
                 Now = t
-                Batch = m.Soon @ due
+                // The I/O handles of the batch are not in it: the shell never cancels them as callbacks.
+                Batch = m.Soon @ List.ofArray posted @ due
                 BatchTimers = Set.ofList due
                 Soon = []
                 Timers = due |> List.fold (fun ts id -> Map.remove id ts) m.Timers
@@ -164,8 +186,8 @@ module Model =
 
             match kind with
             | 0 -> Start
-            | 1 -> BeginTick t
-            | 2 -> Polled t
+            | 1 -> BeginTick(t, [||])
+            | 2 -> Polled(t, [||], [||])
             | 3 -> EndTick
             | _ -> PollFailed
 
@@ -201,9 +223,28 @@ module Model =
         | Advance dt ->
             match m.Phase with
             | MIdle -> [ Start ]
-            | MBetween -> [ BeginTick(m.Now + dt) ]
-            | MPolling -> [ Polled(m.Now + dt) ]
+            | MBetween -> [ BeginTick(m.Now + dt, [||]) ]
+            | MPolling -> [ Polled(m.Now + dt, [||], [||]) ]
             | MRunning -> [ EndTick ]
+        | AdvanceWith (dt, posts, io) ->
+            let posted = Array.ofList (fresh posts)
+
+            match m.Phase with
+            | MIdle -> [ Start ]
+            | MBetween -> [ BeginTick(m.Now + dt, posted) ]
+            | MPolling ->
+                let events =
+                    io
+                    |> List.map (fun (t, r) -> { Token = t; Readiness = enum<Readiness> r })
+                    |> Array.ofList
+
+                [ Polled(m.Now + dt, posted, events) ]
+            | MRunning -> [ EndTick ]
+        | WatchTok (token, r, w) ->
+            let read = if r then ValueSome m.NextId else ValueNone
+            let write = if w then ValueSome(m.NextId + 1L) else ValueNone
+            [ Watch(token, read, write) ]
+        | UnwatchTok token -> [ Unwatch token ]
         | StopLoop -> [ Stop ]
         | FailPoll -> if m.Phase = MPolling then [ PollFailed ] else []
         | CloseLoop -> if m.Phase = MIdle then [ Close ] else []
@@ -224,6 +265,8 @@ module Model =
         | At _ -> 1L
         | SoonMany n -> int64 n
         | AtMany ds -> int64 (List.length ds)
+        | AdvanceWith (_, posts, _) -> int64 posts
+        | WatchTok _ -> 2L
         | _ -> 0L
 
     let step (m: Model) (c: Command) : Model * Input list =
@@ -246,8 +289,8 @@ module Model =
                 match m.Phase with
                 | _ when m.Closed || budget = 0 -> None
                 | MIdle -> if empty then None else Some Start
-                | MBetween -> if empty then None else Some(BeginTick latest)
-                | MPolling -> Some(Polled latest)
+                | MBetween -> if empty then None else Some(BeginTick(latest, [||]))
+                | MPolling -> Some(Polled(latest, [||], [||]))
                 | MRunning -> Some EndTick
 
             match next with
@@ -295,6 +338,15 @@ let private dt: Gen<int64> =
 
 let private k = Gen.choose (0, 1000)
 
+let private token = Gen.choose (0, 5)
+
+let private ioEvents: Gen<(int * int) list> =
+    Gen.choose (0, 4)
+    |> Gen.bind (fun n -> Gen.listOfLength n (Gen.zip token (Gen.choose (1, 3))))
+
+let private advanceWith: Gen<Command> =
+    Gen.map3 (fun d p io -> AdvanceWith(d, p, io)) (Gen.frequency [ 5, Gen.constant 0L; 4, Gen.choose64 (1L, 10L) ]) (Gen.choose (0, 3)) ioEvents
+
 let private validWeighted: (int * Gen<Command>) list =
     [
         60, Gen.constant Soon
@@ -309,6 +361,9 @@ let private validWeighted: (int * Gen<Command>) list =
         12, k |> Gen.map CancelBatchNth
         2, Gen.choose (2, 4) |> Gen.map CancelTimersExceptEvery
         105, dt |> Gen.map Advance
+        45, advanceWith
+        15, Gen.map3 (fun t r w -> WatchTok(t, r, w)) token (Gen.elements [ true; false ]) (Gen.elements [ true; false ])
+        5, token |> Gen.map UnwatchTok
         6, Gen.constant StopLoop
         2, Gen.constant FailPoll
         1, Gen.constant CloseLoop
@@ -374,6 +429,11 @@ let timerHeavyPrograms = programArb timerHeavyCommand
 let anyInput: Gen<Input> =
     let id = Gen.choose64 (0L, 40L)
     let time = Gen.choose64 (-60L, 1_200L)
+    let ids = Gen.arrayOf id
+    let optId = Gen.optionOf id |> Gen.map ValueOption.ofOption
+
+    let events =
+        Gen.arrayOf (Gen.zip token (Gen.choose (0, 3)) |> Gen.map (fun (t, r) -> { Token = t; Readiness = enum<Readiness> r }))
 
     Gen.oneof
         [
@@ -385,8 +445,10 @@ let anyInput: Gen<Input> =
             id |> Gen.map CancelSoon
             id |> Gen.map CancelTimer
             Gen.constant Start
-            time |> Gen.map BeginTick
-            time |> Gen.map Polled
+            Gen.zip time ids |> Gen.map BeginTick
+            Gen.zip3 time ids events |> Gen.map Polled
+            Gen.zip3 token optId optId |> Gen.map Watch
+            token |> Gen.map Unwatch
             Gen.constant EndTick
             Gen.constant PollFailed
             Gen.constant Stop

@@ -23,6 +23,7 @@ type View =
         TimersCancelled: int
         Cancelled: Set<HandleId>
         NextSeq: int64
+        Watched: Map<IoToken, IoWatch>
         Phase: TickPhase
         Stopping: bool
         Closed: bool
@@ -36,6 +37,7 @@ let view (s: LoopState) : View =
         TimersCancelled = TimerQueue.cancelledCount s.Timers
         Cancelled = s.Cancelled
         NextSeq = s.NextSeq
+        Watched = s.Watched
         Phase = s.Phase
         Stopping = s.Stopping
         Closed = s.Closed
@@ -85,7 +87,9 @@ let expectedRejection (v: View) (input: Input) : Rejection option =
     | CallSoon _
     | CallSoonMany _
     | CallAt _
-    | CallAtMany _ -> if v.Closed then Some LoopClosed else None
+    | CallAtMany _
+    | Watch _ -> if v.Closed then Some LoopClosed else None
+    | Unwatch _ -> None
     | CancelSoon id
     | CancelTimer id ->
         if not v.Closed && Set.contains id v.Cancelled then
@@ -96,14 +100,14 @@ let expectedRejection (v: View) (input: Input) : Rejection option =
         if v.Closed then Some LoopClosed
         elif running then Some AlreadyRunning
         else None
-    | BeginTick t ->
+    | BeginTick (t, _) ->
         if v.Phase <> BetweenTicks then
             Some(OutOfPhase "BetweenTicks")
         elif t < v.Now then
             Some(TimeWentBackwards(v.Now, t))
         else
             None
-    | Polled t ->
+    | Polled (t, _, _) ->
         if v.Phase <> Polling then Some(OutOfPhase "Polling")
         elif t < v.Now then Some(TimeWentBackwards(v.Now, t))
         else None
@@ -115,19 +119,20 @@ let expectedRejection (v: View) (input: Input) : Rejection option =
     | Stop -> None
     | Close -> if running then Some CloseWhileRunning else None
 
-/// The poll-timeout rule, recomputed from the view of the state a BeginTick at `now` starts from:
-/// 0 if anything is ready (cancelled or not: CPython tests `if self._ready`) or a stop is pending;
-/// otherwise the time to the earliest uncancelled timer, clamped to [0, 24 h]; no limit if none.
-let expectedPollTimeout (v: View) (now: int64) : int64 option =
-    if not (List.isEmpty v.Ready) || v.Stopping then
-        Some 0L
+/// The poll-timeout rule, recomputed from the view of the state a BeginTick at `now` (with these posts)
+/// starts from: 0 if anything is ready (cancelled or not: CPython tests `if self._ready`), posted, or a
+/// stop is pending; otherwise the time to the earliest uncancelled timer, clamped to [0, 24 h]; with no
+/// timer, until I/O when a source is watched, else until a post.
+let expectedPollTimeout (v: View) (now: int64) (posted: HandleId array) : PollTimeout =
+    if not (List.isEmpty v.Ready) || posted.Length > 0 || v.Stopping then
+        PollTimeout.Of 0L
     else
         match v.Timers |> List.filter (fun e -> not (Set.contains e.Id v.Cancelled)) with
-        | [] -> None
+        | [] -> if Map.isEmpty v.Watched then PollTimeout.UntilPost else PollTimeout.UntilIo
         | live ->
             let d = live |> List.map (fun e -> e.Deadline) |> List.min
             let gap = bigint d - bigint now
-            Some(int64 (max 0I (min gap (bigint Time.MaxPollTimeout))))
+            PollTimeout.Of(int64 (max 0I (min gap (bigint Time.MaxPollTimeout))))
 
 /// The history of handles in a walk, from the inputs and answers alone.
 type History =
@@ -159,7 +164,9 @@ let history (steps: Step list) : History =
 
             match st.Input with
             | CallSoon id -> add id None
-            | CallSoonMany ids -> ids |> Array.iter (fun id -> add id None)
+            | CallSoonMany ids
+            | BeginTick (_, ids) -> ids |> Array.iter (fun id -> add id None)
+            | Polled (_, ids, _) -> ids |> Array.iter (fun id -> add id None)
             | CallAt(id, d) -> add id (Some d)
             | CallAtMany es -> es |> Array.iter (fun (struct (id, d)) -> add id (Some d))
             | CancelSoon id
@@ -168,7 +175,7 @@ let history (steps: Step list) : History =
 
             for e in effects do
                 match e, st.Input with
-                | Run batch, Polled now -> runs <- (st.Index, now, batch) :: runs
+                | Run batch, Polled (now, _, _) -> runs <- (st.Index, now, batch) :: runs
                 | Run _, other -> failtestf "Run answered %A" other
                 | Closed, _ -> closes <- st.Index :: closes
                 | _ -> ()
@@ -194,14 +201,25 @@ let invariantsHold =
             | [] -> ()
             | broken -> failWith p "after input #%d %A: %A" st.Index st.Input broken
 
+/// The handle ids a walk named in watches (they run once per readiness, not once).
+let private watchIds (steps: Step list) =
+    steps
+    |> Seq.collect (fun st ->
+        match st.Input with
+        | Watch (_, r, w) -> [ r; w ] |> List.choose ValueOption.toOption
+        | _ -> [])
+    |> set
+
 let runsExactlyOnce =
-    law "every scheduled, uncancelled callback runs exactly once, never before its deadline" validPrograms
+    law "every scheduled (or posted), uncancelled callback runs exactly once, never before its deadline" validPrograms
     <| fun p ->
-        let h = history (walk p.Initial p.Inputs)
+        let steps = walk p.Initial p.Inputs
+        let h = history steps
+        let io = watchIds steps
         let runCount = System.Collections.Generic.Dictionary<HandleId, int>()
 
         for index, now, batch in h.Runs do
-            for id in batch do
+            for id in batch |> Array.filter (io.Contains >> not) do
                 let seen =
                     match runCount.TryGetValue id with
                     | true, n -> n
@@ -244,13 +262,17 @@ let private soonIds (steps: Step list) =
     |> Seq.collect (fun st ->
         match st.Input with
         | CallSoon id -> [| id |]
-        | CallSoonMany ids -> ids
+        | CallSoonMany ids
+        | BeginTick (_, ids)
+        | Polled (_, ids, _) -> ids
         | _ -> [||])
     |> set
 
-/// For each Run: the call_soon handles and the timers it must hold, from the history alone.
+/// For each Run: the call_soon handles (with the posts), the I/O handles and the timers it must hold,
+/// from the history alone.
 let private expectedBatches (steps: Step list) =
     let soonPending = ResizeArray<HandleId>()
+    let mutable watched: Map<IoToken, IoWatch> = Map.empty
     let timersPending = ResizeArray<HandleId * int64 * int>() // id, deadline, scheduling order
     let cancelled = System.Collections.Generic.HashSet<HandleId>()
     let mutable order = 0
@@ -266,20 +288,39 @@ let private expectedBatches (steps: Step list) =
 
             match st.Input with
             | CallSoon id -> soonPending.Add id
-            | CallSoonMany ids -> soonPending.AddRange ids
+            | CallSoonMany ids
+            | BeginTick (_, ids)
+            | Polled (_, ids, _) -> soonPending.AddRange ids
             | CallAt(id, d) -> timer id d
             | CallAtMany es -> es |> Array.iter (fun (struct (id, d)) -> timer id d)
             | CancelSoon id
             | CancelTimer id -> cancelled.Add id |> ignore
+            | Watch (t, ValueNone, ValueNone)
+            | Unwatch t -> watched <- Map.remove t watched
+            | Watch (t, r, w) -> watched <- Map.add t { Read = r; Write = w } watched
             | Close ->
                 soonPending.Clear()
                 timersPending.Clear()
+                watched <- Map.empty
             | _ -> ()
 
             for e in effects do
                 match e, st.Input with
-                | Run batch, Polled now ->
+                | Run batch, Polled (now, _, events) ->
                     let soon = soonPending |> Seq.filter (cancelled.Contains >> not) |> List.ofSeq
+
+                    // The documented admission: per event in order, the reader then the writer, each
+                    // handle once, only for a watched interest.
+                    let io =
+                        events
+                        |> List.ofArray
+                        |> List.collect (fun ev ->
+                            match Map.tryFind ev.Token watched with
+                            | None -> []
+                            | Some w ->
+                                [ if ev.Readiness.HasFlag Readiness.Readable then yield! ValueOption.toList w.Read
+                                  if ev.Readiness.HasFlag Readiness.Writable then yield! ValueOption.toList w.Write ])
+                        |> List.distinct
                     let due = timersPending |> Seq.filter (fun (_, d, _) -> d <= now) |> List.ofSeq
 
                     let timers =
@@ -290,7 +331,7 @@ let private expectedBatches (steps: Step list) =
 
                     soonPending.Clear()
                     timersPending.RemoveAll(fun (_, d, _) -> d <= now) |> ignore
-                    out <- (st, batch, soon, timers) :: out
+                    out <- (st, batch, soon, io, timers) :: out
                 | _ -> ()
 
     List.rev out
@@ -303,7 +344,7 @@ let batchRule =
         let steps = walk p.Initial p.Inputs
         let isSoon = soonIds steps
 
-        for st, batch, soon, _ in expectedBatches steps do
+        for st, batch, soon, _, _ in expectedBatches steps do
             let soonPart = batch |> Array.filter isSoon.Contains |> List.ofArray
 
             if soonPart <> soon then
@@ -318,8 +359,10 @@ let timerOrder =
         let steps = walk p.Initial p.Inputs
         let isSoon = soonIds steps
 
-        for st, batch, _, timers in expectedBatches steps do
-            let timerPart = batch |> Array.filter (isSoon.Contains >> not) |> List.ofArray
+        let io = watchIds steps
+
+        for st, batch, _, _, timers in expectedBatches steps do
+            let timerPart = batch |> Array.filter (fun id -> not (isSoon.Contains id || io.Contains id)) |> List.ofArray
 
             if timerPart <> timers then
                 failWith p "Run at #%d (%A): timers %A, expected %A" st.Index st.Input timerPart timers
@@ -330,11 +373,77 @@ let timerOrderHeavy =
         let steps = walk p.Initial p.Inputs
         let isSoon = soonIds steps
 
-        for st, batch, _, timers in expectedBatches steps do
-            let timerPart = batch |> Array.filter (isSoon.Contains >> not) |> List.ofArray
+        let io = watchIds steps
+
+        for st, batch, _, _, timers in expectedBatches steps do
+            let timerPart = batch |> Array.filter (fun id -> not (isSoon.Contains id || io.Contains id)) |> List.ofArray
 
             if timerPart <> timers then
                 failWith p "Run at #%d (%A): timers %A, expected %A" st.Index st.Input timerPart timers
+
+let batchOrder =
+    law
+        "the batch rule: what was ready (call_soon, then the posts taken in at BeginTick), the poll's posts, the I/O handles in the reactor's order, then the due timers"
+        validPrograms
+    <| fun p ->
+        for st, batch, soon, io, timers in expectedBatches (walk p.Initial p.Inputs) do
+            let expected = soon @ io @ timers
+
+            if List.ofArray batch <> expected then
+                failWith p "Run at #%d (%A): %A, expected %A" st.Index st.Input batch expected
+
+let ioOncePerTick =
+    law "a watched handle is admitted at most once per tick, and only for an interest its watch has" validPrograms
+    <| fun p ->
+        let steps = walk p.Initial p.Inputs
+        let io = watchIds steps
+
+        for st, batch, _, expectedIo, _ in expectedBatches steps do
+            let ioPart = batch |> Array.filter io.Contains |> List.ofArray
+
+            if List.length (List.distinct ioPart) <> List.length ioPart then
+                failWith p "Run at #%d admitted an I/O handle twice: %A" st.Index ioPart
+
+            if ioPart |> List.exists (fun id -> not (List.contains id expectedIo)) then
+                failWith p "Run at #%d admitted %A, but only %A are watched for what was reported" st.Index ioPart expectedIo
+
+let postsRunInTheirTick =
+    law "a post made before a tick begins runs in that tick, in post order (unless cancelled)" validPrograms
+    <| fun p ->
+        let steps = walk p.Initial p.Inputs |> Array.ofList
+        let h = history (List.ofArray steps)
+
+        for st in steps do
+            match st.Input, st.Answer with
+            | BeginTick (_, posted), Ok _ when posted.Length > 0 ->
+                // The tick's batch is the next Run; a Close or a failed poll ends the run before it.
+                let next =
+                    steps
+                    |> Array.tryFind (fun s ->
+                        s.Index > st.Index
+                        && Result.isOk s.Answer
+                        && (match s.Input with
+                            | Polled _
+                            | PollFailed -> true
+                            | _ -> false))
+
+                match next with
+                | Some s when (match s.Input with Polled _ -> true | _ -> false) ->
+                    let batch = h.Runs |> List.find (fun (i, _, _) -> i = s.Index) |> fun (_, _, b) -> b
+
+                    let live =
+                        posted
+                        |> Array.filter (fun id ->
+                            match Map.tryFind id h.CancelledAt with
+                            | Some c -> c > s.Index
+                            | None -> true)
+
+                    let inBatch = batch |> Array.filter (fun id -> Array.contains id posted)
+
+                    if inBatch <> live then
+                        failWith p "posts %A taken in at #%d ran as %A in the tick's batch (#%d)" live st.Index inBatch s.Index
+                | _ -> ()
+            | _ -> ()
 
 let rejectionLeavesState =
     let arb =
@@ -421,8 +530,8 @@ let pollTimeoutRule =
     <| fun p ->
         for st in walk p.Initial p.Inputs do
             match st.Input, st.Answer with
-            | BeginTick now, Ok effects ->
-                let expected = [ Poll(expectedPollTimeout (view st.Before) now) ]
+            | BeginTick (now, posted), Ok effects ->
+                let expected = [ Poll(expectedPollTimeout (view st.Before) now posted) ]
 
                 if effects <> expected then
                     failWith p "BeginTick %d at #%d answered %A, expected %A" now st.Index effects expected
@@ -505,6 +614,9 @@ let tests =
             invariantsHold
             runsExactlyOnce
             batchRule
+            batchOrder
+            ioOncePerTick
+            postsRunInTheirTick
             timerOrder
             timerOrderHeavy
             rejectionLeavesState

@@ -48,13 +48,18 @@ let feed (s: ITickScheduler) (input: Input) : Result<Effect list, Rejection> =
         | CancelTimer id ->
             s.CancelTimer id
             Ok []
+        | Watch (token, r, w) ->
+            let n (v: HandleId voption) = if v.IsSome then Nullable v.Value else Nullable()
+            s.Watch(token, n r, n w)
+            Ok []
+        | Unwatch token ->
+            s.Unwatch token
+            Ok []
         | Start ->
             s.Start()
             Ok []
-        | BeginTick now ->
-            let t = s.BeginTick now
-            Ok [ Poll(if t < 0L then None else Some t) ]
-        | Polled now -> Ok [ Run((s.Polled now).ToArray()) ]
+        | BeginTick (now, posted) -> Ok [ Poll(s.BeginTick(now, ReadOnlySpan posted)) ]
+        | Polled (now, posted, io) -> Ok [ Run((s.Polled(now, ReadOnlySpan posted, ReadOnlySpan io)).ToArray()) ]
         | EndTick -> Ok(if s.EndTick() then [ Stopped ] else [])
         | PollFailed ->
             s.PollFailed()
@@ -103,7 +108,10 @@ let twinAgrees (p: Program) =
         let modelTimers = TimerQueue.count model.Timers
 
         if fast.TimerCount <> modelTimers then
-            failwithf "after input %d (%A): the core holds %d timers, the twin %d" i input modelTimers fast.TimerCount)
+            failwithf "after input %d (%A): the core holds %d timers, the twin %d" i input modelTimers fast.TimerCount
+
+        if fast.WatchedCount <> model.Watched.Count then
+            failwithf "after input %d (%A): the core watches %d sources, the twin %d" i input model.Watched.Count fast.WatchedCount)
 
     true
 
@@ -337,11 +345,11 @@ let predictCallbacks (acts: Act list) : string list =
         let mutable stopped = false
 
         while not stopped do
-            match step (BeginTick now) with
-            | [ Poll (Some t) ] -> now <- now + t
+            match step (BeginTick(now, [||])) with
+            | [ Poll t ] when t.HasLimit -> now <- now + t.Ticks
             | _ -> ()
 
-            match step (Polled now) with
+            match step (Polled(now, [||], [||])) with
             | [ Run batch ] ->
                 for id in batch do
                     if not (finished.Contains id) then

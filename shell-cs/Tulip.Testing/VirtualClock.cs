@@ -52,7 +52,7 @@ public sealed class VirtualClock : LoopClock
     }
 
     /// <inheritdoc/>
-    protected override void Wait(long timeoutTicks, bool externalWorkPending)
+    protected override void Wait(TimeSpan timeout, bool externalWorkPending)
     {
         if (Interlocked.Exchange(ref _wakePending, 0) == 1)
         {
@@ -60,8 +60,8 @@ public sealed class VirtualClock : LoopClock
             return;
         }
 
-        if (timeoutTicks == 0) return;
-        if (timeoutTicks < 0)
+        if (timeout == TimeSpan.Zero) return;
+        if (timeout == Timeout.InfiniteTimeSpan)
         {
             // Nothing scheduled: only another thread can make progress now.
             if (_wake.Wait(IdleLimit))
@@ -82,8 +82,8 @@ public sealed class VirtualClock : LoopClock
             return;
         }
 
-        Interlocked.Add(ref _now, timeoutTicks);
-        Jumped += TimeSpan.FromTicks(timeoutTicks);
+        Interlocked.Add(ref _now, timeout.Ticks);
+        Jumped += timeout;
     }
 
     /// <inheritdoc/>

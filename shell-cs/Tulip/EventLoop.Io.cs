@@ -1,5 +1,7 @@
 using System.Net.Sockets;
+using Tulip.Core;
 using Tulip.Io;
+using Tulip.Scheduling;
 
 namespace Tulip;
 
@@ -7,7 +9,6 @@ public sealed partial class EventLoop
 {
     private volatile IReactor? _reactor;
     private ReactorKind _reactorKind = ReactorKind.Default;
-    private Action<IIoHandler, bool, bool>? _onReady;
     private readonly Dictionary<Socket, Watcher> _watchers = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>Which I/O backend the loop uses; set before the first socket is watched.</summary>
@@ -28,7 +29,7 @@ public sealed partial class EventLoop
     }
 
     /// <summary>The reactor, made on first use (a loop that never does I/O opens no descriptor).</summary>
-    internal IReactor ReactorInstance
+    private IReactor ReactorInstance
     {
         get
         {
@@ -41,7 +42,6 @@ public sealed partial class EventLoop
                     ReactorKind.Epoll => new EpollReactor(),
                     _ => EpollReactor.IsSupported ? new EpollReactor() : new SelectReactor(),
                 };
-                _onReady = static (handler, r, w) => handler.OnReady(r, w);
             }
 
             return _reactor;
@@ -55,48 +55,6 @@ public sealed partial class EventLoop
     /// <summary>The loop's one read buffer (loop-affine, so every transport can share it).</summary>
     internal byte[] ReadBuffer => _readBuffer ??= new byte[Transports.SocketTransport.MaxReadSize];
 
-    /// <summary>The poll of the tick: I/O readiness (handlers queue their callbacks), or the clock's wait.</summary>
-    private void PollIo(long timeout)
-    {
-        var reactor = _reactor;
-        if (reactor is null)
-        {
-            if (timeout != 0) _clock.Wait(timeout, _externalPending > 0);
-            return;
-        }
-
-        if (_clock.IsRealTime)
-        {
-            reactor.Poll(timeout, _onReady!);
-            return;
-        }
-
-        // A virtual clock: take what I/O is ready now. Real I/O may still be in flight (a loopback
-        // peer answering), so while sockets are watched it gets a quiet period of real time first;
-        // only when nothing came in does time jump.
-        int ready = reactor.Poll(0, _onReady!);
-        // That poll may have taken a wake-up meant for the thread-safe inbox: look before a long poll.
-        if (ready > 0 || timeout == 0 || _inboxNonEmpty) return;
-        if (reactor.Count > 0)
-        {
-            long quiet = timeout < 0 ? _clock.IoWaitWhenIdle.Ticks : _clock.IoWaitBeforeJump.Ticks;
-            if (quiet > 0)
-            {
-                ready = reactor.Poll(quiet, _onReady!);
-                if (ready > 0 || _inboxNonEmpty) return;
-                // Nothing scheduled and the idle limit spent waiting for I/O: the clock decides now
-                // (a deadlock, unless it was woken meanwhile), without waiting the limit a second time.
-                if (timeout < 0)
-                {
-                    _clock.OnIdleLimitReached();
-                    return;
-                }
-            }
-        }
-
-        _clock.Wait(timeout, _externalPending > 0);
-    }
-
     private void WakeLoop()
     {
         _reactor?.Wake();
@@ -105,10 +63,71 @@ public sealed partial class EventLoop
 
     private void CloseReactor()
     {
-        foreach (var w in _watchers.Values) w.Release();
         _watchers.Clear();
         _reactor?.Dispose();
         _reactor = null;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Watching: the one door through which a socket's readiness becomes callbacks. A source names the
+    // handles its readiness should run; the reactor knows the socket by token, the core knows the token
+    // and the handles' ids (Watch), and each poll's readiness is handed to the core, which admits each
+    // handle at most once per tick and places it in the batch (DESIGN.md: the batch rule).
+
+    /// <summary>
+    /// Makes <paramref name="source"/> watch for readability when <paramref name="read"/> is given and
+    /// writability when <paramref name="write"/> is (null: not that interest; both null: stop
+    /// watching). A handle is registered while it is watched and keeps its id, so each readiness admits
+    /// the same handle; a handle replaced or no longer watched is released, and skipped if this tick's
+    /// batch still names it (CPython's <c>remove_reader</c> cancels the reader's handle). Loop thread.
+    /// </summary>
+    internal void SetWatch(IoSource source, Handle? read, Handle? write)
+    {
+        if (ReferenceEquals(read, source.Read) && ReferenceEquals(write, source.Write)) return;
+        if (read is null && write is null)
+        {
+            Unwatch(source);
+            return;
+        }
+
+        ThrowIfClosed();
+        var reactor = ReactorInstance;
+        bool r = read is not null, w = write is not null;
+        if (source.Token < 0) source.Token = reactor.Register(source.Socket, r, w);
+        else if ((source.Read is not null) != r || (source.Write is not null) != w) reactor.Modify(source.Token, r, w);
+
+        if (!ReferenceEquals(read, source.Read))
+        {
+            if (source.Read is { } old) _table.Release(old);
+            if (read is not null) RegisterParked(read);
+            source.Read = read;
+        }
+
+        if (!ReferenceEquals(write, source.Write))
+        {
+            if (source.Write is { } old) _table.Release(old);
+            if (write is not null) RegisterParked(write);
+            source.Write = write;
+        }
+
+        _sched.Watch(source.Token, read?.Id, write?.Id);
+    }
+
+    /// <summary>Stops watching <paramref name="source"/> (before its socket closes); its handles are
+    /// released. Harmless when it is not watched, or when the loop has closed since.</summary>
+    internal void Unwatch(IoSource source)
+    {
+        if (source.Token < 0) return;
+        if (!IsClosed)
+        {
+            _reactor?.Unregister(source.Token);
+            _sched.Unwatch(source.Token);
+        }
+
+        if (source.Read is { } r) _table.Release(r);
+        if (source.Write is { } w) _table.Release(w);
+        source.Token = -1;
+        source.Read = source.Write = null;
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -155,18 +174,18 @@ public sealed partial class EventLoop
         return w;
     }
 
-    /// <summary>One socket's add_reader / add_writer callbacks, queued on readiness like CPython's handles.</summary>
-    private sealed class Watcher(EventLoop loop, Socket socket) : IIoHandler
+    /// <summary>One socket's add_reader / add_writer callbacks. As CPython's, each registration is a new
+    /// handle, and the one it replaces is dropped (skipped if already in this tick's batch).</summary>
+    private sealed class Watcher(EventLoop loop, Socket socket)
     {
+        private readonly IoSource _source = new(socket);
         private Action? _reader, _writer;
-        private Handle? _readHandle, _writeHandle;
 
         public bool SetReader(Action? callback)
         {
             bool had = _reader is not null;
             _reader = callback;
-            _readHandle = callback is null ? null : new ActionHandle(loop, callback);
-            Apply();
+            Apply(read: callback is null ? null : new ActionHandle(loop, callback), write: _source.Write);
             return had;
         }
 
@@ -174,31 +193,34 @@ public sealed partial class EventLoop
         {
             bool had = _writer is not null;
             _writer = callback;
-            _writeHandle = callback is null ? null : new ActionHandle(loop, callback);
-            Apply();
+            Apply(read: _source.Read, write: callback is null ? null : new ActionHandle(loop, callback));
             return had;
         }
 
-        private void Apply()
+        public bool Has(bool write, Action callback) => ReferenceEquals(write ? _writer : _reader, callback);
+
+        private void Apply(Handle? read, Handle? write)
         {
-            if (_reader is null && _writer is null)
+            if (read is null && write is null)
             {
-                Release();
+                loop.Unwatch(_source);
                 loop._watchers.Remove(socket);
                 return;
             }
 
-            loop.ReactorInstance.Update(socket, this, _reader is not null, _writer is not null);
-        }
-
-        public void Release() => loop._reactor?.Remove(socket);
-
-        public bool Has(bool write, Action callback) => ReferenceEquals(write ? _writer : _reader, callback);
-
-        public void OnReady(bool readable, bool writable)
-        {
-            if (readable && _readHandle is { } r && r.State != Handle.Queued) loop.EnqueueSoon(r);
-            if (writable && _writeHandle is { } w && w.State != Handle.Queued) loop.EnqueueSoon(w);
+            loop.SetWatch(_source, read, write);
         }
     }
+}
+
+/// <summary>
+/// A socket as the loop watches it: the reactor's token for it, and the handles its readiness runs
+/// (null: that interest is off). Owned by a transport, server or add_reader registration; changed only
+/// through <see cref="EventLoop.SetWatch"/> and <see cref="EventLoop.Unwatch"/>. Loop thread only.
+/// </summary>
+internal sealed class IoSource(Socket socket)
+{
+    public readonly Socket Socket = socket;
+    public int Token = -1;
+    public Handle? Read, Write;
 }

@@ -11,7 +11,7 @@ namespace Tulip;
 /// the clock, the thread — in tables indexed by id, batches each tick's inputs into one core call, and
 /// applies the effects in order. It has no ordering logic of its own.
 /// </summary>
-public sealed partial class EventLoop : IDisposable
+public sealed partial class EventLoop : IDisposable, IArrivalProbe
 {
     [ThreadStatic] private static EventLoop? t_running;
 
@@ -314,6 +314,42 @@ public sealed partial class EventLoop : IDisposable
         EnqueueSoon(h);
     }
 
+    /// <summary>
+    /// The posts waiting in the inbox, registered as queued handles (cancelled ones dropped), in post
+    /// order: what a tick hands the core as <c>posted</c>. The span is valid until the next call.
+    /// </summary>
+    private ReadOnlySpan<long> TakePosts()
+    {
+        if (!_inboxNonEmpty) return default;
+        List<Handle> taken;
+        lock (_inboxLock)
+        {
+            taken = _inbox;
+            _inbox = _inboxSpare;
+            _inboxSpare = taken;
+            _inboxNonEmpty = false;
+        }
+
+        if (_posted.Length < taken.Count) _posted = new long[Math.Max(taken.Count, _posted.Length * 2)];
+        int n = 0;
+        foreach (var h in taken)
+        {
+            if (h.State == Handle.CancelledState) continue;
+            _table.Register(h);
+            h.State = Handle.Queued;
+            _posted[n++] = h.Id;
+        }
+
+        taken.Clear();
+        return new ReadOnlySpan<long>(_posted, 0, n);
+    }
+
+    private long[] _posted = new long[16];
+
+    bool IArrivalProbe.PostsPending => _inboxNonEmpty;
+
+    bool IArrivalProbe.ExternalWorkPending => Volatile.Read(ref _externalPending) > 0;
+
     private void DrainInbox()
     {
         if (!_inboxNonEmpty) return;
@@ -368,32 +404,34 @@ public sealed partial class EventLoop : IDisposable
         }
     }
 
-    /// <summary>One tick (DESIGN.md: the tick recipe). Returns true when the run is over.</summary>
+    /// <summary>
+    /// One tick (DESIGN.md: the tick recipe): begin it with the posts taken in, poll as the core's
+    /// timeout allows (the clock's policy), hand the arrivals to the core, run the batch it returns, end
+    /// the tick. Every order is the core's. Returns true when the run is over.
+    /// </summary>
     private bool RunOnce()
     {
-        DrainInbox();
-        long timeout = _sched.BeginTick(_clock.Now);
-        if (timeout != 0 || _reactor is not null)
+        var timeout = _sched.BeginTick(_clock.Now, TakePosts());
+        int io;
+        try
         {
-            try
-            {
-                PollIo(timeout);
-            }
-            catch
-            {
-                // The wait raised (a virtual clock's deadlock, a reactor failure): the run ends here,
-                // the loop is idle and closable, and nothing queued is lost (the core's PollFailed).
-                _sched.PollFailed();
-                throw;
-            }
-
-            DrainInbox();
+            io = _clock.PollArrivals(_reactor, timeout, this, _ioEvents);
+        }
+        catch
+        {
+            // The wait raised (a virtual clock's deadlock, a reactor failure): the run ends here, the
+            // loop is idle and closable, and nothing queued is lost (the core's PollFailed).
+            _sched.PollFailed();
+            throw;
         }
 
-        int ran = RunBatch(_sched.Polled(_clock.Now));
-        _iterationHook?.Invoke(new LoopIteration(timeout < 0 ? null : TimeSpan.FromTicks(timeout), ran));
+        int ran = RunBatch(_sched.Polled(_clock.Now, TakePosts(), new ReadOnlySpan<IoEvent>(_ioEvents, 0, io)));
+        _iterationHook?.Invoke(new LoopIteration(timeout.HasLimit ? TimeSpan.FromTicks(timeout.Ticks) : null, ran));
         return _sched.EndTick();
     }
+
+    // The poll's result, reused every tick (as many events per poll as epoll hands out at once).
+    private readonly IoEvent[] _ioEvents = new IoEvent[256];
 
     /// <summary>
     /// Called at the end of every iteration (tick) with its poll timeout and how many callbacks it ran:
@@ -424,8 +462,13 @@ public sealed partial class EventLoop : IDisposable
             var h = _table.Find(id);
             if (h is null) continue;
             ran++;
-            _table.Release(h);
-            h.State = Handle.Finished;
+            // A watched source's handle stays registered (parked) while it is watched: its readiness
+            // admits the same id again. Every other handle runs once.
+            if (h.State != Handle.Parked)
+            {
+                _table.Release(h);
+                h.State = Handle.Finished;
+            }
             if (Debug)
             {
                 RunTimed(h);

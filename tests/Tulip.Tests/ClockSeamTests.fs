@@ -26,9 +26,9 @@ type private TimeProviderClock(provider: ManualTimeProvider) =
     let mutable waits = 0
     member _.Waits = waits
     override _.Now = provider.GetElapsedTime(origin).Ticks
-    override _.Wait(timeoutTicks, _externalWorkPending) =
+    override _.Wait(timeout, _externalWorkPending) =
         waits <- waits + 1
-        if timeoutTicks > 0L then provider.Advance(TimeSpan.FromTicks timeoutTicks)
+        if timeout > TimeSpan.Zero then provider.Advance timeout
     override _.Wake() = ()
 
 [<Tests>]

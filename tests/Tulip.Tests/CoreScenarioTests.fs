@@ -12,8 +12,8 @@ module Scenario =
     type Answer = Result<Effect list, Rejection>
 
     let ok: Answer = Ok []
-    let poll (timeout: int64) : Answer = Ok [ Poll(Some timeout) ]
-    let pollForever: Answer = Ok [ Poll None ]
+    let poll (timeout: int64) : Answer = Ok [ Poll(PollTimeout.Of timeout) ]
+    let pollForever: Answer = Ok [ Poll PollTimeout.UntilPost ]
     let run (ids: HandleId list) : Answer = Ok [ Run(Array.ofList ids) ]
     let stopped: Answer = Ok [ Stopped ]
     let closed: Answer = Ok [ Closed ]
@@ -73,8 +73,8 @@ module CoreScenarioTests =
                     playFresh (
                         accepted [ CallSoon 1L; CallSoon 2L; CallSoonMany [| 3L; 4L |]; CallSoon 5L; Start ]
                         @ [
-                            BeginTick 0L => poll 0L
-                            Polled 0L => run [ 1L; 2L; 3L; 4L; 5L ]
+                            BeginTick(0L, [||]) => poll 0L
+                            Polled(0L, [||], [||]) => run [ 1L; 2L; 3L; 4L; 5L ]
                             EndTick => ok
                         ]
                     )
@@ -88,15 +88,15 @@ module CoreScenarioTests =
                                 CallAt(1L, 50L) => ok
                                 Start => ok
                                 Stop => ok
-                                BeginTick 0L => poll 0L
+                                BeginTick(0L, [||]) => poll 0L
                                 PollFailed => stopped
                                 // Out of phase now: only a polling loop can fail its poll.
                                 PollFailed => rejected (OutOfPhase "Polling")
                                 EndTick => rejected (OutOfPhase "RunningBatch")
                                 // The stop request was consumed; a new run goes on with the timer.
                                 Start => ok
-                                BeginTick 0L => poll 50L
-                                Polled 50L => run [ 1L ]
+                                BeginTick(0L, [||]) => poll 50L
+                                Polled(50L, [||], [||]) => run [ 1L ]
                                 EndTick => ok
                             ]
 
@@ -109,14 +109,14 @@ module CoreScenarioTests =
                         [
                             CallSoon 1L => ok
                             Start => ok
-                            BeginTick 0L => poll 0L
-                            Polled 0L => run [ 1L ]
+                            BeginTick(0L, [||]) => poll 0L
+                            Polled(0L, [||], [||]) => run [ 1L ]
                             // handle 1's callback calls call_soon(2): Phase = RunningBatch
                             CallSoon 2L => ok
                             CallSoonMany [| 3L |] => ok
                             EndTick => ok
-                            BeginTick 0L => poll 0L
-                            Polled 0L => run [ 2L; 3L ]
+                            BeginTick(0L, [||]) => poll 0L
+                            Polled(0L, [||], [||]) => run [ 2L; 3L ]
                             EndTick => ok
                         ]
                     |> ignore
@@ -130,8 +130,8 @@ module CoreScenarioTests =
                         accepted [ for id in ids -> CallAt(id, 100L) ]
                         @ [
                             Start => ok
-                            BeginTick 0L => poll 100L
-                            Polled 100L => run ids
+                            BeginTick(0L, [||]) => poll 100L
+                            Polled(100L, [||], [||]) => run ids
                             EndTick => ok
                         ]
                     )
@@ -151,8 +151,8 @@ module CoreScenarioTests =
                             ]
                         @ [
                             Start => ok
-                            BeginTick 0L => poll 0L
-                            Polled 30L => run [ 9L; 2L; 4L; 3L; 1L; 5L ]
+                            BeginTick(0L, [||]) => poll 0L
+                            Polled(30L, [||], [||]) => run [ 9L; 2L; 4L; 3L; 1L; 5L ]
                             EndTick => ok
                         ]
                     )
@@ -165,14 +165,14 @@ module CoreScenarioTests =
                         [
                             CallAt(1L, 100L) => ok
                             Start => ok
-                            BeginTick 0L => poll 100L
+                            BeginTick(0L, [||]) => poll 100L
                             // the poll returned early (I/O): the timer is not due yet
-                            Polled 99L => run []
+                            Polled(99L, [||], [||]) => run []
                             EndTick => ok
-                            BeginTick 99L => poll 1L
-                            Polled 100L => run [ 1L ]
+                            BeginTick(99L, [||]) => poll 1L
+                            Polled(100L, [||], [||]) => run [ 1L ]
                             EndTick => ok
-                            BeginTick 100L => pollForever
+                            BeginTick(100L, [||]) => pollForever
                         ]
                     |> ignore
 
@@ -188,8 +188,8 @@ module CoreScenarioTests =
                                 CancelSoon 1L => ok
                                 CancelTimer 3L => ok
                                 Start => ok
-                                BeginTick 0L => poll 0L
-                                Polled 0L => run [ 2L; 4L ]
+                                BeginTick(0L, [||]) => poll 0L
+                                Polled(0L, [||], [||]) => run [ 2L; 4L ]
                                 EndTick => ok
                             ]
 
@@ -203,9 +203,9 @@ module CoreScenarioTests =
                             CallAt(1L, 5L) => ok
                             CallAt(2L, 5L) => ok
                             Start => ok
-                            BeginTick 0L => poll 5L
+                            BeginTick(0L, [||]) => poll 5L
                             CancelTimer 1L => ok
-                            Polled 5L => run [ 2L ]
+                            Polled(5L, [||], [||]) => run [ 2L ]
                             EndTick => ok
                         ]
                     |> ignore
@@ -219,8 +219,8 @@ module CoreScenarioTests =
                                 CallSoon 1L => ok
                                 CallSoon 2L => ok
                                 Start => ok
-                                BeginTick 0L => poll 0L
-                                Polled 0L => run [ 1L; 2L ]
+                                BeginTick(0L, [||]) => poll 0L
+                                Polled(0L, [||], [||]) => run [ 1L; 2L ]
                                 // handle 1's callback cancels handle 2, which the shell then skips
                                 CancelSoon 2L => ok
                             ]
@@ -239,8 +239,8 @@ module CoreScenarioTests =
                                 CallSoon 1L => ok
                                 CallSoon 2L => ok
                                 Start => ok
-                                BeginTick 0L => poll 0L
-                                Polled 0L => run [ 1L; 2L ]
+                                BeginTick(0L, [||]) => poll 0L
+                                Polled(0L, [||], [||]) => run [ 1L; 2L ]
                                 Stop => ok // handle 1
                                 CallSoon 3L => ok // handle 2
                                 EndTick => stopped
@@ -250,7 +250,7 @@ module CoreScenarioTests =
                     Expect.isFalse s.Stopping "the stop request is consumed"
                     Expect.equal (readyIds s) [ 3L ] "3 waits for the next run"
 
-                    play s [ Start => ok; BeginTick 0L => poll 0L; Polled 0L => run [ 3L ]; EndTick => ok ]
+                    play s [ Start => ok; BeginTick(0L, [||]) => poll 0L; Polled(0L, [||], [||]) => run [ 3L ]; EndTick => ok ]
                     |> ignore
 
                 testCase
@@ -263,8 +263,8 @@ module CoreScenarioTests =
                                 CallSoon 1L => ok
                                 Stop => ok
                                 Start => ok
-                                BeginTick 0L => poll 0L
-                                Polled 0L => run [ 1L ]
+                                BeginTick(0L, [||]) => poll 0L
+                                Polled(0L, [||], [||]) => run [ 1L ]
                                 CallSoon 2L => ok
                                 EndTick => stopped
                             ]
@@ -278,8 +278,8 @@ module CoreScenarioTests =
                         [
                             Stop => ok
                             Start => ok
-                            BeginTick 0L => poll 0L
-                            Polled 0L => run []
+                            BeginTick(0L, [||]) => poll 0L
+                            Polled(0L, [||], [||]) => run []
                             EndTick => stopped
                         ]
                     |> ignore
@@ -306,13 +306,13 @@ module CoreScenarioTests =
                         [
                             CallSoon 1L => ok
                             Start => ok
-                            BeginTick 0L => poll 0L
-                            Polled 0L => run [ 1L ]
+                            BeginTick(0L, [||]) => poll 0L
+                            Polled(0L, [||], [||]) => run [ 1L ]
                             CallSoonMany(Array.ofList toSchedule) => ok
                             CallSoon 12L => ok
                             EndTick => ok
-                            BeginTick 0L => poll 0L
-                            Polled 0L => run [ 10L; 11L; 12L ]
+                            BeginTick(0L, [||]) => poll 0L
+                            Polled(0L, [||], [||]) => run [ 10L; 11L; 12L ]
                             EndTick => ok
                         ]
                     |> ignore
@@ -344,12 +344,12 @@ module CoreScenarioTests =
                             [
                                 CallSoon 1L => ok
                                 Start => ok
-                                BeginTick 0L => poll 0L
-                                Polled 0L => run [ 1L ]
+                                BeginTick(0L, [||]) => poll 0L
+                                Polled(0L, [||], [||]) => run [ 1L ]
                                 CallSoonMany(Array.ofList toSchedule) => ok
                                 EndTick => ok
-                                BeginTick 0L => poll 0L
-                                Polled 0L => run [ 20L ]
+                                BeginTick(0L, [||]) => poll 0L
+                                Polled(0L, [||], [||]) => run [ 20L ]
                             ]
 
                     let t =
@@ -364,8 +364,8 @@ module CoreScenarioTests =
                         [
                             CallSoon 21L => ok
                             EndTick => ok
-                            BeginTick 0L => poll 0L
-                            Polled 0L => run [ 21L ]
+                            BeginTick(0L, [||]) => poll 0L
+                            Polled(0L, [||], [||]) => run [ 21L ]
                         ]
                     |> ignore
             ]

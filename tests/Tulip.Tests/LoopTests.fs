@@ -20,7 +20,7 @@ let private afterFirstTick (n: int) (cancel: int64 list) (expectedPoll: int64) =
             ([ for id in 0L .. int64 n - 1L -> CallAt(id, 1000L + id) ]
              @ [ for id in cancel -> CancelTimer id ])
 
-    play s [ BeginTick 0L => poll expectedPoll ]
+    play s [ BeginTick(0L, [||]) => poll expectedPoll ]
 
 let pollTimeoutTests =
     testList
@@ -28,35 +28,35 @@ let pollTimeoutTests =
         [
             testCase "0 while anything is ready, however far the first timer"
             <| fun () ->
-                play (runningWith 0L [ CallAt(1L, 500L); CallSoon 2L ]) [ BeginTick 0L => poll 0L ]
+                play (runningWith 0L [ CallAt(1L, 500L); CallSoon 2L ]) [ BeginTick(0L, [||]) => poll 0L ]
                 |> ignore
 
             testCase "0 while a stop is pending, with nothing scheduled"
-            <| fun () -> play (runningWith 0L []) [ Stop => ok; BeginTick 0L => poll 0L ] |> ignore
+            <| fun () -> play (runningWith 0L []) [ Stop => ok; BeginTick(0L, [||]) => poll 0L ] |> ignore
 
             testCase "no limit when nothing is scheduled (select(None))"
-            <| fun () -> play (runningWith 0L []) [ BeginTick 7L => pollForever ] |> ignore
+            <| fun () -> play (runningWith 0L []) [ BeginTick(7L, [||]) => pollForever ] |> ignore
 
             testCase "the time to the earliest timer"
             <| fun () ->
-                play (runningWith 0L [ CallAt(1L, 50L); CallAt(2L, 15L) ]) [ BeginTick 10L => poll 5L ]
+                play (runningWith 0L [ CallAt(1L, 50L); CallAt(2L, 15L) ]) [ BeginTick(10L, [||]) => poll 5L ]
                 |> ignore
 
             testCase "0 when the earliest timer is already due (max(0, when - time()))"
-            <| fun () -> play (runningWith 0L [ CallAt(1L, 3L) ]) [ BeginTick 10L => poll 0L ] |> ignore
+            <| fun () -> play (runningWith 0L [ CallAt(1L, 3L) ]) [ BeginTick(10L, [||]) => poll 0L ] |> ignore
 
             testCase "clamped to 24 h (MAXIMUM_SELECT_TIMEOUT)"
             <| fun () ->
                 play
                     (runningWith 0L [ CallAt(1L, 2L * Time.MaxPollTimeout) ])
-                    [ BeginTick 0L => poll Time.MaxPollTimeout ]
+                    [ BeginTick(0L, [||]) => poll Time.MaxPollTimeout ]
                 |> ignore
 
             testCase "clamped to 24 h when deadline - now overflows int64"
             <| fun () ->
                 play
                     (runningWith -1000L [ CallAt(1L, System.Int64.MaxValue) ])
-                    [ BeginTick -1000L => poll Time.MaxPollTimeout ]
+                    [ BeginTick(-1000L, [||]) => poll Time.MaxPollTimeout ]
                 |> ignore
 
             testCase "cancelled timers at the head are ignored (dropped first)"
@@ -72,18 +72,18 @@ let pollTimeoutTests =
                                 CancelTimer 1L
                                 CancelTimer 2L
                             ])
-                        [ BeginTick 0L => poll 50L ]
+                        [ BeginTick(0L, [||]) => poll 50L ]
 
                 Expect.equal (timerIds s) [ 3L ] "the cancelled heads are gone"
 
             testCase "only cancelled timers: no limit"
             <| fun () ->
-                play (runningWith 0L [ CallAt(1L, 5L); CancelTimer 1L ]) [ BeginTick 0L => pollForever ]
+                play (runningWith 0L [ CallAt(1L, 5L); CancelTimer 1L ]) [ BeginTick(0L, [||]) => pollForever ]
                 |> ignore
 
             testCase "a ready queue holding only cancelled handles still polls with 0 (CPython tests `if self._ready`)"
             <| fun () ->
-                play (runningWith 0L [ CallSoon 1L; CancelSoon 1L ]) [ BeginTick 0L => poll 0L; Polled 0L => run [] ]
+                play (runningWith 0L [ CallSoon 1L; CancelSoon 1L ]) [ BeginTick(0L, [||]) => poll 0L; Polled(0L, [||], [||]) => run [] ]
                 |> ignore
         ]
 
@@ -130,7 +130,7 @@ let compactionTests =
                         ]
                         1000L
 
-                let s = play s [ Polled 2000L => run [ 0L..3L..100L ] ]
+                let s = play s [ Polled(2000L, [||], [||]) => run [ 0L..3L..100L ] ]
                 Expect.isEmpty (timerIds s) "all fired"
         ]
 
@@ -144,9 +144,9 @@ let rejectionTests =
                     (runningWith 0L [ CallSoon 1L ])
                     [
                         Close => rejected CloseWhileRunning
-                        BeginTick 0L => poll 0L
+                        BeginTick(0L, [||]) => poll 0L
                         Close => rejected CloseWhileRunning
-                        Polled 0L => run [ 1L ]
+                        Polled(0L, [||], [||]) => run [ 1L ]
                         Close => rejected CloseWhileRunning
                         EndTick => ok
                     ]
@@ -193,10 +193,10 @@ let rejectionTests =
                 play
                     (runningWith 10L [])
                     [
-                        BeginTick 9L => rejected (TimeWentBackwards(10L, 9L))
-                        BeginTick 12L => pollForever
-                        Polled 11L => rejected (TimeWentBackwards(12L, 11L))
-                        Polled 12L => run []
+                        BeginTick(9L, [||]) => rejected (TimeWentBackwards(10L, 9L))
+                        BeginTick(12L, [||]) => pollForever
+                        Polled(11L, [||], [||]) => rejected (TimeWentBackwards(12L, 11L))
+                        Polled(12L, [||], [||]) => run []
                     ]
                 |> ignore
 
@@ -205,18 +205,18 @@ let rejectionTests =
                 play
                     LoopState.initial
                     [
-                        BeginTick 0L => rejected (OutOfPhase "BetweenTicks")
-                        Polled 0L => rejected (OutOfPhase "Polling")
+                        BeginTick(0L, [||]) => rejected (OutOfPhase "BetweenTicks")
+                        Polled(0L, [||], [||]) => rejected (OutOfPhase "Polling")
                         EndTick => rejected (OutOfPhase "RunningBatch")
                         Start => ok
-                        Polled 0L => rejected (OutOfPhase "Polling")
+                        Polled(0L, [||], [||]) => rejected (OutOfPhase "Polling")
                         EndTick => rejected (OutOfPhase "RunningBatch")
-                        BeginTick 0L => pollForever
-                        BeginTick 0L => rejected (OutOfPhase "BetweenTicks")
+                        BeginTick(0L, [||]) => pollForever
+                        BeginTick(0L, [||]) => rejected (OutOfPhase "BetweenTicks")
                         EndTick => rejected (OutOfPhase "RunningBatch")
-                        Polled 0L => run []
-                        Polled 0L => rejected (OutOfPhase "Polling")
-                        BeginTick 0L => rejected (OutOfPhase "BetweenTicks")
+                        Polled(0L, [||], [||]) => run []
+                        Polled(0L, [||], [||]) => rejected (OutOfPhase "Polling")
+                        BeginTick(0L, [||]) => rejected (OutOfPhase "BetweenTicks")
                     ]
                 |> ignore
 
@@ -236,7 +236,7 @@ let rejectionTests =
             <| fun () ->
                 let s = runningWith 3L [ CallSoon 1L ]
 
-                for input in [ Start; Close; Polled 3L; EndTick; BeginTick 2L ] do
+                for input in [ Start; Close; Polled(3L, [||], [||]); EndTick; BeginTick(2L, [||]) ] do
                     let s', results = Loop.run [ input ] s
 
                     Expect.isTrue
@@ -261,27 +261,27 @@ let interopTests =
         [
             testCase "a tick through LoopCore: the timeout as a PollTimeout, the batch as an array, stopped as a flag"
             <| fun () ->
-                let mutable timeout = PollTimeout.Unlimited
+                let mutable timeout = PollTimeout.UntilPost
                 let mutable batch = [||]
                 let mutable isStopped = true
                 let s = LoopCore.Create 5L
                 let s = LoopCore.CallSoonMany(s, [| 1L; 2L |])
                 let s = LoopCore.Start s
-                let s = LoopCore.BeginTick(s, 5L, &timeout)
+                let s = LoopCore.BeginTick(s, 5L, [||], &timeout)
                 Expect.equal timeout (PollTimeout.Of 0L) "ready: 0"
-                let s = LoopCore.Polled(s, 5L, &batch)
+                let s = LoopCore.Polled(s, 5L, [||], [||], &batch)
                 Expect.equal batch [| 1L; 2L |] "the batch"
                 let s = LoopCore.EndTick(s, &isStopped)
                 Expect.isFalse isStopped "not stopped"
-                let s = LoopCore.BeginTick(s, 6L, &timeout)
-                Expect.equal timeout PollTimeout.Unlimited "nothing scheduled: no limit"
+                let s = LoopCore.BeginTick(s, 6L, [||], &timeout)
+                Expect.equal timeout PollTimeout.UntilPost "nothing scheduled or watched: until a post"
                 let mutable deadline = 0L
                 Expect.isFalse (LoopCore.TryNextDeadline(s, &deadline)) "no timer: no deadline"
                 let timed = LoopCore.CallAtMany(LoopCore.Create 0L, [| struct (9L, 40L) |])
                 Expect.isTrue (LoopCore.TryNextDeadline(timed, &deadline)) "a timer: its deadline"
                 Expect.equal deadline 40L "the deadline"
                 let s = LoopCore.Stop s
-                let s = LoopCore.Polled(s, 6L, &batch)
+                let s = LoopCore.Polled(s, 6L, [||], [||], &batch)
                 let s = LoopCore.EndTick(s, &isStopped)
                 Expect.isTrue isStopped "stopped"
                 Expect.isFalse (LoopCore.IsRunning s) "idle"
@@ -317,8 +317,8 @@ let dueTimerCancelTests =
                             CallAt(1L, 0L) => ok
                             CallAt(2L, 0L) => ok
                             Start => ok
-                            BeginTick 0L => poll 0L
-                            Polled 0L => run [ 1L; 2L ]
+                            BeginTick(0L, [||]) => poll 0L
+                            Polled(0L, [||], [||]) => run [ 1L; 2L ]
                             CancelTimer 2L => ok
                             EndTick => ok
                         ]

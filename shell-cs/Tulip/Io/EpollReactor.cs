@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Tulip.Core;
 
 namespace Tulip.Io;
 
@@ -17,9 +18,8 @@ internal sealed unsafe partial class EpollReactor : IReactor
 
     private readonly int _epfd;
     private readonly int _eventfd;
-    private readonly Dictionary<Socket, int> _tokens = new(ReferenceEqualityComparer.Instance);
-    private IIoHandler?[] _handlers = new IIoHandler?[64];
     private Socket?[] _sockets = new Socket?[64];
+    private int _count;
     private readonly Stack<int> _freeTokens = new();
     private int _nextToken;
     private readonly EpollEvent[] _events = new EpollEvent[256];
@@ -38,45 +38,40 @@ internal sealed unsafe partial class EpollReactor : IReactor
         if (epoll_ctl(_epfd, EPOLL_CTL_ADD, _eventfd, &ev) < 0) throw new SocketException(Marshal.GetLastPInvokeError());
     }
 
-    public int Count => _tokens.Count;
+    public int Count => _count;
 
-    public void Update(Socket socket, IIoHandler handler, bool read, bool write)
+    public int Register(Socket socket, bool read, bool write)
     {
         int fd = (int)socket.Handle;
-        uint events = (read ? (uint)EPOLLIN : 0) | (write ? (uint)EPOLLOUT : 0);
-        if (_tokens.TryGetValue(socket, out int token))
-        {
-            _handlers[token] = handler;
-            var ev = new EpollEvent { Events = events, Data = (ulong)token };
-            if (epoll_ctl(_epfd, EPOLL_CTL_MOD, fd, &ev) < 0) throw new SocketException(Marshal.GetLastPInvokeError());
-            return;
-        }
-
-        token = _freeTokens.Count > 0 ? _freeTokens.Pop() : _nextToken++;
-        if (token >= _handlers.Length)
-        {
-            Array.Resize(ref _handlers, _handlers.Length * 2);
-            Array.Resize(ref _sockets, _sockets.Length * 2);
-        }
-
-        var add = new EpollEvent { Events = events, Data = (ulong)token };
+        int token = _freeTokens.Count > 0 ? _freeTokens.Pop() : _nextToken++;
+        if (token >= _sockets.Length) Array.Resize(ref _sockets, _sockets.Length * 2);
+        var add = new EpollEvent { Events = Interests(read, write), Data = (ulong)token };
         if (epoll_ctl(_epfd, EPOLL_CTL_ADD, fd, &add) < 0)
         {
             _freeTokens.Push(token);
             throw new SocketException(Marshal.GetLastPInvokeError());
         }
 
-        _handlers[token] = handler;
         _sockets[token] = socket;
-        _tokens[socket] = token;
+        _count++;
+        return token;
     }
 
-    public void Remove(Socket socket)
+    private static uint Interests(bool read, bool write) => (read ? (uint)EPOLLIN : 0) | (write ? (uint)EPOLLOUT : 0);
+
+    public void Modify(int token, bool read, bool write)
     {
-        if (!_tokens.Remove(socket, out int token)) return;
-        _handlers[token] = null;
+        var socket = _sockets[token] ?? throw new InvalidOperationException($"token {token} is not registered");
+        var ev = new EpollEvent { Events = Interests(read, write), Data = (ulong)token };
+        if (epoll_ctl(_epfd, EPOLL_CTL_MOD, (int)socket.Handle, &ev) < 0) throw new SocketException(Marshal.GetLastPInvokeError());
+    }
+
+    public void Unregister(int token)
+    {
+        if ((uint)token >= (uint)_sockets.Length || _sockets[token] is not { } socket) return;
         _sockets[token] = null;
         _freeTokens.Push(token);
+        _count--;
         try
         {
             int fd = (int)socket.Handle;
@@ -93,15 +88,16 @@ internal sealed unsafe partial class EpollReactor : IReactor
         }
     }
 
-    public int Poll(long timeoutTicks, Action<IIoHandler, bool, bool> ready)
+    public int Poll(long timeoutTicks, Span<IoEvent> ready)
     {
         int ms = timeoutTicks < 0 ? -1
             : timeoutTicks == 0 ? 0
             : (int)Math.Min(int.MaxValue, (timeoutTicks + TimeSpan.TicksPerMillisecond - 1) / TimeSpan.TicksPerMillisecond);
+        int max = Math.Min(_events.Length, ready.Length);
         int n;
         fixed (EpollEvent* events = _events)
         {
-            n = epoll_wait(_epfd, events, _events.Length, ms);
+            n = epoll_wait(_epfd, events, max, ms);
         }
 
         if (n < 0)
@@ -111,7 +107,7 @@ internal sealed unsafe partial class EpollReactor : IReactor
             throw new SocketException(errno);
         }
 
-        int dispatched = 0;
+        int written = 0;
         for (int i = 0; i < n; i++)
         {
             ref var ev = ref _events[i];
@@ -123,14 +119,14 @@ internal sealed unsafe partial class EpollReactor : IReactor
                 continue;
             }
 
-            var handler = _handlers[(int)ev.Data];
-            if (handler is null) continue; // removed by an earlier handler of this poll
             bool error = (ev.Events & (EPOLLERR | EPOLLHUP)) != 0;
-            ready(handler, error || (ev.Events & (EPOLLIN | EPOLLRDHUP)) != 0, error || (ev.Events & EPOLLOUT) != 0);
-            dispatched++;
+            var readiness = Readiness.None;
+            if (error || (ev.Events & (EPOLLIN | EPOLLRDHUP)) != 0) readiness |= Readiness.Readable;
+            if (error || (ev.Events & EPOLLOUT) != 0) readiness |= Readiness.Writable;
+            ready[written++] = new IoEvent((int)ev.Data, readiness);
         }
 
-        return dispatched;
+        return written;
     }
 
     public void Wake()

@@ -1,37 +1,37 @@
 using System.Net.Sockets;
+using Tulip.Core;
 
 namespace Tulip.Io;
 
-/// <summary>What a registered socket is told when it is ready (loop thread only).</summary>
-internal interface IIoHandler
-{
-    /// <summary>Readiness for this registration: <paramref name="readable"/> / <paramref name="writable"/>
-    /// (an error or hang-up reports both, so the next read or write meets it).</summary>
-    void OnReady(bool readable, bool writable);
-}
-
 /// <summary>
-/// The loop's I/O readiness backend (DESIGN.md: the reactor on the loop thread). The tick's poll waits
-/// here with the timeout the core computed; ready sockets have their handlers queued as callbacks of
-/// the same tick (CPython's <c>_process_events</c> appends them to the ready queue), so I/O callbacks
-/// keep asyncio's order. Non-blocking sockets are read and written directly on the loop thread.
-/// Two backends behind this seam: <see cref="EpollReactor"/> (Linux) and <see cref="SelectReactor"/>
-/// (portable), and the transport suite runs against both.
+/// The loop's I/O readiness backend (DESIGN.md: the reactor on the loop thread), in mio's shape: it
+/// knows sockets by token, and a poll returns data — (token, readiness) pairs — and calls no user
+/// code. The loop hands the poll's result to the core (<c>Polled</c>), which decides which handles
+/// the readiness admits and where they go in the batch. Non-blocking sockets are read and written
+/// directly on the loop thread. Two backends behind this seam: <see cref="EpollReactor"/> (Linux) and
+/// <see cref="SelectReactor"/> (portable); the transport suite runs against both. Loop thread only,
+/// except <see cref="Wake"/>.
 /// </summary>
 internal interface IReactor : IDisposable
 {
-    /// <summary>Watches <paramref name="socket"/> for the given interests; replaces a previous registration.</summary>
-    void Update(Socket socket, IIoHandler handler, bool read, bool write);
+    /// <summary>Watches <paramref name="socket"/> for the given interests (at least one); returns its
+    /// token: small, non-negative, unique among the sockets watched now (reused after
+    /// <see cref="Unregister"/>).</summary>
+    int Register(Socket socket, bool read, bool write);
 
-    /// <summary>Stops watching <paramref name="socket"/> (before it is closed).</summary>
-    void Remove(Socket socket);
+    /// <summary>Changes the interests of a registered token (at least one).</summary>
+    void Modify(int token, bool read, bool write);
+
+    /// <summary>Stops watching the token's socket (before it is closed; a closed one is tolerated).</summary>
+    void Unregister(int token);
 
     /// <summary>How many sockets are watched.</summary>
     int Count { get; }
 
-    /// <summary>Waits at most <paramref name="timeoutTicks"/> (-1: no limit) for readiness or a wake, then
-    /// calls <paramref name="ready"/> for each ready registration. Returns how many were ready.</summary>
-    int Poll(long timeoutTicks, Action<IIoHandler, bool, bool> ready);
+    /// <summary>Waits at most <paramref name="timeoutTicks"/> (-1: no limit) for readiness or a wake,
+    /// then writes one event per ready socket into <paramref name="events"/> (at most its length; the
+    /// rest stay ready for the next poll). Returns how many it wrote. Calls no user code.</summary>
+    int Poll(long timeoutTicks, Span<IoEvent> events);
 
     /// <summary>Ends a poll early (thread-safe).</summary>
     void Wake();

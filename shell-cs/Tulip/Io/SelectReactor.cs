@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Tulip.Core;
 
 namespace Tulip.Io;
 
@@ -10,7 +11,11 @@ namespace Tulip.Io;
 /// </summary>
 internal sealed class SelectReactor : IReactor
 {
-    private readonly Dictionary<Socket, (IIoHandler Handler, bool Read, bool Write)> _watched = new(ReferenceEqualityComparer.Instance);
+    // By token: the socket and its interests (null: a free token).
+    private (Socket? Socket, bool Read, bool Write)[] _watched = new (Socket?, bool, bool)[16];
+    private readonly Dictionary<Socket, int> _tokenOf = new(ReferenceEqualityComparer.Instance);
+    private readonly Stack<int> _freeTokens = new();
+    private int _nextToken;
     private readonly Socket _wakeReader;
     private readonly Socket _wakeWriter;
     private int _wakePending;
@@ -28,20 +33,41 @@ internal sealed class SelectReactor : IReactor
         _wakeReader.Blocking = false;
     }
 
-    public int Count => _watched.Count;
+    public int Count => _tokenOf.Count;
 
-    public void Update(Socket socket, IIoHandler handler, bool read, bool write) => _watched[socket] = (handler, read, write);
+    public int Register(Socket socket, bool read, bool write)
+    {
+        int token = _freeTokens.Count > 0 ? _freeTokens.Pop() : _nextToken++;
+        if (token >= _watched.Length) Array.Resize(ref _watched, _watched.Length * 2);
+        _watched[token] = (socket, read, write);
+        _tokenOf[socket] = token;
+        return token;
+    }
 
-    public void Remove(Socket socket) => _watched.Remove(socket);
+    public void Modify(int token, bool read, bool write)
+    {
+        var socket = _watched[token].Socket ?? throw new InvalidOperationException($"token {token} is not registered");
+        _watched[token] = (socket, read, write);
+    }
 
-    public int Poll(long timeoutTicks, Action<IIoHandler, bool, bool> ready)
+    public void Unregister(int token)
+    {
+        if ((uint)token >= (uint)_watched.Length || _watched[token].Socket is not { } socket) return;
+        _watched[token] = default;
+        _tokenOf.Remove(socket);
+        _freeTokens.Push(token);
+    }
+
+    public int Poll(long timeoutTicks, Span<IoEvent> events)
     {
         _read.Clear();
         _write.Clear();
         _error.Clear();
         _read.Add(_wakeReader);
-        foreach (var (socket, (_, r, w)) in _watched)
+        for (int t = 0; t < _nextToken; t++)
         {
+            var (socket, r, w) = _watched[t];
+            if (socket is null) continue;
             if (r) _read.Add(socket);
             if (w) _write.Add(socket);
             if (r || w) _error.Add(socket);
@@ -57,34 +83,37 @@ internal sealed class SelectReactor : IReactor
             return 0; // a socket was closed by another thread: the next poll sees the new set
         }
 
-        int dispatched = 0;
+        int written = 0;
         var seen = new HashSet<Socket>(ReferenceEqualityComparer.Instance);
-        foreach (var s in _read) seen.Add(s);
-        foreach (var s in _write) seen.Add(s);
-        foreach (var s in _error) seen.Add(s);
-        foreach (var socket in seen)
+        foreach (var list in (List<Socket>[])[_read, _write, _error])
         {
-            if (ReferenceEquals(socket, _wakeReader))
+            foreach (var socket in list)
             {
-                try
+                if (!seen.Add(socket)) continue;
+                if (ReferenceEquals(socket, _wakeReader))
                 {
-                    while (_wakeReader.Available > 0) _wakeReader.Receive(_drain);
-                }
-                catch (SocketException)
-                {
+                    try
+                    {
+                        while (_wakeReader.Available > 0) _wakeReader.Receive(_drain);
+                    }
+                    catch (SocketException)
+                    {
+                    }
+
+                    Volatile.Write(ref _wakePending, 0);
+                    continue;
                 }
 
-                Volatile.Write(ref _wakePending, 0);
-                continue;
+                if (written == events.Length || !_tokenOf.TryGetValue(socket, out int token)) continue;
+                bool error = _error.Contains(socket);
+                var readiness = Readiness.None;
+                if (error || _read.Contains(socket)) readiness |= Readiness.Readable;
+                if (error || _write.Contains(socket)) readiness |= Readiness.Writable;
+                events[written++] = new IoEvent(token, readiness);
             }
-
-            if (!_watched.TryGetValue(socket, out var reg)) continue;
-            bool error = _error.Contains(socket);
-            ready(reg.Handler, error || _read.Contains(socket), error || _write.Contains(socket));
-            dispatched++;
         }
 
-        return dispatched;
+        return written;
     }
 
     public void Wake()

@@ -68,6 +68,18 @@ internal sealed class CoreScheduler(long now) : ITickScheduler
         _core = LoopCore.CancelTimer(_core, id);
     }
 
+    public void Watch(int token, long? read, long? write)
+    {
+        Flush();
+        _core = LoopCore.Watch(_core, token, read, write);
+    }
+
+    public void Unwatch(int token)
+    {
+        Flush();
+        _core = LoopCore.Unwatch(_core, token);
+    }
+
     public void Start()
     {
         Flush();
@@ -87,17 +99,17 @@ internal sealed class CoreScheduler(long now) : ITickScheduler
         _core = LoopCore.Close(_core);
     }
 
-    public long BeginTick(long now)
+    public PollTimeout BeginTick(long now, ReadOnlySpan<long> posted)
     {
         Flush();
-        _core = LoopCore.BeginTick(_core, now, out PollTimeout timeout);
-        return timeout.HasLimit ? timeout.Ticks : -1; // ITickScheduler's (and LoopClock.Wait's) "no limit"
+        _core = LoopCore.BeginTick(_core, now, posted.ToArray(), out PollTimeout timeout);
+        return timeout;
     }
 
-    public ReadOnlySpan<long> Polled(long now)
+    public ReadOnlySpan<long> Polled(long now, ReadOnlySpan<long> posted, ReadOnlySpan<IoEvent> io)
     {
         Flush();
-        _core = LoopCore.Polled(_core, now, out _batch);
+        _core = LoopCore.Polled(_core, now, posted.ToArray(), io.ToArray(), out _batch);
         return _batch;
     }
 
@@ -119,6 +131,7 @@ internal sealed class CoreScheduler(long now) : ITickScheduler
     public bool IsRunning => LoopCore.IsRunning(_core);
     public int ReadyCount => LoopCore.ReadyCount(_core) + _soonCount;
     public int TimerCount => LoopCore.TimerCount(_core) + _timerCount;
+    public int WatchedCount => LoopCore.WatchedCount(_core);
 
     public long NextDeadline()
     {

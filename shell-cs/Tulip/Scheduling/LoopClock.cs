@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Tulip.Core;
+using Tulip.Io;
 
 namespace Tulip;
 
@@ -18,13 +20,14 @@ namespace Tulip;
 /// per tick at most; <see cref="Wake"/> may be called from any thread at any time, also before or
 /// during a <see cref="Wait"/>, and must not be lost: a wake that finds no one waiting makes the next
 /// wait return at once. <see cref="Now"/> may be read from any thread.</para>
-/// <para>How the loop waits, each tick (after CPython's <c>_run_once</c>): with no socket watched, it
-/// calls <see cref="Wait"/> with the poll timeout. With sockets watched and a real-time clock, the
-/// I/O reactor itself blocks for the timeout and the clock is not asked. With sockets watched and a
-/// virtual clock, the reactor is polled without blocking; if nothing is ready it is polled again for
-/// <see cref="IoWaitBeforeJump"/> of real time (or <see cref="IoWaitWhenIdle"/> when nothing at all is
-/// scheduled, after which <see cref="OnIdleLimitReached"/> is called instead of <see cref="Wait"/>),
-/// and only then does <see cref="Wait"/> let time move.</para>
+/// <para>How the loop waits, each tick (after CPython's <c>_run_once</c>; the policy is this class's,
+/// in <c>PollArrivals</c>): with no I/O reactor, it calls <see cref="Wait"/> with the poll timeout.
+/// With a reactor and a real-time clock, the reactor itself blocks for the timeout and the clock is
+/// not asked. With a reactor and a virtual clock, the reactor is polled without blocking; if nothing
+/// is ready and sockets are watched it is polled again for <see cref="IoWaitBeforeJump"/> of real
+/// time (or <see cref="IoWaitWhenIdle"/> when nothing at all is scheduled, after which
+/// <see cref="OnIdleLimitReached"/> is called instead of <see cref="Wait"/>), and only then does
+/// <see cref="Wait"/> let time move.</para>
 /// </remarks>
 public abstract class LoopClock
 {
@@ -33,17 +36,18 @@ public abstract class LoopClock
     public abstract long Now { get; }
 
     /// <summary>
-    /// The wait of the tick (loop thread only): return after at most <paramref name="timeoutTicks"/>
-    /// (0: do not wait; -1: no limit), or as soon as <see cref="Wake"/> is called, or at once if a wake
+    /// The wait of the tick (loop thread only): return after at most <paramref name="timeout"/>
+    /// (<see cref="System.Threading.Timeout.InfiniteTimeSpan"/>: no limit), or as soon as <see cref="Wake"/> is called, or at once if a wake
     /// came since the last wait. A real clock sleeps; a virtual clock may instead advance
     /// <see cref="Now"/> by the timeout and return. May throw to end the run (a virtual clock reports a
     /// deadlock this way): the exception leaves <c>RunForever</c> / <c>RunUntilComplete</c>.
     /// </summary>
-    /// <param name="timeoutTicks">The poll timeout in ticks of 100 ns: time to the nearest timer, 0 when
-    /// callbacks are ready, -1 when nothing is scheduled.</param>
+    /// <param name="timeout">The poll timeout: time to the nearest timer, zero when callbacks are ready
+    /// (never passed: the loop does not wait then), <see cref="System.Threading.Timeout.InfiniteTimeSpan"/>
+    /// when nothing is scheduled.</param>
     /// <param name="externalWorkPending">Whether work outside the loop (another thread, an awaited .NET
     /// task) may still wake it: a virtual clock should give such work real time before jumping.</param>
-    protected internal abstract void Wait(long timeoutTicks, bool externalWorkPending);
+    protected internal abstract void Wait(TimeSpan timeout, bool externalWorkPending);
 
     /// <summary>Ends a <see cref="Wait"/> early (any thread). A wake with no one waiting makes the next
     /// wait return at once; several wakes before a wait count as one.</summary>
@@ -79,6 +83,60 @@ public abstract class LoopClock
     protected internal virtual void OnIdleLimitReached()
     {
     }
+
+    /// <summary>
+    /// The poll of a tick, by this clock's policy (see the remarks): waits as <paramref name="timeout"/>
+    /// (the core's answer) allows for readiness, a post or time, and writes the readiness into
+    /// <paramref name="events"/>; returns how many. Loop thread only.
+    /// </summary>
+    internal int PollArrivals(IReactor? reactor, PollTimeout timeout, IArrivalProbe probe, Span<IoEvent> events)
+    {
+        bool now = timeout.Kind == PollKind.Timed && timeout.Ticks == 0;
+        long ticks = timeout.Kind == PollKind.Timed ? timeout.Ticks : -1;
+        if (reactor is null)
+        {
+            if (!now) Wait(ticks < 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromTicks(ticks), probe.ExternalWorkPending);
+            return 0;
+        }
+
+        if (IsRealTime) return reactor.Poll(ticks, events);
+
+        // A virtual clock: take what I/O is ready now. Real I/O may still be in flight (a loopback
+        // peer answering), so while sockets are watched it gets a quiet period of real time first;
+        // only when nothing came in does time jump.
+        int ready = reactor.Poll(0, events);
+        // That poll may have taken a wake-up meant for a post: look before a long poll.
+        if (ready > 0 || now || probe.PostsPending) return ready;
+        if (reactor.Count > 0)
+        {
+            long quiet = ticks < 0 ? IoWaitWhenIdle.Ticks : IoWaitBeforeJump.Ticks;
+            if (quiet > 0)
+            {
+                ready = reactor.Poll(quiet, events);
+                if (ready > 0 || probe.PostsPending) return ready;
+                // Nothing scheduled and the idle limit spent waiting for I/O: the clock decides now
+                // (a deadlock, unless it was woken meanwhile), without waiting the limit a second time.
+                if (ticks < 0)
+                {
+                    OnIdleLimitReached();
+                    return 0;
+                }
+            }
+        }
+
+        Wait(ticks < 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromTicks(ticks), probe.ExternalWorkPending);
+        return 0;
+    }
+}
+
+/// <summary>What a clock's poll policy may ask the loop while it waits (loop thread).</summary>
+internal interface IArrivalProbe
+{
+    /// <summary>Posts (call_soon_threadsafe) are waiting to be taken in.</summary>
+    bool PostsPending { get; }
+
+    /// <summary>Work outside the loop that may still wake it is pending.</summary>
+    bool ExternalWorkPending { get; }
 }
 
 /// <summary>The real clock: monotonic time from <see cref="Stopwatch"/>, real waits.</summary>
@@ -96,16 +154,17 @@ public sealed class MonotonicClock : LoopClock
     protected internal override bool IsRealTime => true;
 
     /// <inheritdoc/>
-    protected internal override void Wait(long timeoutTicks, bool externalWorkPending)
+    protected internal override void Wait(TimeSpan timeout, bool externalWorkPending)
     {
-        if (timeoutTicks == 0)
+        if (timeout == TimeSpan.Zero)
         {
             return;
         }
 
         // Round a sub-millisecond timeout up, so a near timer is never polled for in a busy loop.
-        int ms = timeoutTicks < 0 ? Timeout.Infinite
-            : (int)Math.Min(int.MaxValue, (timeoutTicks + TimeSpan.TicksPerMillisecond - 1) / TimeSpan.TicksPerMillisecond);
+        long ticks = timeout.Ticks;
+        int ms = timeout == Timeout.InfiniteTimeSpan ? Timeout.Infinite
+            : (int)Math.Min(int.MaxValue, (ticks + TimeSpan.TicksPerMillisecond - 1) / TimeSpan.TicksPerMillisecond);
         if (_wake.Wait(ms))
         {
             Interlocked.Exchange(ref _wakePending, 0);

@@ -39,6 +39,15 @@ internal sealed class MutableScheduler(long now) : ITickScheduler
     // LoopState.Cancelled: handles cancelled while queued, skipped and then forgotten.
     private readonly HashSet<long> _cancelled = new(IdComparer.Instance);
 
+    // LoopState.Watched, by token: the handles a source's readiness admits, and which of them it has
+    // (bit 1: read, bit 2: write). _admitted stamps (per token and interest) the tick that admitted
+    // them last, so a handle joins a batch at most once.
+    private long[] _watchRead = new long[64], _watchWrite = new long[64];
+    private byte[] _watchHas = new byte[64];
+    private int[] _readAdmitted = new int[64], _writeAdmitted = new int[64];
+    private int _tickStamp;
+    private int _watchedCount;
+
     // The timers moved into the running batch (the model looks them up in the batch itself).
     private readonly HashSet<long> _firedTimers = new(IdComparer.Instance);
 
@@ -107,6 +116,40 @@ internal sealed class MutableScheduler(long now) : ITickScheduler
         _timerCancelled++;
     }
 
+    // Loop.step Watch / Unwatch
+    public void Watch(int token, long? read, long? write)
+    {
+        if (_closed) throw Reject(Rejection.LoopClosed);
+        if (read is null && write is null)
+        {
+            Unwatch(token);
+            return;
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(token);
+        if (token >= _watchHas.Length)
+        {
+            int size = Math.Max(token + 1, _watchHas.Length * 2);
+            Array.Resize(ref _watchRead, size);
+            Array.Resize(ref _watchWrite, size);
+            Array.Resize(ref _watchHas, size);
+            Array.Resize(ref _readAdmitted, size);
+            Array.Resize(ref _writeAdmitted, size);
+        }
+
+        if (_watchHas[token] == 0) _watchedCount++;
+        _watchRead[token] = read.GetValueOrDefault();
+        _watchWrite[token] = write.GetValueOrDefault();
+        _watchHas[token] = (byte)((read.HasValue ? 1 : 0) | (write.HasValue ? 2 : 0));
+    }
+
+    public void Unwatch(int token)
+    {
+        if ((uint)token >= (uint)_watchHas.Length || _watchHas[token] == 0) return;
+        _watchHas[token] = 0;
+        _watchedCount--;
+    }
+
     public void Start()
     {
         if (_closed) throw Reject(Rejection.LoopClosed);
@@ -128,6 +171,8 @@ internal sealed class MutableScheduler(long now) : ITickScheduler
         _timerCancelled = 0;
         _cancelled.Clear();
         _stopping = false;
+        Array.Clear(_watchHas);
+        _watchedCount = 0;
     }
 
     private void CheckTime(long now)
@@ -135,20 +180,55 @@ internal sealed class MutableScheduler(long now) : ITickScheduler
         if (now < _now) throw Reject(Rejection.NewTimeWentBackwards(_now, now));
     }
 
-    // Loop.step BeginTick: dropCancelledTimers, then LoopState.pollTimeout.
-    public long BeginTick(long now)
+    // Loop.step BeginTick: the posts join the ready queue, dropCancelledTimers, then LoopState.pollTimeout.
+    public PollTimeout BeginTick(long now, ReadOnlySpan<long> posted)
     {
         if (_phase != Phase.BetweenTicks) throw Reject(Rejection.NewOutOfPhase("BetweenTicks"));
         CheckTime(now);
         _now = now;
         _phase = Phase.Polling;
+        Append(posted);
         DropCancelledTimers();
-        if (_readyCount > 0 || _stopping) return 0;
-        if (_heapCount == 0) return -1;
+        if (_readyCount > 0 || _stopping) return PollTimeout.Of(0);
+        if (_heapCount == 0) return _watchedCount > 0 ? PollTimeout.UntilIo : PollTimeout.UntilPost;
         long deadline = _heap[0].Deadline;
-        if (deadline <= _now) return 0;
+        if (deadline <= _now) return PollTimeout.Of(0);
         long gap = deadline - _now;
-        return gap < 0 ? Time.MaxPollTimeout : Math.Min(gap, Time.MaxPollTimeout);
+        return PollTimeout.Of(gap < 0 ? Time.MaxPollTimeout : Math.Min(gap, Time.MaxPollTimeout));
+    }
+
+    private void Append(ReadOnlySpan<long> ids)
+    {
+        if (ids.IsEmpty) return;
+        if (_readyCount + ids.Length > _ready.Length) Array.Resize(ref _ready, Math.Max(_ready.Length * 2, _readyCount + ids.Length));
+        ids.CopyTo(_ready.AsSpan(_readyCount));
+        _readyCount += ids.Length;
+    }
+
+    // Loop.admitIo: for each event in order, the reader then the writer, each at most once per tick.
+    private void AdmitIo(ReadOnlySpan<IoEvent> io)
+    {
+        if (io.IsEmpty || _watchedCount == 0) return;
+        int stamp = ++_tickStamp;
+        if (_readyCount + 2 * io.Length > _ready.Length) Array.Resize(ref _ready, Math.Max(_ready.Length * 2, _readyCount + 2 * io.Length));
+        foreach (var e in io)
+        {
+            int t = e.Token;
+            if ((uint)t >= (uint)_watchHas.Length) continue;
+            int has = _watchHas[t];
+            if (has == 0) continue;
+            if ((e.Readiness & Readiness.Readable) != 0 && (has & 1) != 0 && _readAdmitted[t] != stamp)
+            {
+                _readAdmitted[t] = stamp;
+                _ready[_readyCount++] = _watchRead[t];
+            }
+
+            if ((e.Readiness & Readiness.Writable) != 0 && (has & 2) != 0 && _writeAdmitted[t] != stamp)
+            {
+                _writeAdmitted[t] = stamp;
+                _ready[_readyCount++] = _watchWrite[t];
+            }
+        }
     }
 
     // Loop.dropCancelledTimers: compact by CPython's 100 / 50% rule, else drop cancelled heads.
@@ -193,12 +273,15 @@ internal sealed class MutableScheduler(long now) : ITickScheduler
         _heap[i] = e;
     }
 
-    // Loop.step Polled: moveDueTimers, drain the ready queue, skip (and forget) cancelled ids.
-    public ReadOnlySpan<long> Polled(long now)
+    // Loop.step Polled: the batch rule (posts, then admitIo, then moveDueTimers), drain the ready
+    // queue, skip (and forget) cancelled ids.
+    public ReadOnlySpan<long> Polled(long now, ReadOnlySpan<long> posted, ReadOnlySpan<IoEvent> io)
     {
         if (_phase != Phase.Polling) throw Reject(Rejection.NewOutOfPhase("Polling"));
         CheckTime(now);
         _now = now;
+        Append(posted);
+        AdmitIo(io);
         while (_heapCount > 0 && _heap[0].Deadline <= now)
         {
             long id = _heap[0].Id;
@@ -268,6 +351,7 @@ internal sealed class MutableScheduler(long now) : ITickScheduler
     public bool IsRunning => _phase != Phase.Idle;
     public int ReadyCount => _readyCount;
     public int TimerCount => _heapCount;
+    public int WatchedCount => _watchedCount;
 
     // LoopCore.NextDeadline: the head after dropping cancelled timers (without changing the state).
     public long NextDeadline()

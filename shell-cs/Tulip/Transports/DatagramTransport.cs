@@ -7,7 +7,7 @@ using Tulip.Io;
 namespace Tulip.Transports;
 
 /// <summary>A UDP endpoint (asyncio's <c>_SelectorDatagramTransport</c>).</summary>
-internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
+internal sealed class DatagramTransport : IDatagramTransport
 {
     private readonly EventLoop _loop;
     private readonly Socket _sock;
@@ -16,6 +16,7 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
     private readonly Queue<(byte[] Data, EndPoint? To)> _pending = new();
     private int _pendingBytes;
     private readonly Handle _readHandle, _writeHandle;
+    private readonly IoSource _source;
     private bool _closing, _closed, _writeRegistered, _made;
     private ProtocolPhase _grammar = ProtocolPhase.Fresh;
     private readonly EndPoint _anyFrom;
@@ -31,6 +32,7 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
         _anyFrom = sock.AddressFamily == AddressFamily.InterNetworkV6 ? new IPEndPoint(IPAddress.IPv6Any, 0) : new IPEndPoint(IPAddress.Any, 0);
         _readHandle = new StateHandle<DatagramTransport>(loop, static t => t.ReadReady(), this);
         _writeHandle = new StateHandle<DatagramTransport>(loop, static t => t.WriteReady(), this);
+        _source = new IoSource(sock);
         loop.CallSoon(static s =>
         {
             var (t, w) = s;
@@ -101,13 +103,7 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
     private void Apply()
     {
         if (_closed) return;
-        _loop.ReactorInstance.Update(_sock, this, read: !_closing, write: _writeRegistered);
-    }
-
-    public void OnReady(bool readable, bool writable)
-    {
-        if (readable && !_closing && _readHandle.State != Handle.Queued) _loop.EnqueueSoon(_readHandle);
-        if (writable && _writeRegistered && _writeHandle.State != Handle.Queued) _loop.EnqueueSoon(_writeHandle);
+        _loop.SetWatch(_source, _closing ? null : _readHandle, _writeRegistered ? _writeHandle : null);
     }
 
     private void ReadReady()
@@ -217,7 +213,7 @@ internal sealed class DatagramTransport : IDatagramTransport, IIoHandler
     {
         if (_closed) return;
         _closed = true;
-        _loop.ReactorInstanceIfAny?.Remove(_sock);
+        _loop.Unwatch(_source);
         _sock.Dispose();
         if (!_made) return;
         _grammar = ProtocolCore.Next(_grammar, ProtocolCall.ConnectionLost);

@@ -176,12 +176,13 @@ public sealed class Server : IAsyncDisposable
         $"<Server sockets=({string.Join(", ", _sockets.Select(s => { try { return s.LocalEndPoint?.ToString(); } catch (ObjectDisposedException) { return "closed"; } }))})>";
 
     /// <summary>Accepts on one listening socket (asyncio's <c>_accept_connection</c>).</summary>
-    private sealed class Acceptor : IIoHandler
+    private sealed class Acceptor
     {
         private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromSeconds(1);
         private readonly Server _server;
         private readonly Socket _listener;
         private readonly Handle _acceptHandle;
+        private readonly IoSource _source;
         private bool _watching, _stopped;
         private TimerHandle? _retry;
 
@@ -191,13 +192,14 @@ public sealed class Server : IAsyncDisposable
             _listener = listener;
             listener.Blocking = false;
             _acceptHandle = new StateHandle<Acceptor>(server._loop, static a => a.AcceptReady(), this);
+            _source = new IoSource(listener);
         }
 
         public void Start()
         {
             if (_stopped || _watching) return;
             _watching = true;
-            _server._loop.ReactorInstance.Update(_listener, this, read: true, write: false);
+            _server._loop.SetWatch(_source, _acceptHandle, null);
         }
 
         public void Stop()
@@ -211,12 +213,7 @@ public sealed class Server : IAsyncDisposable
         {
             if (!_watching) return;
             _watching = false;
-            _server._loop.ReactorInstanceIfAny?.Remove(_listener);
-        }
-
-        public void OnReady(bool readable, bool writable)
-        {
-            if (readable && _watching && _acceptHandle.State != Handle.Queued) _server._loop.EnqueueSoon(_acceptHandle);
+            _server._loop.Unwatch(_source);
         }
 
         private void AcceptReady()

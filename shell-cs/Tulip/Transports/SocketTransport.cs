@@ -12,7 +12,7 @@ namespace Tulip.Transports;
 /// control with high/low water marks on every write path, close flushes, abort discards. The protocol
 /// callback grammar is the core's (<c>ProtocolGrammar</c>) and is checked on every call.
 /// </summary>
-internal sealed class SocketTransport : ITransport, IIoHandler
+internal sealed class SocketTransport : ITransport
 {
     internal const int DefaultHighWater = 64 * 1024;
     internal const int MaxReadSize = 256 * 1024;
@@ -25,6 +25,7 @@ internal sealed class SocketTransport : ITransport, IIoHandler
     private ProtocolPhase _grammar = ProtocolPhase.Fresh;
     private readonly Streams.ByteBuffer _buffer = new();
     private readonly Handle _readHandle, _writeHandle;
+    private readonly IoSource _source;
     private bool _closing, _eof, _readingPaused, _protocolPaused, _readRegistered, _writeRegistered, _sockClosed;
     private int _connLost;
     private int _high = DefaultHighWater, _low = DefaultHighWater / 4;
@@ -38,6 +39,7 @@ internal sealed class SocketTransport : ITransport, IIoHandler
         _server = server;
         _readHandle = new StateHandle<SocketTransport>(loop, static t => t.ReadReady(), this);
         _writeHandle = new StateHandle<SocketTransport>(loop, static t => t.WriteReady(), this);
+        _source = new IoSource(sock);
         try
         {
             _peer = sock.RemoteEndPoint;
@@ -131,18 +133,8 @@ internal sealed class SocketTransport : ITransport, IIoHandler
         ApplyInterest();
     }
 
-    private void ApplyInterest()
-    {
-        var reactor = _loop.ReactorInstance;
-        if (!_readRegistered && !_writeRegistered) reactor.Remove(_sock);
-        else reactor.Update(_sock, this, _readRegistered, _writeRegistered);
-    }
-
-    public void OnReady(bool readable, bool writable)
-    {
-        if (readable && _readRegistered && _readHandle.State != Handle.Queued) _loop.EnqueueSoon(_readHandle);
-        if (writable && _writeRegistered && _writeHandle.State != Handle.Queued) _loop.EnqueueSoon(_writeHandle);
-    }
+    private void ApplyInterest() =>
+        _loop.SetWatch(_source, _readRegistered ? _readHandle : null, _writeRegistered ? _writeHandle : null);
 
     // ---------------------------------------------------------------------------------------------
     // Reading
@@ -464,7 +456,7 @@ internal sealed class SocketTransport : ITransport, IIoHandler
     {
         if (_sockClosed) return;
         _readRegistered = _writeRegistered = false;
-        _loop.ReactorInstanceIfAny?.Remove(_sock);
+        _loop.Unwatch(_source);
         _sockClosed = true;
         _sock.Dispose();
     }
