@@ -44,6 +44,17 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
         TimeProvider = new LoopTimeProvider(this);
     }
 
+    /// <summary>A loop whose scheduler records every input and answer (tests: the record of a run
+    /// replayed through the pure core).</summary>
+    internal EventLoop(LoopClock clock, Func<long, ITickScheduler> scheduler, SchedulerKind kind)
+    {
+        ArgumentNullException.ThrowIfNull(clock);
+        _clock = clock;
+        _sched = scheduler(clock.Now);
+        Scheduler = kind;
+        TimeProvider = new LoopTimeProvider(this);
+    }
+
     /// <summary>Which scheduler the loop runs on: the pure core (Model) or its proven twin (Fast). Fixed; any thread.</summary>
     [ThreadSafe]
     public SchedulerKind Scheduler { get; }
