@@ -16,12 +16,12 @@ public sealed partial class EventLoop
     {
         get
         {
-            CheckThread();
+            VerifyAccess();
             return _reactorKind;
         }
         set
         {
-            CheckThread();
+            VerifyAccess();
             if (_reactor is not null && value != _reactorKind)
                 throw new InvalidOperationException("the reactor is chosen before the first socket is watched");
             _reactorKind = value;
@@ -156,14 +156,14 @@ public sealed partial class EventLoop
     private Socket Checked(Socket socket)
     {
         ArgumentNullException.ThrowIfNull(socket);
-        CheckThread();
+        VerifyAccess();
         return socket;
     }
 
     private Watcher WatcherFor(Socket socket)
     {
         ArgumentNullException.ThrowIfNull(socket);
-        CheckThread();
+        VerifyAccess();
         ThrowIfClosed(); // before a watcher is made: a closed loop keeps nothing (asyncio's _check_closed)
         if (!_watchers.TryGetValue(socket, out var w))
         {

@@ -44,7 +44,7 @@ public sealed partial class EventLoop
     private void RequireNonBlocking(Socket socket, [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(socket))] string? paramName = null)
     {
         ArgumentNullException.ThrowIfNull(socket, paramName);
-        CheckThread();
+        VerifyAccess();
         if (socket.Blocking) throw new ArgumentException("the socket must be non-blocking", paramName);
     }
 
@@ -174,7 +174,7 @@ public sealed partial class EventLoop
         ArgumentOutOfRangeException.ThrowIfNegative(port);
         ArgumentOutOfRangeException.ThrowIfNegative(backlog);
         ThrowIfClosed();
-        CheckThread();
+        VerifyAccess();
         var addresses = new List<IPAddress>();
         foreach (var host in hosts) addresses.AddRange(await Resolve(host, passive: true));
         if (addresses.Count == 0) throw new ArgumentException("no host to listen on", nameof(hosts));
@@ -210,7 +210,7 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(socket);
         ArgumentOutOfRangeException.ThrowIfNegative(backlog);
         ThrowIfClosed();
-        CheckThread();
+        VerifyAccess();
         socket.Blocking = false;
         var server = new Server(this, [socket], protocolFactory, backlog);
         if (startServing) server.StartServing();
@@ -224,7 +224,7 @@ public sealed partial class EventLoop
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfNegative(backlog);
         ThrowIfClosed();
-        CheckThread();
+        VerifyAccess();
         if (File.Exists(path) && (File.GetAttributes(path) & FileAttributes.Normal) == 0) File.Delete(path);
         var sock = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -252,7 +252,7 @@ public sealed partial class EventLoop
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ThrowIfClosed();
-        CheckThread();
+        VerifyAccess();
         var addresses = await Resolve(host, passive: false);
         Exception? last = null;
         foreach (var address in addresses)
@@ -289,7 +289,7 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentNullException.ThrowIfNull(socket);
         ThrowIfClosed();
-        CheckThread();
+        VerifyAccess();
         socket.Blocking = false;
         return MakeTransport(socket, protocolFactory);
     }
@@ -301,7 +301,7 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentException.ThrowIfNullOrEmpty(path);
         ThrowIfClosed();
-        CheckThread();
+        VerifyAccess();
         var sock = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { Blocking = false };
         try
         {
@@ -366,7 +366,7 @@ public sealed partial class EventLoop
         ArgumentNullException.ThrowIfNull(protocolFactory);
         if (localAddress is null && remoteAddress is null) throw new ArgumentException("unexpected address family: give a local or a remote address");
         ThrowIfClosed();
-        CheckThread();
+        VerifyAccess();
         var family = (localAddress ?? remoteAddress)!.AddressFamily;
         var sock = new Socket(family, SocketType.Dgram, family == AddressFamily.Unix ? ProtocolType.Unspecified : ProtocolType.Udp) { Blocking = false };
         try

@@ -25,7 +25,7 @@ public sealed partial class EventLoop
     {
         ArgumentNullException.ThrowIfNull(coroutine);
         ThrowIfClosed();
-        CheckThread(); // before the task registers itself with the loop
+        VerifyAccess(); // before the task registers itself with the loop
         // No lambda here: a closure over the parameters would be allocated on every call, factory or not.
         if (_taskFactory is { } factory && !_inTaskFactory) return CreateByFactory(factory, coroutine, name);
         return new LoopTask<T>(this, coroutine, name);
@@ -36,7 +36,7 @@ public sealed partial class EventLoop
     {
         ArgumentNullException.ThrowIfNull(coroutine);
         ThrowIfClosed();
-        CheckThread();
+        VerifyAccess();
         if (_taskFactory is { } factory && !_inTaskFactory) return CreateByFactory(factory, coroutine, name);
         return new LoopTask(this, coroutine, name);
     }
@@ -49,14 +49,14 @@ public sealed partial class EventLoop
     /// factory, <c>CreateTask</c> makes the default task, so a factory may wrap or decorate it.</summary>
     public void SetTaskFactory(ITaskFactory? factory)
     {
-        CheckThread();
+        VerifyAccess();
         _taskFactory = factory;
     }
 
     /// <summary>The task factory, or null for the default (asyncio's <c>get_task_factory</c>).</summary>
     public ITaskFactory? GetTaskFactory()
     {
-        CheckThread();
+        VerifyAccess();
         return _taskFactory;
     }
 
@@ -121,7 +121,7 @@ public sealed partial class EventLoop
     {
         get
         {
-            CheckThread();
+            VerifyAccess();
             return CurrentTaskInternal as ILoopTask;
         }
     }
@@ -129,7 +129,7 @@ public sealed partial class EventLoop
     /// <summary>The tasks of this loop that are not done yet (asyncio's <c>all_tasks()</c>).</summary>
     public IReadOnlyCollection<ILoopTask> AllTasks()
     {
-        CheckThread();
+        VerifyAccess();
         return _pendingTasks.Cast<ILoopTask>().ToArray();
     }
 
@@ -242,13 +242,13 @@ public sealed partial class EventLoop
     /// <summary>Sets the handler for errors with no caller (null restores the default).</summary>
     public void SetExceptionHandler(ExceptionHandler? handler)
     {
-        CheckThread();
+        VerifyAccess();
         _exceptionHandler = handler;
     }
 
     public ExceptionHandler? GetExceptionHandler()
     {
-        CheckThread();
+        VerifyAccess();
         return _exceptionHandler;
     }
 
@@ -305,7 +305,7 @@ public sealed partial class EventLoop
     /// <summary>Reports from any thread (a finalizer, for instance): through the loop if it can still run callbacks.</summary>
     internal void ReportFromAnyThread(ExceptionContext context)
     {
-        if (!IsClosed && !CanRunHere)
+        if (!IsClosed && !CheckAccess())
         {
             try
             {

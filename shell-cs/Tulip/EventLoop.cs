@@ -321,7 +321,9 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
 
     private void EnqueueDirect(Handle h)
     {
-        DrainInbox();
+        // Posts still in the inbox were made before this one (perhaps by this thread, while the loop
+        // ran on another): they join first, so each thread's posts keep their order.
+        foreach (long id in TakePosts()) _sched.CallSoon(id);
         EnqueueSoon(h);
     }
 
@@ -360,27 +362,6 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     bool IArrivalProbe.PostsPending => _inboxNonEmpty;
 
     bool IArrivalProbe.ExternalWorkPending => Volatile.Read(ref _externalPending) > 0;
-
-    private void DrainInbox()
-    {
-        if (!_inboxNonEmpty) return;
-        List<Handle> taken;
-        lock (_inboxLock)
-        {
-            taken = _inbox;
-            _inbox = _inboxSpare;
-            _inboxSpare = taken;
-            _inboxNonEmpty = false;
-        }
-
-        foreach (var h in taken)
-        {
-            if (h.State == Handle.CancelledState) continue;
-            EnqueueSoon(h);
-        }
-
-        taken.Clear();
-    }
 
     // ---------------------------------------------------------------------------------------------
     // Running
@@ -452,12 +433,12 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     {
         get
         {
-            CheckThread();
+            VerifyAccess();
             return _iterationHook;
         }
         set
         {
-            CheckThread();
+            VerifyAccess();
             _iterationHook = value;
         }
     }
@@ -546,11 +527,12 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     public void Dispose() => Close();
 
     /// <summary>
-    /// Raises if called from a thread other than the running loop's: everything not marked
-    /// <see cref="ThreadSafeAttribute"/> is loop-affine. On the loop's thread it is one compare.
+    /// Raises <see cref="EventLoopException"/> unless <see cref="CheckAccess"/> holds: the check every
+    /// loop-bound member makes (everything not marked <see cref="ThreadSafeAttribute"/> is
+    /// loop-affine), for your own loop-bound types too. One compare on the loop's thread.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void CheckThread()
+    public void VerifyAccess()
     {
         if (_threadId != Environment.CurrentManagedThreadId && _threadId != -1)
         {
@@ -562,17 +544,6 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
         throw new EventLoopException(
             "Non-thread-safe operation invoked on an event loop other than the current one; use CallSoonThreadsafe");
 
-    internal bool OnLoopThread => _threadId == Environment.CurrentManagedThreadId;
-
-    /// <summary>A call may touch the loop directly: on its thread, or while no thread runs it.</summary>
-    internal bool CanRunHere
-    {
-        get
-        {
-            int owner = _threadId;
-            return owner == -1 || owner == Environment.CurrentManagedThreadId;
-        }
-    }
 
     // ---------------------------------------------------------------------------------------------
     // Thread access, public: what an adapter (Tulip.Reactive, your own) needs to call the loop from
@@ -581,7 +552,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     /// <summary>Whether the calling thread is the thread running this loop now (false while the loop
     /// is not running).</summary>
     [ThreadSafe]
-    public bool IsOnLoopThread => OnLoopThread;
+    public bool IsOnLoopThread => _threadId == Environment.CurrentManagedThreadId;
 
     /// <summary>
     /// Whether the calling thread may use the loop's loop-bound members directly: it is the thread
@@ -590,13 +561,11 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     /// <see cref="InvokeOnLoop{TState}(Action{TState}, TState)"/>.
     /// </summary>
     [ThreadSafe]
-    public bool CheckAccess() => CanRunHere;
-
-    /// <summary>
-    /// Raises <see cref="EventLoopException"/> unless <see cref="CheckAccess"/> holds: the check every
-    /// loop-bound member makes, for your own loop-bound types. One compare on the loop's thread.
-    /// </summary>
-    public void VerifyAccess() => CheckThread();
+    public bool CheckAccess()
+    {
+        int owner = _threadId;
+        return owner == -1 || owner == Environment.CurrentManagedThreadId;
+    }
 
     /// <summary>
     /// Runs <paramref name="action"/>(<paramref name="state"/>) on the loop: at once, before returning,
@@ -610,7 +579,13 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     public void InvokeOnLoop<TState>(Action<TState> action, TState state)
     {
         ArgumentNullException.ThrowIfNull(action);
-        RunOnLoop(action, state);
+        if (TryEnterHere(out var access))
+        {
+            using (access) action(state);
+            return;
+        }
+
+        CallSoonThreadsafe(action, state);
     }
 
     /// <summary>Runs <paramref name="action"/> on the loop, at once or posted: see
@@ -619,22 +594,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     public void InvokeOnLoop(Action action)
     {
         ArgumentNullException.ThrowIfNull(action);
-        RunOnLoop(static a => a(), action);
-    }
-
-    /// <summary>
-    /// Runs <paramref name="action"/> now when the calling thread may touch the loop (its own thread
-    /// while it runs, any thread while it is idle: under the gate), else posts it thread-safely.
-    /// </summary>
-    internal void RunOnLoop<TState>(Action<TState> action, TState state)
-    {
-        if (TryEnterHere(out var access))
-        {
-            using (access) action(state);
-            return;
-        }
-
-        CallSoonThreadsafe(action, state);
+        InvokeOnLoop(static a => a(), action);
     }
 
     // ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ type Recorder<'T>(loop: EventLoop) =
     let items = List<string>()
     let mutable offThread = 0
     let stamp (s: string) =
-        if not loop.OnLoopThread && loop.IsRunning then offThread <- offThread + 1
+        if not loop.IsOnLoopThread && loop.IsRunning then offThread <- offThread + 1
         items.Add(sprintf "%.3f %s" (loop.Time()) s)
     member _.Items = List.ofSeq items
     member _.OffThread = offThread
@@ -732,7 +732,7 @@ let operators =
                           Rx.Range(1, 3).SubscribeAsync(loop, (fun x _ ->
                               task {
                                   do! sleep 1.0
-                                  log.Add(sprintf "%d at %.0f on loop %b" x (loop.Time()) loop.OnLoopThread)
+                                  log.Add(sprintf "%d at %.0f on loop %b" x (loop.Time()) loop.IsOnLoopThread)
                               }), AsyncConcurrency.Sequential, onCompleted = (fun () -> finished.SetResult(ValueTuple())))
                       let! _ = finished
                       ()

@@ -137,7 +137,7 @@ public sealed class NextCompleted<T>
     /// <summary>Takes the next completion now; the future gives its result or exception.</summary>
     public Future<T> AsFuture()
     {
-        (_bound?.Loop ?? _order!.Loop).CheckThread();
+        (_bound?.Loop ?? _order!.Loop).VerifyAccess();
         if (_bound is { } b) return b;
         var order = _order!;
         _order = null;

@@ -80,7 +80,7 @@ public sealed class TaskGroup : IAsyncDisposable
     public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
-        _loop?.CheckThread();
+        _loop?.VerifyAccess();
         CheckCanCreate();
         var task = _loop!.CreateTask(coroutine, name);
         Track(task);
@@ -90,7 +90,7 @@ public sealed class TaskGroup : IAsyncDisposable
     public LoopTask CreateTask(Func<Task> coroutine, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
-        _loop?.CheckThread();
+        _loop?.VerifyAccess();
         CheckCanCreate();
         var task = _loop!.CreateTask(coroutine, name);
         Track(task);
@@ -132,7 +132,7 @@ public sealed class TaskGroup : IAsyncDisposable
     /// <summary>The end of an <c>await using</c> scope: awaits the tasks (see the class remarks).</summary>
     public async ValueTask DisposeAsync()
     {
-        _loop?.CheckThread();
+        _loop?.VerifyAccess();
         await ExitAsync(null);
     }
 

@@ -33,7 +33,7 @@ public sealed class TimeoutScope : IAsyncDisposable
     {
         get
         {
-            _loop?.CheckThread();
+            _loop?.VerifyAccess();
             return _when;
         }
     }
@@ -43,7 +43,7 @@ public sealed class TimeoutScope : IAsyncDisposable
     {
         get
         {
-            _loop?.CheckThread();
+            _loop?.VerifyAccess();
             return _state is TimeoutState.Expiring or TimeoutState.Expired;
         }
     }
@@ -53,7 +53,7 @@ public sealed class TimeoutScope : IAsyncDisposable
     {
         get
         {
-            _loop?.CheckThread();
+            _loop?.VerifyAccess();
             return _state;
         }
     }
@@ -61,7 +61,7 @@ public sealed class TimeoutScope : IAsyncDisposable
     /// <summary>Moves the deadline (loop time in seconds; null: none). Only inside the scope.</summary>
     public void Reschedule(double? when)
     {
-        _loop?.CheckThread();
+        _loop?.VerifyAccess();
         if (_state == TimeoutState.Created) throw new InvalidOperationException("Timeout has not been entered");
         if (_state != TimeoutState.Active) throw new InvalidOperationException($"Cannot change state of {StateName} Timeout");
         _when = when;
@@ -121,7 +121,7 @@ public sealed class TimeoutScope : IAsyncDisposable
     /// <summary>The end of an <c>await using</c> scope (see the class remarks for what it cannot see).</summary>
     public ValueTask DisposeAsync()
     {
-        _loop?.CheckThread();
+        _loop?.VerifyAccess();
         Exit(cancelled: true, inner: null);
         return ValueTask.CompletedTask;
     }
@@ -152,7 +152,7 @@ public sealed class TimeoutScope : IAsyncDisposable
     public async Task<T> RunAsync<T>(Func<TimeoutScope, Task<T>> body)
     {
         ArgumentNullException.ThrowIfNull(body);
-        _loop?.CheckThread();
+        _loop?.VerifyAccess();
         Enter();
         T result;
         try

@@ -44,7 +44,7 @@ public abstract class Future
     /// </summary>
     public System.Exception? Exception()
     {
-        LoopRef.CheckThread();
+        LoopRef.VerifyAccess();
         if (!Done) throw new InvalidStateException("Exception is not set.");
         if (Cancelled) throw MakeCancelledException();
         MarkRetrieved();
@@ -221,7 +221,7 @@ public class Future<T> : Future
     /// </summary>
     public T Result()
     {
-        LoopRef.CheckThread();
+        LoopRef.VerifyAccess();
         return ResultChecked();
     }
 
@@ -284,7 +284,7 @@ public readonly struct FutureAwaiter : ICriticalNotifyCompletion
 
     public void GetResult()
     {
-        _future.Loop.CheckThread(); // before anything: a foreign thread must not take a task's pending cancel
+        _future.Loop.VerifyAccess(); // before anything: a foreign thread must not take a task's pending cancel
         _future.Loop.ThrowPendingCancellation();
         if (!_future.Done) _future.Loop.ThrowRefusedAwait(_future);
         _future.ThrowIfNotSucceeded();
@@ -312,7 +312,7 @@ public readonly struct FutureAwaiter<T> : ICriticalNotifyCompletion
 
     public T GetResult()
     {
-        _future.Loop.CheckThread();
+        _future.Loop.VerifyAccess();
         _future.Loop.ThrowPendingCancellation();
         if (!_future.Done) _future.Loop.ThrowRefusedAwait(_future);
         return _future.ResultChecked();

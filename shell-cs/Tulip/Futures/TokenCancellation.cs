@@ -40,7 +40,7 @@ internal static class TokenCancellation
         {
             try
             {
-                waiter.Loop.RunOnLoop(static c => c.CancelOnLoop(), this);
+                waiter.Loop.InvokeOnLoop(static c => c.CancelOnLoop(), this);
             }
             catch (EventLoopException)
             {

@@ -37,7 +37,7 @@ public abstract class Handle
     /// loop's thread (from another, post the cancel with <see cref="EventLoop.CallSoonThreadsafe(Action)"/>).</summary>
     public void Cancel()
     {
-        Loop.CheckThread();
+        Loop.VerifyAccess();
         Loop.CancelHandle(this);
     }
 
@@ -46,7 +46,7 @@ public abstract class Handle
     {
         get
         {
-            Loop.CheckThread();
+            Loop.VerifyAccess();
             return State == CancelledState;
         }
     }

@@ -31,15 +31,18 @@ internal sealed class LoopTimeProvider(EventLoop loop) : TimeProvider
         private bool _disposed;
         private int _generation;
 
+        // Any thread (ITimer's contract): done on the loop, at once where the caller may touch it, else
+        // posted (one test-and-enter: a run cannot start between the check and the change).
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
             if (_disposed) return false;
-            if (!loop.CanRunHere)
-            {
-                loop.CallSoonThreadsafe(static s => s.Item1.Change(s.Item2, s.Item3), (this, dueTime, period));
-                return true;
-            }
+            loop.InvokeOnLoop(static s => s.Item1.ChangeOnLoop(s.Item2, s.Item3), (this, dueTime, period));
+            return true;
+        }
 
+        private void ChangeOnLoop(TimeSpan dueTime, TimeSpan period)
+        {
+            if (_disposed) return;
             _generation++;
             _handle?.Cancel();
             _handle = null;
@@ -48,8 +51,6 @@ internal sealed class LoopTimeProvider(EventLoop loop) : TimeProvider
             {
                 _handle = loop.CallLater(dueTime < TimeSpan.Zero ? TimeSpan.Zero : dueTime, static s => s.Item1.Fire(s.Item2), (this, _generation));
             }
-
-            return true;
         }
 
         private void Fire(int generation)
@@ -67,12 +68,12 @@ internal sealed class LoopTimeProvider(EventLoop loop) : TimeProvider
         public void Dispose()
         {
             if (_disposed) return;
-            if (!loop.CanRunHere)
-            {
-                loop.CallSoonThreadsafe(static t => t.Dispose(), this);
-                return;
-            }
+            loop.InvokeOnLoop(static t => t.DisposeOnLoop(), this);
+        }
 
+        private void DisposeOnLoop()
+        {
+            if (_disposed) return;
             _disposed = true;
             _handle?.Cancel();
             _handle = null;

@@ -52,7 +52,7 @@ public sealed class LoopStreamReader
     {
         get
         {
-            _loop.CheckThread();
+            _loop.VerifyAccess();
             return _buffer.Count;
         }
     }
@@ -66,7 +66,7 @@ public sealed class LoopStreamReader
     /// <summary>A copy of up to <paramref name="n"/> buffered bytes (all with -1), not consumed.</summary>
     public byte[] Peek(int n = -1)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         var span = _buffer.Span;
         return (n < 0 || n >= span.Length ? span : span[..n]).ToArray();
     }
@@ -74,14 +74,14 @@ public sealed class LoopStreamReader
     /// <summary>The error the connection ended with, or null (asyncio's <c>exception()</c>).</summary>
     public Exception? Exception()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         return _exception;
     }
 
     public void SetException(Exception exception)
     {
         ArgumentNullException.ThrowIfNull(exception);
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         _exception = exception;
         var waiter = _waiter;
         if (waiter is null) return;
@@ -92,7 +92,7 @@ public sealed class LoopStreamReader
     public void SetTransport(ITransport transport)
     {
         ArgumentNullException.ThrowIfNull(transport);
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_transport is not null) throw new InvalidOperationException("Transport already set");
         _transport = transport;
     }
@@ -102,21 +102,21 @@ public sealed class LoopStreamReader
     {
         get
         {
-            _loop.CheckThread();
+            _loop.VerifyAccess();
             return _eof && _buffer.Count == 0;
         }
     }
 
     public void FeedEof()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         _eof = true;
         WakeUpWaiter();
     }
 
     public void FeedData(ReadOnlySpan<byte> data)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_eof) throw new InvalidOperationException("feed_data after feed_eof");
         if (data.IsEmpty) return;
         if (_direct is { Count: 0 } direct && _buffer.Count == 0 && _waiter is { Cancelled: false })
@@ -186,7 +186,7 @@ public sealed class LoopStreamReader
     /// <summary>Up to <paramref name="n"/> bytes (at least one unless at EOF: then empty); n &lt; 0 reads to EOF.</summary>
     public async ValueTask<byte[]> ReadAsync(int n = -1)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         ThrowIfFailed();
         if (n == 0) return [];
         if (n < 0)
@@ -218,7 +218,7 @@ public sealed class LoopStreamReader
     /// </summary>
     internal async ValueTask<int> ReadIntoAsync(Memory<byte> target, CancellationToken cancellationToken)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         ThrowIfFailed();
         if (target.IsEmpty) return 0;
         if (_buffer.Count == 0 && !_eof)
@@ -259,7 +259,7 @@ public sealed class LoopStreamReader
     public async ValueTask<byte[]> ReadExactlyAsync(int n)
     {
         if (n < 0) throw new ArgumentOutOfRangeException(nameof(n), "readexactly size can not be less than zero");
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         ThrowIfFailed();
         if (n == 0) return [];
         while (_buffer.Count < n)
@@ -285,7 +285,7 @@ public sealed class LoopStreamReader
     /// </summary>
     public async ValueTask<byte[]> ReadLineAsync()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         try
         {
             return await ReadUntilAsync(Newline);
@@ -306,7 +306,7 @@ public sealed class LoopStreamReader
     /// <summary>Data up to and including <paramref name="separator"/>.</summary>
     public ValueTask<byte[]> ReadUntilAsync(ReadOnlyMemory<byte> separator)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         return ReadUntilAsync([separator]);
     }
 
@@ -320,7 +320,7 @@ public sealed class LoopStreamReader
         var seps = separators.OrderBy(s => s.Length).ToArray();
         int minLen = seps[0].Length, maxLen = seps[^1].Length;
         if (minLen == 0) throw new ArgumentException("Separator should be at least one-byte string", nameof(separators));
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         ThrowIfFailed();
         int offset = 0, matchStart = -1, matchEnd = -1;
         while (true)

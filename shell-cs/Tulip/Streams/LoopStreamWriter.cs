@@ -30,32 +30,32 @@ public sealed class LoopStreamWriter : IAsyncDisposable
 
     public void Write(ReadOnlySpan<byte> data)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         Transport.Write(data);
     }
 
     public void WriteLines(IEnumerable<ReadOnlyMemory<byte>> lines)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         Transport.WriteLines(lines);
     }
 
     public void WriteEof()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         Transport.WriteEof();
     }
 
     public bool CanWriteEof()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         return Transport.CanWriteEof();
     }
 
     /// <summary>Closes the transport once what is buffered has been sent.</summary>
     public void Close()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         Transport.Close();
     }
 
@@ -63,7 +63,7 @@ public sealed class LoopStreamWriter : IAsyncDisposable
     {
         get
         {
-            _loop.CheckThread();
+            _loop.VerifyAccess();
             return Transport.IsClosing;
         }
     }
@@ -75,7 +75,7 @@ public sealed class LoopStreamWriter : IAsyncDisposable
     /// <summary>Waits until the connection is closed (raising the error it ended with, if any).</summary>
     public async Task WaitClosedAsync()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         await _protocol.CloseWaiter;
     }
 
@@ -93,7 +93,7 @@ public sealed class LoopStreamWriter : IAsyncDisposable
     /// </summary>
     internal async ValueTask DrainAsync(CancellationToken cancellationToken)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_reader?.Exception() is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
         if (Transport.IsClosing)
         {
@@ -107,7 +107,7 @@ public sealed class LoopStreamWriter : IAsyncDisposable
     /// <summary>Closes and waits for the close (errors of the connection are swallowed here).</summary>
     public async ValueTask DisposeAsync()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         Close();
         try
         {

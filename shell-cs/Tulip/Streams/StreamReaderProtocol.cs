@@ -33,7 +33,7 @@ public sealed class StreamReaderProtocol : Protocol
     {
         get
         {
-            _loop.CheckThread();
+            _loop.VerifyAccess();
             return _task;
         }
     }
@@ -43,7 +43,7 @@ public sealed class StreamReaderProtocol : Protocol
     public override void ConnectionMade(ITransportBase transport)
     {
         ArgumentNullException.ThrowIfNull(transport);
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         _transport = transport as ITransport ?? throw new ArgumentException("a stream protocol needs a stream transport", nameof(transport));
         _reader?.SetTransport(_transport);
         if (_clientConnected is not null && _reader is not null)
@@ -78,7 +78,7 @@ public sealed class StreamReaderProtocol : Protocol
 
     public override void ConnectionLost(Exception? exception)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         // A reset reaches stream users as ConnectionResetException (asyncio: ConnectionResetError).
         if (exception is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionReset } reset)
             exception = new ConnectionResetException(reset.Message, reset);
@@ -116,26 +116,26 @@ public sealed class StreamReaderProtocol : Protocol
 
     public override void DataReceived(ReadOnlySpan<byte> data)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         _reader?.FeedData(data);
     }
 
     public override bool EofReceived()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         _reader?.FeedEof();
         return true; // keep the connection half-open: the writer may still write back
     }
 
     public override void PauseWriting()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         _paused = true;
     }
 
     public override void ResumeWriting()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         _paused = false;
         foreach (var w in _drainWaiters)
         {

@@ -38,7 +38,7 @@ public sealed class AsyncBarrier
     {
         get
         {
-            _cond.CheckThread();
+            _cond.VerifyAccess();
             return Waiting;
         }
     }
@@ -50,7 +50,7 @@ public sealed class AsyncBarrier
     {
         get
         {
-            _cond.CheckThread();
+            _cond.VerifyAccess();
             return _state == State.Broken;
         }
     }
@@ -58,7 +58,7 @@ public sealed class AsyncBarrier
     /// <summary>Waits until <see cref="Parties"/> tasks are waiting; returns this task's arrival index.</summary>
     public async Task<int> Wait()
     {
-        _cond.CheckThread();
+        _cond.VerifyAccess();
         using (await _cond.AcquireAsync())
         {
             await Block();
@@ -108,7 +108,7 @@ public sealed class AsyncBarrier
     /// <summary>Back to the initial state; tasks waiting now get <see cref="BrokenBarrierException"/>.</summary>
     public async Task Reset()
     {
-        _cond.CheckThread();
+        _cond.VerifyAccess();
         using (await _cond.AcquireAsync())
         {
             if (_count > 0)
@@ -127,7 +127,7 @@ public sealed class AsyncBarrier
     /// <summary>Breaks the barrier: waiting and later tasks get <see cref="BrokenBarrierException"/>.</summary>
     public async Task Abort()
     {
-        _cond.CheckThread();
+        _cond.VerifyAccess();
         using (await _cond.AcquireAsync())
         {
             _state = State.Broken;

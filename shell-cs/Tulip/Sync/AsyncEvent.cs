@@ -16,7 +16,7 @@ public sealed class AsyncEvent
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return _value;
         }
     }
@@ -24,7 +24,7 @@ public sealed class AsyncEvent
     /// <summary>Sets the flag and wakes every task waiting for it.</summary>
     public void Set()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         if (_value) return;
         _value = true;
         for (var w = _waiters.First; w is not null; w = w.Next) w.TryWake();
@@ -33,14 +33,14 @@ public sealed class AsyncEvent
     /// <summary>Clears the flag: later waiters wait until it is set again.</summary>
     public void Clear()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         _value = false;
     }
 
     /// <summary>Waits until the flag is set; returns true.</summary>
     public ValueTask<bool> Wait()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         return _value ? new ValueTask<bool>(true) : new ValueTask<bool>(WaitSlow());
     }
 
@@ -63,7 +63,7 @@ public sealed class AsyncEvent
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return _waiters.Count;
         }
     }

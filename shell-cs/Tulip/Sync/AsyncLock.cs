@@ -18,7 +18,7 @@ public sealed class AsyncLock
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return _locked;
         }
     }
@@ -26,7 +26,7 @@ public sealed class AsyncLock
     /// <summary>Acquires the lock and returns what releases it at the end of a <c>using</c>.</summary>
     public ValueTask<LockReleaser> AcquireAsync()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         if (!_locked && _waiters.AllCancelled())
         {
             _locked = true;
@@ -39,7 +39,7 @@ public sealed class AsyncLock
     /// <summary>asyncio's <c>acquire()</c>: waits until the lock is free, takes it, returns true.</summary>
     public ValueTask<bool> Acquire()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         if (!_locked && _waiters.AllCancelled())
         {
             _locked = true;
@@ -83,7 +83,7 @@ public sealed class AsyncLock
     /// <summary>Releases the lock; <see cref="InvalidOperationException"/>("Lock is not acquired.") if it is not held.</summary>
     public void Release()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         if (!_locked) throw new InvalidOperationException("Lock is not acquired.");
         _locked = false;
         WakeUpFirst();
@@ -96,7 +96,7 @@ public sealed class AsyncLock
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return _waiters.Count;
         }
     }

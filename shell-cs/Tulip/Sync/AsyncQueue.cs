@@ -51,7 +51,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return Count;
         }
     }
@@ -60,7 +60,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return Count == 0;
         }
     }
@@ -70,7 +70,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return IsFull;
         }
     }
@@ -82,7 +82,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return _isShutdown;
         }
     }
@@ -99,7 +99,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     /// <summary>Puts an item, waiting while the queue is full. <see cref="QueueShutDownException"/> once shut down.</summary>
     public ValueTask Put(T item)
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         if (!IsFull)
         {
             PutNowaitCore(item);
@@ -135,7 +135,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     /// <summary>Puts an item without waiting: <see cref="QueueFullException"/> if full.</summary>
     public void PutNowait(T item)
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         PutNowaitCore(item);
     }
 
@@ -152,7 +152,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     /// <summary>Takes an item, waiting while the queue is empty. <see cref="QueueShutDownException"/> once shut down and empty.</summary>
     public ValueTask<T> Get()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         if (Count > 0) return new ValueTask<T>(GetNowaitCore());
         return new ValueTask<T>(GetSlow());
     }
@@ -183,7 +183,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     /// <summary>Takes an item without waiting: <see cref="QueueEmptyException"/> if empty.</summary>
     public T GetNowait()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         return GetNowaitCore();
     }
 
@@ -203,7 +203,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     /// <summary>A consumer says an item it got is processed; <see cref="Join"/> returns when all are.</summary>
     public void TaskDone()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         if (_unfinished <= 0) throw new InvalidOperationException("task_done() called too many times");
         _unfinished--;
         if (_unfinished == 0) _finished.Set();
@@ -212,7 +212,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     /// <summary>Waits until every item put has been got and marked with <see cref="TaskDone"/>.</summary>
     public ValueTask Join()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         if (_unfinished == 0) return ValueTask.CompletedTask;
         // The inner event binds to this loop as it waits: so does the queue (its puts clear that event).
         _binding.BindIfRunning();
@@ -226,7 +226,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     /// </summary>
     public void Shutdown(bool immediate = false)
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         _isShutdown = true;
         if (immediate)
         {
@@ -268,7 +268,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return _getters.Count;
         }
     }
@@ -278,7 +278,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return _putters.Count;
         }
     }

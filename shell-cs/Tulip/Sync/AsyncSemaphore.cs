@@ -25,7 +25,7 @@ public class AsyncSemaphore
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return _value;
         }
     }
@@ -35,7 +35,7 @@ public class AsyncSemaphore
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return IsLocked;
         }
     }
@@ -45,7 +45,7 @@ public class AsyncSemaphore
     /// <summary>Takes a unit, waiting if there is none; returns true.</summary>
     public ValueTask<bool> Acquire()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         if (!IsLocked)
         {
             _value--;
@@ -58,7 +58,7 @@ public class AsyncSemaphore
     /// <summary>Takes a unit and returns what gives it back at the end of a <c>using</c>.</summary>
     public ValueTask<SemaphoreReleaser> AcquireAsync()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         if (!IsLocked)
         {
             _value--;
@@ -107,7 +107,7 @@ public class AsyncSemaphore
     /// <summary>Gives a unit back, handing it to the first waiter if any.</summary>
     public void Release()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         CheckRelease();
         _value++;
         WakeUpNext();
@@ -135,7 +135,7 @@ public class AsyncSemaphore
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return _waiters.Count;
         }
     }

@@ -28,31 +28,31 @@ public sealed class Condition
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return _lock.Locked;
         }
     }
 
     public ValueTask<LockReleaser> AcquireAsync()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         return _lock.AcquireAsync();
     }
 
     public ValueTask<bool> Acquire()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         return _lock.Acquire();
     }
 
     public void Release()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         _lock.Release();
     }
 
     /// <summary>Raises on a foreign thread once bound (for the primitives built on a condition).</summary>
-    internal void CheckThread() => _binding.CheckThread();
+    internal void VerifyAccess() => _binding.VerifyAccess();
 
     /// <summary>
     /// Releases the lock, waits to be notified, re-acquires the lock, returns true. Must be called with
@@ -60,7 +60,7 @@ public sealed class Condition
     /// </summary>
     public async Task<bool> Wait()
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         if (!_lock.Locked) throw new InvalidOperationException("cannot wait on un-acquired lock");
         var loop = _binding.Get(this);
         _lock.Release();
@@ -116,7 +116,7 @@ public sealed class Condition
     public async Task<T> WaitFor<T>(Func<T> predicate)
     {
         ArgumentNullException.ThrowIfNull(predicate);
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         var result = predicate();
         while (EqualityComparer<T>.Default.Equals(result, default!))
         {
@@ -130,7 +130,7 @@ public sealed class Condition
     /// <summary>Wakes up to <paramref name="n"/> waiters, first come first served. Must hold the lock.</summary>
     public void Notify(int n = 1)
     {
-        _binding.CheckThread();
+        _binding.VerifyAccess();
         if (!_lock.Locked) throw new InvalidOperationException("cannot notify on un-acquired lock");
         NotifyCore(n);
     }
@@ -152,7 +152,7 @@ public sealed class Condition
     {
         get
         {
-            _binding.CheckThread();
+            _binding.VerifyAccess();
             return _waiters.Count;
         }
     }

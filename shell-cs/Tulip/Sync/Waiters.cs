@@ -87,7 +87,7 @@ internal struct WaiterList
 
 /// <summary>
 /// asyncio's <c>_LoopBoundMixin</c>: a primitive binds to the running loop the first time it has to
-/// wait, and refuses any other loop afterwards. Once bound, it is loop-affine: <see cref="CheckThread"/>
+/// wait, and refuses any other loop afterwards. Once bound, it is loop-affine: <see cref="EventLoop.VerifyAccess"/>
 /// refuses a foreign thread (before binding there is no loop to compare with, as in asyncio).
 /// </summary>
 internal struct LoopBinding
@@ -99,7 +99,7 @@ internal struct LoopBinding
 
     /// <summary>Raises <see cref="EventLoopException"/> on a thread other than the bound loop's while it runs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly void CheckThread() => _loop?.CheckThread();
+    public readonly void VerifyAccess() => _loop?.VerifyAccess();
 
     /// <summary>Binds to the loop running on this thread, if any and if not bound yet.</summary>
     public void BindIfRunning() => _loop ??= EventLoop.RunningOrNull;

@@ -53,7 +53,7 @@ public readonly struct SleepAwaiter<T> : ICriticalNotifyCompletion
 
     public T GetResult()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         _loop.ThrowPendingCancellation();
         return _future is null ? _result : _future.ResultChecked();
     }

@@ -106,7 +106,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     {
         [ThreadSafe]
         get => _name ??= $"Task-{_number}";
-        set { LoopRef.CheckThread(); _name = value ?? throw new ArgumentNullException(nameof(value)); }
+        set { LoopRef.VerifyAccess(); _name = value ?? throw new ArgumentNullException(nameof(value)); }
     }
 
     /// <summary>Tasks are completed by their coroutine only: <c>SetResult</c> is refused, as in asyncio.</summary>
@@ -155,11 +155,11 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         return true;
     }
 
-    public int Cancelling() { LoopRef.CheckThread(); return TaskCore.Cancelling(_ts); }
+    public int Cancelling() { LoopRef.VerifyAccess(); return TaskCore.Cancelling(_ts); }
 
     public int Uncancel()
     {
-        LoopRef.CheckThread();
+        LoopRef.VerifyAccess();
         _ts = TaskCore.Uncancel(_ts, out int remaining);
         return remaining;
     }
@@ -168,7 +168,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     {
         get
         {
-            LoopRef.CheckThread();
+            LoopRef.VerifyAccess();
             if (_cts is null)
             {
                 _cts = new CancellationTokenSource();
@@ -521,7 +521,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         {
             var loop = task.LoopRef;
             if (loop.IsClosed) return;
-            if (loop.OnLoopThread)
+            if (loop.IsOnLoopThread)
             {
                 // Already on the loop (a .NET continuation completed by loop code): no lock, no wake.
                 loop.CallSoon(static s => s.task.ResumeExternal(s.d, s.state), (task, d, state));
@@ -533,7 +533,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
         public override void Send(SendOrPostCallback d, object? state)
         {
-            if (task.LoopRef.OnLoopThread)
+            if (task.LoopRef.IsOnLoopThread)
             {
                 d(state);
                 return;

@@ -66,13 +66,13 @@ internal sealed class DatagramTransport : IDatagramTransport
     {
         get
         {
-            _loop.CheckThread();
+            _loop.VerifyAccess();
             return _protocol;
         }
         set
         {
             ArgumentNullException.ThrowIfNull(value);
-            _loop.CheckThread();
+            _loop.VerifyAccess();
             _protocol = value as DatagramProtocol ?? throw new ArgumentException("a datagram transport needs a DatagramProtocol", nameof(value));
         }
     }
@@ -81,7 +81,7 @@ internal sealed class DatagramTransport : IDatagramTransport
     {
         get
         {
-            _loop.CheckThread();
+            _loop.VerifyAccess();
             return _closing;
         }
     }
@@ -96,7 +96,7 @@ internal sealed class DatagramTransport : IDatagramTransport
 
     public int GetWriteBufferSize()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         return _pendingBytes;
     }
 
@@ -135,7 +135,7 @@ internal sealed class DatagramTransport : IDatagramTransport
 
     public void SendTo(ReadOnlySpan<byte> data, EndPoint? to = null)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_closing) return;
         to ??= _remote ?? throw new ArgumentException("no address given and the endpoint is not connected", nameof(to));
         if (_pending.Count == 0)
@@ -193,7 +193,7 @@ internal sealed class DatagramTransport : IDatagramTransport
 
     public void Close()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_closing) return;
         _closing = true;
         Apply();
@@ -202,7 +202,7 @@ internal sealed class DatagramTransport : IDatagramTransport
 
     public void Abort()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         _pending.Clear();
         _pendingBytes = 0;
         _closing = true;

@@ -36,7 +36,7 @@ public sealed class Server : IAsyncDisposable
     {
         get
         {
-            _loop.CheckThread();
+            _loop.VerifyAccess();
             return _closed ? [] : _sockets;
         }
     }
@@ -45,7 +45,7 @@ public sealed class Server : IAsyncDisposable
     {
         get
         {
-            _loop.CheckThread();
+            _loop.VerifyAccess();
             return _serving && !_closed;
         }
     }
@@ -55,7 +55,7 @@ public sealed class Server : IAsyncDisposable
     {
         get
         {
-            _loop.CheckThread();
+            _loop.VerifyAccess();
             return _clients.Count;
         }
     }
@@ -67,7 +67,7 @@ public sealed class Server : IAsyncDisposable
     /// <summary>Starts accepting (asyncio's <c>start_serving</c>); does nothing if already serving.</summary>
     public void StartServing()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_closed) throw new EventLoopException("server is closed");
         if (_serving) return;
         _serving = true;
@@ -83,7 +83,7 @@ public sealed class Server : IAsyncDisposable
     /// <summary>Serves until cancelled; then closes the server and waits for it (asyncio's <c>serve_forever</c>).</summary>
     public async Task ServeForever()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_serveForever is not null) throw new EventLoopException($"server {this} is already being awaited on serve_forever()");
         if (_closed) throw new EventLoopException($"server {this} is closed");
         StartServing();
@@ -111,7 +111,7 @@ public sealed class Server : IAsyncDisposable
     /// <summary>Stops listening and closes the listening sockets; open connections are left alone.</summary>
     public void Close()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_closed) return;
         _closed = true;
         _serving = false;
@@ -125,21 +125,21 @@ public sealed class Server : IAsyncDisposable
     /// <summary>Closes every open connection (flushing what they buffered).</summary>
     public void CloseClients()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         foreach (var c in _clients.ToArray()) c.Close();
     }
 
     /// <summary>Aborts every open connection (discarding what they buffered).</summary>
     public void AbortClients()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         foreach (var c in _clients.ToArray()) c.Abort();
     }
 
     /// <summary>Completes when the server is closed and all its connections are gone.</summary>
     public async Task WaitClosed()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_closed && _clients.Count == 0) return;
         var waiter = _loop.CreateFuture();
         _closeWaiters.Add(waiter);
@@ -148,7 +148,7 @@ public sealed class Server : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         Close();
         await WaitClosed();
     }

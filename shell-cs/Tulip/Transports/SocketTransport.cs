@@ -74,11 +74,11 @@ internal sealed class SocketTransport : ITransport
 
     public BaseProtocol Protocol
     {
-        get { _loop.CheckThread(); return _protocol; }
-        set { _loop.CheckThread(); _protocol = value ?? throw new ArgumentNullException(nameof(value)); }
+        get { _loop.VerifyAccess(); return _protocol; }
+        set { _loop.VerifyAccess(); _protocol = value ?? throw new ArgumentNullException(nameof(value)); }
     }
 
-    public bool IsClosing { get { _loop.CheckThread(); return _closing; } }
+    public bool IsClosing { get { _loop.VerifyAccess(); return _closing; } }
 
     public object? GetExtraInfo(string name, object? defaultValue = null) => (name ?? throw new ArgumentNullException(nameof(name))) switch
     {
@@ -139,11 +139,11 @@ internal sealed class SocketTransport : ITransport
     // ---------------------------------------------------------------------------------------------
     // Reading
 
-    public bool IsReading { get { _loop.CheckThread(); return !_readingPaused && !_closing; } }
+    public bool IsReading { get { _loop.VerifyAccess(); return !_readingPaused && !_closing; } }
 
     public void PauseReading()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_closing || _readingPaused) return;
         _readingPaused = true;
         RegisterRead(false);
@@ -151,7 +151,7 @@ internal sealed class SocketTransport : ITransport
 
     public void ResumeReading()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_closing || !_readingPaused) return;
         _readingPaused = false;
         if (_grammar.IsConnected) RegisterRead(true);
@@ -253,7 +253,7 @@ internal sealed class SocketTransport : ITransport
 
     public void Write(ReadOnlySpan<byte> data)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_eof) throw new InvalidOperationException("Cannot call write() after write_eof()");
         if (data.IsEmpty) return;
         if (_connLost > 0 || _sockClosed)
@@ -288,7 +288,7 @@ internal sealed class SocketTransport : ITransport
     public void WriteLines(IEnumerable<ReadOnlyMemory<byte>> lines)
     {
         ArgumentNullException.ThrowIfNull(lines);
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         // Every write path goes through Write, so every one meets the flow control
         // (CVE-2024-12254 was a writelines that bypassed it).
         foreach (var line in lines) Write(line.Span);
@@ -322,7 +322,7 @@ internal sealed class SocketTransport : ITransport
 
     public void WriteEof()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_closing || _eof) return;
         _eof = true;
         if (_buffer.Count == 0) ShutdownWrite();
@@ -371,7 +371,7 @@ internal sealed class SocketTransport : ITransport
 
     public void SetWriteBufferLimits(int? high = null, int? low = null)
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         // asyncio: high = 4 * low (Python ints); saturated here rather than wrapped into a misleading error.
         int h = high ?? (low is { } l ? (int)Math.Min(int.MaxValue, 4L * l) : DefaultHighWater);
         int lo = low ?? h / 4;
@@ -381,19 +381,19 @@ internal sealed class SocketTransport : ITransport
         MaybePauseProtocol();
     }
 
-    public int GetWriteBufferSize() { _loop.CheckThread(); return _buffer.Count; }
+    public int GetWriteBufferSize() { _loop.VerifyAccess(); return _buffer.Count; }
 
     /// <summary>The storage the write buffer holds (for tests: a drained buffer should hold none).</summary>
     internal int WriteBufferCapacity => _buffer.Capacity;
 
-    public (int Low, int High) GetWriteBufferLimits() { _loop.CheckThread(); return (_low, _high); }
+    public (int Low, int High) GetWriteBufferLimits() { _loop.VerifyAccess(); return (_low, _high); }
 
     // ---------------------------------------------------------------------------------------------
     // Closing
 
     public void Close()
     {
-        _loop.CheckThread();
+        _loop.VerifyAccess();
         if (_closing) return;
         _closing = true;
         RegisterRead(false);
@@ -403,7 +403,7 @@ internal sealed class SocketTransport : ITransport
         }
     }
 
-    public void Abort() { _loop.CheckThread(); ForceClose(null); }
+    public void Abort() { _loop.VerifyAccess(); ForceClose(null); }
 
     public void Abort(Exception exception)
     {
