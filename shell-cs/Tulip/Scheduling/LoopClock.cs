@@ -107,23 +107,27 @@ public abstract class LoopClock
         int ready = reactor.Poll(0, events);
         // That poll may have taken a wake-up meant for a post: look before a long poll.
         if (ready > 0 || now || probe.PostsPending) return ready;
-        if (reactor.Count > 0)
+        switch (timeout.Kind)
         {
-            long quiet = ticks < 0 ? IoWaitWhenIdle.Ticks : IoWaitBeforeJump.Ticks;
-            if (quiet > 0)
-            {
+            case PollKind.UntilIo:
+                // Nothing scheduled, sources watched (the core's answer): only I/O or a post can
+                // bring work. Wait for it up to the idle limit, then the clock decides (a deadlock,
+                // unless it was woken meanwhile) without waiting the limit a second time.
+                long idle = IoWaitWhenIdle.Ticks;
+                if (idle <= 0) break;
+                ready = reactor.Poll(idle, events);
+                if (ready == 0 && !probe.PostsPending) OnIdleLimitReached();
+                return ready;
+            case PollKind.Timed when reactor.Count > 0:
+                long quiet = IoWaitBeforeJump.Ticks;
+                if (quiet <= 0) break;
                 ready = reactor.Poll(quiet, events);
                 if (ready > 0 || probe.PostsPending) return ready;
-                // Nothing scheduled and the idle limit spent waiting for I/O: the clock decides now
-                // (a deadlock, unless it was woken meanwhile), without waiting the limit a second time.
-                if (ticks < 0)
-                {
-                    OnIdleLimitReached();
-                    return 0;
-                }
-            }
+                break;
         }
 
+        // UntilPost (nothing scheduled, nothing watched): only another thread can bring work, and
+        // the clock's wait decides how long to give it (a virtual clock: then a deadlock).
         Wait(ticks < 0 ? Timeout.InfiniteTimeSpan : TimeSpan.FromTicks(ticks), probe.ExternalWorkPending);
         return 0;
     }
