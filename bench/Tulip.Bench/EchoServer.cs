@@ -53,7 +53,7 @@ public static class EchoServer
                 "buffered" => () => new EchoBufferedProtocol(),
                 _ => throw new ArgumentException($"unknown mode {mode} (protocol, buffered, streams)"),
             };
-            server = loop.RunUntilComplete(() => loop.CreateServer(factory, "127.0.0.1", port));
+            server = loop.RunUntilComplete(() => loop.CreateServerAsync(factory, "127.0.0.1", port));
         }
 
         Console.WriteLine($"listening on {server.Sockets[0].LocalEndPoint} (mode {mode})");

@@ -221,7 +221,7 @@ public static class Micro
 
             async Task<int> Producer()
             {
-                for (long i = 0; i < n; i++) await q.Put(i);
+                for (long i = 0; i < n; i++) await q.PutAsync(i);
                 return 0;
             }
 
@@ -230,7 +230,7 @@ public static class Micro
                 long expect = 0;
                 for (long i = 0; i < n; i++)
                 {
-                    long v = await q.Get();
+                    long v = await q.GetAsync();
                     if (v != expect) throw new InvalidOperationException($"queue out of order: {v} != {expect}");
                     expect++;
                 }
@@ -261,7 +261,7 @@ public static class Micro
             {
                 while (count < n)
                 {
-                    using (await lk.AcquireAsync())
+                    using (await lk.LockAsync())
                     {
                         count++;
                         await Asyncio.Sleep(0);

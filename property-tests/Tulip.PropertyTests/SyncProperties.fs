@@ -132,13 +132,13 @@ let lockLaw =
     testPropertyWithConfig config "AsyncLock: never held by two; cancelled waiters pass their turn on; FIFO; no lost wake-up"
     <| Prop.forAll (Arb.fromGen (actors 6)) (fun schedule ->
         let lk = AsyncLock()
-        holdersLaw 1 (fun () -> lk.Acquire()) (fun () -> lk.Release()) (fun () -> not lk.Locked && lk.Waiters = 0) schedule)
+        holdersLaw 1 (fun () -> lk.AcquireAsync()) (fun () -> lk.Release()) (fun () -> not lk.Locked && lk.Waiters = 0) schedule)
 
 let semaphoreLaw =
     testPropertyWithConfig config "AsyncSemaphore: at most value holders; a cancelled waiter gives its unit on; FIFO; no lost wake-up"
     <| Prop.forAll (Arb.fromGen (Gen.zip (Gen.choose (1, 3)) (actors 6))) (fun (value, schedule) ->
         let sem = AsyncSemaphore value
-        holdersLaw value (fun () -> sem.Acquire()) (fun () -> sem.Release()) (fun () -> sem.Value = value) schedule)
+        holdersLaw value (fun () -> sem.AcquireAsync()) (fun () -> sem.Release()) (fun () -> sem.Value = value) schedule)
 
 /// A queue schedule: putters (each putting its own item) and getters, all with cancellations.
 type QueueSchedule = { MaxSize: int; Putters: Actor list; Getters: Actor list }
@@ -175,7 +175,7 @@ let queueLaw =
                                             do! Asyncio.Sleep(ms a.Start)
                                             // The item enters the queue inside Put, synchronously after any wait;
                                             // record it in queue order right after.
-                                            do! q.Put i
+                                            do! q.PutAsync i
                                             putDone.Add i
                                         })
                                 )
@@ -191,7 +191,7 @@ let queueLaw =
                                     Func<Task>(fun () ->
                                         task {
                                             do! Asyncio.Sleep(ms a.Start)
-                                            let! v = q.Get()
+                                            let! v = q.GetAsync()
                                             got.Add v
                                         })
                                 )
@@ -255,7 +255,7 @@ let eventLaw =
                                     Func<Task<bool>>(fun () ->
                                         task {
                                             do! Asyncio.Sleep(ms a.Start)
-                                            return! ev.Wait()
+                                            return! ev.WaitAsync()
                                         })
                                 )
 
@@ -308,7 +308,7 @@ let conditionLaw =
                         Func<Task>(fun () ->
                             task {
                                 do! Asyncio.Sleep(ms s.NotifyAt)
-                                let! r = cond.AcquireAsync()
+                                let! r = cond.LockAsync()
                                 cond.Notify s.K
                                 notified.Value <- true
                                 r.Dispose()
@@ -324,13 +324,13 @@ let conditionLaw =
                                     Func<Task>(fun () ->
                                         task {
                                             do! Asyncio.Sleep(ms a.Start)
-                                            let! r = cond.AcquireAsync()
+                                            let! r = cond.LockAsync()
 
                                             try
                                                 holders.Value <- holders.Value + 1
                                                 maxHolders.Value <- max maxHolders.Value holders.Value
                                                 holders.Value <- holders.Value - 1
-                                                let! _ = cond.Wait()
+                                                let! _ = cond.WaitAsync()
                                                 holders.Value <- holders.Value + 1
                                                 maxHolders.Value <- max maxHolders.Value holders.Value
                                                 woken.Add i

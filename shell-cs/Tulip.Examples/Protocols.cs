@@ -109,7 +109,7 @@ public static class Protocols
         var clientLog = showServer ? quiet : ctx.WriteLine;
         using var loop = ctx.NewLoop();
         // Create the server and let the loop finish the coroutine before running the client.
-        var server = loop.RunUntilComplete(() => loop.CreateServer(() => new EchoServer(serverLog), "127.0.0.1", 0));
+        var server = loop.RunUntilComplete(() => loop.CreateServerAsync(() => new EchoServer(serverLog), "127.0.0.1", 0));
         int port = ((IPEndPoint)server.Sockets[0].LocalEndPoint!).Port;
         if (showServer) ctx.WriteLine($"main: starting up on 127.0.0.1 port {port} (the demo starts its own client)");
         var completed = loop.CreateFuture<bool>();
@@ -117,7 +117,7 @@ public static class Protocols
         if (!showServer) ctx.WriteLine("main: waiting for client to complete");
         try
         {
-            loop.RunUntilComplete(() => loop.CreateConnection(() => new EchoClient(Messages, completed, lost, clientLog), "127.0.0.1", port));
+            loop.RunUntilComplete(() => loop.CreateConnectionAsync(() => new EchoClient(Messages, completed, lost, clientLog), "127.0.0.1", port));
             loop.RunUntilComplete(completed);
             loop.RunUntilComplete(lost);
         }
@@ -125,7 +125,7 @@ public static class Protocols
         {
             if (showServer) ctx.WriteLine("main: closing server");
             server.Close();
-            loop.RunUntilComplete(server.WaitClosed);
+            loop.RunUntilComplete(server.WaitClosedAsync);
             ctx.WriteLine("main: closing event loop");
         }
     }
@@ -187,11 +187,11 @@ public static class Protocols
         {
             ctx.WriteLine("Starting UDP server");
             var serverClosed = loop.CreateFuture<bool>();
-            var (server, _) = await loop.CreateDatagramEndpoint(() => new UdpEchoServer(ctx, serverClosed),
+            var (server, _) = await loop.CreateDatagramEndpointAsync(() => new UdpEchoServer(ctx, serverClosed),
                 localAddress: new IPEndPoint(IPAddress.Loopback, 0));
             var address = (IPEndPoint)server.GetExtraInfo("sockname")!;
             var onConLost = loop.CreateFuture<bool>();
-            var (client, _) = await loop.CreateDatagramEndpoint(() => new UdpEchoClient("Hello World!", onConLost, ctx),
+            var (client, _) = await loop.CreateDatagramEndpointAsync(() => new UdpEchoClient("Hello World!", onConLost, ctx),
                 remoteAddress: address);
             try
             {

@@ -41,7 +41,7 @@ public static class Reactive
         foreach (var word in new[] { "hello", "rx", "tulip" })
         {
             writer.Write(Encoding.UTF8.GetBytes(word + "\n"));
-            var reply = Encoding.UTF8.GetString(await reader.ReadLineAsync()).TrimEnd('\n');
+            var reply = Encoding.UTF8.GetString(await reader.ReadLineBytesAsync()).TrimEnd('\n');
             ctx.WriteLine($"client: '{word}' -> '{reply}'");
         }
 

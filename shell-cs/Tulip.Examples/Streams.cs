@@ -89,7 +89,7 @@ public static class Streams
             var result = await Client(ctx, port);
             ctx.WriteLine("main: closing server");
             server.Close();
-            await server.WaitClosed();
+            await server.WaitClosedAsync();
             return result;
         });
         ctx.WriteLine("main: closing event loop");
@@ -121,7 +121,7 @@ public static class Streams
             int port = ((IPEndPoint)server.Sockets[0].LocalEndPoint!).Port;
             var (reader, writer) = await Asyncio.OpenConnection("127.0.0.1", port);
             int count = 0;
-            await foreach (var line in reader.ReadLinesAsync())
+            await foreach (var line in reader.ReadLinesAsBytesAsync())
             {
                 ctx.WriteLine($"tail: {Encoding.ASCII.GetString(line).TrimEnd('\n')}");
                 count++;
@@ -130,7 +130,7 @@ public static class Streams
             ctx.WriteLine("tail: end of log");
             writer.Close();
             server.Close();
-            await server.WaitClosed();
+            await server.WaitClosedAsync();
             return count;
         });
         if (lines != 5) throw new InvalidOperationException($"tailed {lines} lines, expected 5");

@@ -26,7 +26,7 @@ public static class Synchronization
         async Task Coro1(AsyncLock lk)
         {
             ctx.WriteLine("coro1 waiting for the lock");
-            using (await lk.AcquireAsync())
+            using (await lk.LockAsync())
             {
                 ctx.WriteLine("coro1 acquired lock");
             }
@@ -37,7 +37,7 @@ public static class Synchronization
         async Task Coro2(AsyncLock lk)
         {
             ctx.WriteLine("coro2 waiting for the lock");
-            await lk.Acquire();
+            await lk.AcquireAsync();
             try
             {
                 ctx.WriteLine("coro2 acquired lock");
@@ -54,7 +54,7 @@ public static class Synchronization
             // Create and acquire a shared lock.
             var lk = new AsyncLock();
             ctx.WriteLine("acquiring the lock before starting coroutines");
-            await lk.Acquire();
+            await lk.AcquireAsync();
             ctx.WriteLine($"lock acquired: {Bool(lk.Locked)}");
             // Schedule a callback to unlock the lock.
             loop.CallLater(0.1, Unlock, lk);
@@ -78,7 +78,7 @@ public static class Synchronization
         async Task Coro(string name, AsyncEvent ev)
         {
             ctx.WriteLine($"{name} waiting for event");
-            await ev.Wait();
+            await ev.WaitAsync();
             ctx.WriteLine($"{name} triggered");
         }
 
@@ -99,10 +99,10 @@ public static class Synchronization
     {
         async Task Consumer(Condition condition, int n)
         {
-            using (await condition.AcquireAsync())
+            using (await condition.LockAsync())
             {
                 ctx.WriteLine($"consumer {n} is waiting");
-                await condition.Wait();
+                await condition.WaitAsync();
                 ctx.WriteLine($"consumer {n} triggered");
             }
 
@@ -116,7 +116,7 @@ public static class Synchronization
             await Asyncio.Sleep(0.1);
             for (int i = 1; i < 3; i++)
             {
-                using (await condition.AcquireAsync())
+                using (await condition.LockAsync())
                 {
                     ctx.WriteLine($"notifying {i} consumers");
                     condition.Notify(i);
@@ -125,7 +125,7 @@ public static class Synchronization
                 await Asyncio.Sleep(0.1);
             }
 
-            using (await condition.AcquireAsync())
+            using (await condition.LockAsync())
             {
                 ctx.WriteLine("notifying remaining consumers");
                 condition.NotifyAll();
@@ -154,7 +154,7 @@ public static class Synchronization
             while (true)
             {
                 ctx.WriteLine($"consumer {n}: waiting for item");
-                var item = await q.Get();
+                var item = await q.GetAsync();
                 ctx.WriteLine($"consumer {n}: has item {item?.ToString() ?? "None"}");
                 if (item is not { } i)
                 {
@@ -176,15 +176,15 @@ public static class Synchronization
             // Add some numbers to the queue to simulate jobs
             for (int i = 0; i < numWorkers * 3; i++)
             {
-                await q.Put(i);
+                await q.PutAsync(i);
                 ctx.WriteLine($"producer: added task {i} to the queue");
             }
 
             // Add None entries in the queue to signal the consumers to exit
             ctx.WriteLine("producer: adding stop signals to the queue");
-            for (int i = 0; i < numWorkers; i++) await q.Put(null);
+            for (int i = 0; i < numWorkers; i++) await q.PutAsync(null);
             ctx.WriteLine("producer: waiting for queue to empty");
-            await q.Join();
+            await q.JoinAsync();
             ctx.WriteLine("producer: ending");
         }
 

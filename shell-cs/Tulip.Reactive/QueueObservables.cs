@@ -146,7 +146,7 @@ public sealed class QueueObserver<T> : IObserver<T>, IDisposable
         {
             while (_waiting.Count > 0)
             {
-                await _queue.Put(_waiting.Peek());
+                await _queue.PutAsync(_waiting.Peek());
                 _waiting.Dequeue();
             }
         }
@@ -212,7 +212,7 @@ public static class QueueObservables
                 T item;
                 try
                 {
-                    item = await queue.Get();
+                    item = await queue.GetAsync();
                 }
                 catch (QueueShutDownException)
                 {

@@ -37,7 +37,7 @@ public static class StreamObservables
         {
             while (true)
             {
-                var line = await reader.ReadLineAsync();
+                var line = await reader.ReadLineBytesAsync();
                 if (line.Length == 0) return;
                 observer.OnNext(line);
             }

@@ -52,7 +52,7 @@ public sealed partial class EventLoop
     // Low-level socket operations (asyncio's loop.sock_*).
 
     /// <summary>Receives into <paramref name="buffer"/>; returns the count (0 at EOF).</summary>
-    public async Task<int> SockRecvInto(Socket socket, Memory<byte> buffer)
+    public async Task<int> SockRecvIntoAsync(Socket socket, Memory<byte> buffer)
     {
         RequireNonBlocking(socket);
         while (true)
@@ -65,19 +65,19 @@ public sealed partial class EventLoop
     }
 
     /// <summary>Receives up to <paramref name="maxBytes"/> bytes (empty at EOF).</summary>
-    public async Task<byte[]> SockRecv(Socket socket, int maxBytes)
+    public async Task<byte[]> SockRecvAsync(Socket socket, int maxBytes)
     {
         RequireNonBlocking(socket);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBytes);
         // Not maxBytes up front (int.MaxValue would be 2 GiB): what one receive can return, i.e. what is
         // queued now, or a transport's read size, whichever is more — at most maxBytes.
         var buffer = new byte[Math.Min(maxBytes, Math.Max(socket.Available, SocketTransport.MaxReadSize))];
-        int n = await SockRecvInto(socket, buffer);
+        int n = await SockRecvIntoAsync(socket, buffer);
         return n == buffer.Length ? buffer : buffer[..n];
     }
 
     /// <summary>Sends all of <paramref name="data"/>.</summary>
-    public async Task SockSendAll(Socket socket, ReadOnlyMemory<byte> data)
+    public async Task SockSendAllAsync(Socket socket, ReadOnlyMemory<byte> data)
     {
         RequireNonBlocking(socket);
         while (!data.IsEmpty)
@@ -95,7 +95,7 @@ public sealed partial class EventLoop
     }
 
     /// <summary>Accepts a connection; the new socket is non-blocking.</summary>
-    public async Task<(Socket Connection, EndPoint? Address)> SockAccept(Socket listener)
+    public async Task<(Socket Connection, EndPoint? Address)> SockAcceptAsync(Socket listener)
     {
         RequireNonBlocking(listener);
         while (true)
@@ -115,7 +115,7 @@ public sealed partial class EventLoop
 
     /// <summary>Connects a non-blocking socket; raises the typed <see cref="SocketException"/> on failure
     /// (ConnectionRefused, HostUnreachable, NetworkUnreachable, TimedOut…).</summary>
-    public async Task SockConnect(Socket socket, EndPoint address)
+    public async Task SockConnectAsync(Socket socket, EndPoint address)
     {
         RequireNonBlocking(socket);
         ArgumentNullException.ThrowIfNull(address);
@@ -158,15 +158,15 @@ public sealed partial class EventLoop
     /// Listens on <paramref name="host"/>:<paramref name="port"/> (every address the host resolves to;
     /// null: all interfaces) and gives each connection a protocol from the factory.
     /// </summary>
-    public Task<Server> CreateServer(Func<BaseProtocol> protocolFactory, string? host, int port, int backlog = 100,
+    public Task<Server> CreateServerAsync(Func<BaseProtocol> protocolFactory, string? host, int port, int backlog = 100,
         bool reuseAddress = true, bool reusePort = false, bool startServing = true) =>
-        CreateServer(protocolFactory, [host], port, backlog, reuseAddress, reusePort, startServing);
+        CreateServerAsync(protocolFactory, [host], port, backlog, reuseAddress, reusePort, startServing);
 
     /// <summary>
     /// Listens on every address of every host in <paramref name="hosts"/> (asyncio's <c>host</c> given as
     /// a sequence), one listening socket each, all served by the one <see cref="Server"/>.
     /// </summary>
-    public async Task<Server> CreateServer(Func<BaseProtocol> protocolFactory, IEnumerable<string?> hosts, int port, int backlog = 100,
+    public async Task<Server> CreateServerAsync(Func<BaseProtocol> protocolFactory, IEnumerable<string?> hosts, int port, int backlog = 100,
         bool reuseAddress = true, bool reusePort = false, bool startServing = true)
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
@@ -204,7 +204,7 @@ public sealed partial class EventLoop
     }
 
     /// <summary>A server on a socket the caller made and bound.</summary>
-    public Task<Server> CreateServer(Func<BaseProtocol> protocolFactory, Socket socket, int backlog = 100, bool startServing = true)
+    public Task<Server> CreateServerAsync(Func<BaseProtocol> protocolFactory, Socket socket, int backlog = 100, bool startServing = true)
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentNullException.ThrowIfNull(socket);
@@ -218,7 +218,7 @@ public sealed partial class EventLoop
     }
 
     /// <summary>A Unix-domain stream server at <paramref name="path"/> (an existing socket file is replaced).</summary>
-    public Task<Server> CreateUnixServer(Func<BaseProtocol> protocolFactory, string path, int backlog = 100, bool startServing = true)
+    public Task<Server> CreateUnixServerAsync(Func<BaseProtocol> protocolFactory, string path, int backlog = 100, bool startServing = true)
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -237,7 +237,7 @@ public sealed partial class EventLoop
             throw;
         }
 
-        return CreateServer(protocolFactory, sock, backlog, startServing);
+        return CreateServerAsync(protocolFactory, sock, backlog, startServing);
     }
 
     /// <summary>
@@ -246,7 +246,7 @@ public sealed partial class EventLoop
     /// getaddrinfo(None) gives asyncio). Cancel the awaiting task to give up: the socket is closed and
     /// unregistered.
     /// </summary>
-    public async Task<(ITransport Transport, TProtocol Protocol)> CreateConnection<TProtocol>(Func<TProtocol> protocolFactory,
+    public async Task<(ITransport Transport, TProtocol Protocol)> CreateConnectionAsync<TProtocol>(Func<TProtocol> protocolFactory,
         string? host, int port, EndPoint? localAddress = null)
         where TProtocol : BaseProtocol
     {
@@ -261,7 +261,7 @@ public sealed partial class EventLoop
             try
             {
                 if (localAddress is not null) sock.Bind(localAddress);
-                await SockConnect(sock, new IPEndPoint(address, port));
+                await SockConnectAsync(sock, new IPEndPoint(address, port));
             }
             catch (SocketException e)
             {
@@ -283,7 +283,7 @@ public sealed partial class EventLoop
     }
 
     /// <summary>Wraps a connected socket the caller made.</summary>
-    public Task<(ITransport Transport, TProtocol Protocol)> CreateConnection<TProtocol>(Func<TProtocol> protocolFactory, Socket socket)
+    public Task<(ITransport Transport, TProtocol Protocol)> CreateConnectionAsync<TProtocol>(Func<TProtocol> protocolFactory, Socket socket)
         where TProtocol : BaseProtocol
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
@@ -295,7 +295,7 @@ public sealed partial class EventLoop
     }
 
     /// <summary>Connects to the Unix-domain socket at <paramref name="path"/>.</summary>
-    public async Task<(ITransport Transport, TProtocol Protocol)> CreateUnixConnection<TProtocol>(Func<TProtocol> protocolFactory, string path)
+    public async Task<(ITransport Transport, TProtocol Protocol)> CreateUnixConnectionAsync<TProtocol>(Func<TProtocol> protocolFactory, string path)
         where TProtocol : BaseProtocol
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
@@ -305,7 +305,7 @@ public sealed partial class EventLoop
         var sock = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { Blocking = false };
         try
         {
-            await SockConnect(sock, new UnixDomainSocketEndPoint(path));
+            await SockConnectAsync(sock, new UnixDomainSocketEndPoint(path));
         }
         catch
         {
@@ -359,7 +359,7 @@ public sealed partial class EventLoop
     /// A datagram endpoint bound to <paramref name="localAddress"/> and/or connected to
     /// <paramref name="remoteAddress"/> (asyncio's <c>create_datagram_endpoint</c>).
     /// </summary>
-    public async Task<(IDatagramTransport Transport, TProtocol Protocol)> CreateDatagramEndpoint<TProtocol>(Func<TProtocol> protocolFactory,
+    public async Task<(IDatagramTransport Transport, TProtocol Protocol)> CreateDatagramEndpointAsync<TProtocol>(Func<TProtocol> protocolFactory,
         EndPoint? localAddress = null, EndPoint? remoteAddress = null, bool reuseAddress = false)
         where TProtocol : DatagramProtocol
     {

@@ -95,13 +95,6 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     [ThreadSafe]
     public TimeSpan SlowCallbackDuration { get; set; } = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>Sets <see cref="Debug"/> (any thread).</summary>
-    [ThreadSafe]
-    public void SetDebug(bool enabled) => Debug = enabled;
-
-    /// <summary>Reads <see cref="Debug"/> (any thread).</summary>
-    [ThreadSafe]
-    public bool GetDebug() => Debug;
 
     // ---------------------------------------------------------------------------------------------
     // Scheduling

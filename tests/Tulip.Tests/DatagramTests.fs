@@ -17,7 +17,7 @@ let private echoEndpoint (net: Net) =
     task {
         let proto = net.DatagramRecorder()
         proto.Echo <- true
-        let! struct (t, _) = net.Loop.CreateDatagramEndpoint(Func<DatagramRecorder>(fun () -> proto), localAddress = anyLoopback)
+        let! struct (t, _) = net.Loop.CreateDatagramEndpointAsync(Func<DatagramRecorder>(fun () -> proto), localAddress = anyLoopback)
         net.TrackTransport t
         return t, proto, (t.GetExtraInfo "sockname" :?> IPEndPoint)
     }
@@ -31,7 +31,7 @@ let cases: NetCase list =
               let client = net.DatagramRecorder()
 
               let! struct (ct, _) =
-                  net.Loop.CreateDatagramEndpoint(Func<DatagramRecorder>(fun () -> client), remoteAddress = address)
+                  net.Loop.CreateDatagramEndpointAsync(Func<DatagramRecorder>(fun () -> client), remoteAddress = address)
 
               net.TrackTransport ct
               Expect.equal (ct.GetExtraInfo "peername") (box address) "peername: the remote address"
@@ -60,7 +60,7 @@ let cases: NetCase list =
               let client = net.DatagramRecorder()
 
               let! struct (ct, _) =
-                  net.Loop.CreateDatagramEndpoint(Func<DatagramRecorder>(fun () -> client), localAddress = anyLoopback)
+                  net.Loop.CreateDatagramEndpointAsync(Func<DatagramRecorder>(fun () -> client), localAddress = anyLoopback)
 
               net.TrackTransport ct
               sendTo ct [| 1uy; 2uy |] address
@@ -83,7 +83,7 @@ let emptyDatagram: NetCase =
             let client = net.DatagramRecorder()
 
             let! struct (ct, _) =
-                net.Loop.CreateDatagramEndpoint(Func<DatagramRecorder>(fun () -> client), remoteAddress = address)
+                net.Loop.CreateDatagramEndpointAsync(Func<DatagramRecorder>(fun () -> client), remoteAddress = address)
 
             net.TrackTransport ct
             send ct [||]
@@ -112,7 +112,7 @@ let closedPort: NetCase =
             let client = net.DatagramRecorder()
 
             let! struct (ct, _) =
-                net.Loop.CreateDatagramEndpoint(
+                net.Loop.CreateDatagramEndpointAsync(
                     Func<DatagramRecorder>(fun () -> client),
                     remoteAddress = IPEndPoint(IPAddress.Loopback, closedPort)
                 )
@@ -142,7 +142,7 @@ let cancelledEndpoint: NetCase =
                 createTask loop (fun () ->
                     task {
                         let! struct (t, _) =
-                            loop.CreateDatagramEndpoint(Func<DatagramRecorder>(fun () -> net.DatagramRecorder()), localAddress = anyLoopback)
+                            loop.CreateDatagramEndpointAsync(Func<DatagramRecorder>(fun () -> net.DatagramRecorder()), localAddress = anyLoopback)
 
                         return t
                     })

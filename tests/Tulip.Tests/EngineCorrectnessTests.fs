@@ -66,24 +66,24 @@ let private unawaitedIn (loop: EventLoop) (opened: Collections.Concurrent.Concur
     let mutable sockPeer: Net.Sockets.Socket = null
     let mutable acceptOn: Net.Sockets.Socket = null
 
-    [ { Name = "AsyncQueue.Get"; Start = (fun () -> q.Get().AsTask()); Release = (fun () -> q.PutNowait 1) }
+    [ { Name = "AsyncQueue.Get"; Start = (fun () -> q.GetAsync().AsTask()); Release = (fun () -> q.PutNowait 1) }
       { Name = "AsyncQueue.Put on a full queue"
-        Start = (fun () -> full.PutNowait 0; full.Put(1).AsTask())
+        Start = (fun () -> full.PutNowait 0; full.PutAsync(1).AsTask())
         Release = (fun () -> full.GetNowait() |> ignore) }
       { Name = "AsyncQueue.Join"
-        Start = (fun () -> joined.PutNowait 0; joined.Join().AsTask())
+        Start = (fun () -> joined.PutNowait 0; joined.JoinAsync().AsTask())
         Release = (fun () -> joined.GetNowait() |> ignore; joined.TaskDone()) }
-      { Name = "AsyncEvent.Wait"; Start = (fun () -> ev.Wait().AsTask()); Release = (fun () -> ev.Set()) }
+      { Name = "AsyncEvent.Wait"; Start = (fun () -> ev.WaitAsync().AsTask()); Release = (fun () -> ev.Set()) }
       { Name = "AsyncLock.Acquire (contended)"
-        Start = (fun () -> (lk.Acquire().AsTask().Wait(); lk.Acquire().AsTask()))
+        Start = (fun () -> (lk.AcquireAsync().AsTask().Wait(); lk.AcquireAsync().AsTask()))
         Release = (fun () -> lk.Release()) }
-      { Name = "AsyncSemaphore.Acquire"; Start = (fun () -> sem.Acquire().AsTask()); Release = (fun () -> sem.Release()) }
+      { Name = "AsyncSemaphore.Acquire"; Start = (fun () -> sem.AcquireAsync().AsTask()); Release = (fun () -> sem.Release()) }
       { Name = "Condition.Wait"
         Start =
           fun () ->
               task {
-                  let! _ = cond.Acquire()
-                  let! _ = cond.Wait()
+                  let! _ = cond.AcquireAsync()
+                  let! _ = cond.WaitAsync()
                   cond.Release()
               }
         Release =
@@ -91,15 +91,15 @@ let private unawaitedIn (loop: EventLoop) (opened: Collections.Concurrent.Concur
               // The waiter holds no lock while waiting: notify under the lock, as asyncio requires.
               loop.CreateTask(fun () ->
                   task {
-                      let! _ = cond.Acquire()
+                      let! _ = cond.AcquireAsync()
                       cond.NotifyAll()
                       cond.Release()
                   }
                   :> Task)
               |> ignore }
       { Name = "AsyncBarrier.Wait"
-        Start = (fun () -> barrier.Wait() :> Task)
-        Release = (fun () -> loop.CreateTask(fun () -> barrier.Wait() :> Task) |> ignore) }
+        Start = (fun () -> barrier.WaitAsync() :> Task)
+        Release = (fun () -> loop.CreateTask(fun () -> barrier.WaitAsync() :> Task) |> ignore) }
       { Name = "a helper awaiting a loop future"
         Start = (fun () -> task { let! v = fut in return v } :> Task)
         Release = (fun () -> fut.SetResult 1) }
@@ -129,7 +129,7 @@ let private unawaitedIn (loop: EventLoop) (opened: Collections.Concurrent.Concur
               :> Task
         Release = (fun () -> sleptUntil.SetResult 1) }
       { Name = "LoopStreamReader.ReadLineAsync"
-        Start = (fun () -> lineReader.ReadLineAsync().AsTask() :> Task)
+        Start = (fun () -> lineReader.ReadLineBytesAsync().AsTask() :> Task)
         Release = (fun () -> lineReader.FeedData(ReadOnlySpan "line\n"B)) }
       { Name = "LoopStreamReader.ReadExactlyAsync"
         Start = (fun () -> exactReader.ReadExactlyAsync(3).AsTask() :> Task)
@@ -141,24 +141,24 @@ let private unawaitedIn (loop: EventLoop) (opened: Collections.Concurrent.Concur
         Start = (fun () -> intoReader.ReadIntoAsync(Memory(Array.zeroCreate<byte> 8)).AsTask() :> Task)
         Release = (fun () -> intoReader.FeedData(ReadOnlySpan "xy"B)) }
       { Name = "AsyncLock.AcquireAsync (contended)"
-        Start = (fun () -> (lk2.Acquire().AsTask().Wait(); task { use! _ = lk2.AcquireAsync() in () } :> Task))
+        Start = (fun () -> (lk2.AcquireAsync().AsTask().Wait(); task { use! _ = lk2.LockAsync() in () } :> Task))
         Release = (fun () -> lk2.Release()) }
       { Name = "AsyncSemaphore.AcquireAsync"
-        Start = (fun () -> task { use! _ = sem2.AcquireAsync() in () } :> Task)
+        Start = (fun () -> task { use! _ = sem2.LockAsync() in () } :> Task)
         Release = (fun () -> sem2.Release()) }
       { Name = "Condition.WaitFor"
         Start =
           fun () ->
               task {
-                  let! _ = cond2.Acquire()
-                  let! _ = cond2.WaitFor(fun () -> flag)
+                  let! _ = cond2.AcquireAsync()
+                  let! _ = cond2.WaitForAsync(fun () -> flag)
                   cond2.Release()
               }
         Release =
           fun () ->
               loop.CreateTask(fun () ->
                   task {
-                      let! _ = cond2.Acquire()
+                      let! _ = cond2.AcquireAsync()
                       flag <- true
                       cond2.NotifyAll()
                       cond2.Release()
@@ -194,7 +194,7 @@ let private unawaitedIn (loop: EventLoop) (opened: Collections.Concurrent.Concur
               opened.Add client
               opened.Add server
               sockPeer <- client
-              loop.SockRecv(server, 16) :> Task
+              loop.SockRecvAsync(server, 16) :> Task
         Release = (fun () -> sockPeer.Send("hi"B) |> ignore) }
       { Name = "EventLoop.SockAccept"
         Start =
@@ -206,7 +206,7 @@ let private unawaitedIn (loop: EventLoop) (opened: Collections.Concurrent.Concur
               opened.Add listener
               acceptOn <- listener
               task {
-                  let! (c, _) = loop.SockAccept(listener)
+                  let! (c, _) = loop.SockAcceptAsync(listener)
                   opened.Add c
               }
               :> Task
@@ -287,7 +287,7 @@ let ownershipTests =
 
               let helper () =
                   task {
-                      let! v = q.Get()
+                      let! v = q.GetAsync()
                       seen <- Asyncio.CurrentTask()
                       seenSet <- true
                       thread <- Environment.CurrentManagedThreadId
@@ -319,7 +319,7 @@ let ownershipTests =
               let main =
                   createTask loop (fun () ->
                       task {
-                          side <- q.Get().AsTask()
+                          side <- q.GetAsync().AsTask()
                           do! Asyncio.Sleep 10.0
                           return 0
                       })
@@ -340,7 +340,7 @@ let ownershipTests =
               let main =
                   createTask loop (fun () ->
                       task {
-                          q.Get() |> ignore
+                          q.GetAsync() |> ignore
                           let! v = f
                           return v
                       })
@@ -360,7 +360,7 @@ let ownershipTests =
               main <-
                   createTask loop (fun () ->
                       task {
-                          side <- q.Get().AsTask()
+                          side <- q.GetAsync().AsTask()
                           do! Task.Delay(TimeSpan.FromSeconds 1.0, loop.TimeProvider)
                           after <- Asyncio.CurrentTask()
                           // And the task's next loop await is its own: a cancel reaches it.
@@ -384,7 +384,7 @@ let ownershipTests =
               let result =
                   runMain loop (fun () ->
                       task {
-                          let pending = q.Get().AsTask()
+                          let pending = q.GetAsync().AsTask()
                           do! Asyncio.Sleep 0.0
                           q.PutNowait 5
                           let! v = pending
@@ -481,7 +481,7 @@ let deadlockTests =
               let e =
                   throws<LoopDeadlockException> (fun () ->
                       Asyncio.Run(
-                          (fun () -> task { let! _ = AsyncEvent().Wait() in () } :> Task),
+                          (fun () -> task { let! _ = AsyncEvent().WaitAsync() in () } :> Task),
                           false,
                           clock
                       ))

@@ -37,12 +37,12 @@ let acceptOutOfDescriptors (kind: ReactorKind) =
     loop.RunUntilComplete(
         Func<Task<unit>>(fun () ->
             task {
-                let! server = loop.CreateServer(Func<BaseProtocol>(factory), loopback, 0)
+                let! server = loop.CreateServerAsync(Func<BaseProtocol>(factory), loopback, 0)
                 say $"PORT {portOf server}"
                 // Warm up first: the accept path loads code from files the first time it runs (.NET's
                 // socket telemetry, for one), and with no descriptor left that would fail for good.
                 let warm = Recorder(signal, "warm-up")
-                let! struct (t, _) = loop.CreateConnection(Func<Recorder>(fun () -> warm), loopback, portOf server)
+                let! struct (t, _) = loop.CreateConnectionAsync(Func<Recorder>(fun () -> warm), loopback, portOf server)
                 write t "warm"B
                 do! waitFor signal (fun () -> warm.ReceivedCount = 4)
                 t.Close()
@@ -66,7 +66,7 @@ let acceptOutOfDescriptors (kind: ReactorKind) =
                 say "FREED"
                 do! waitFor signal (fun () -> accepted.Count = 2 && accepted[1].IsLost)
                 server.Close()
-                do! server.WaitClosed()
+                do! server.WaitClosedAsync()
             })
     )
 

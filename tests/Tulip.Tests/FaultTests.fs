@@ -16,7 +16,7 @@ open Tulip.Tests.NetSupport
 let private closeServer (server: Server) =
     task {
         server.Close()
-        do! server.WaitClosed()
+        do! server.WaitClosedAsync()
     }
 
 let cases: NetCase list =

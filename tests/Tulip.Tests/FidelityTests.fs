@@ -182,22 +182,22 @@ let fidelity =
                       let consumer =
                           loop.CreateTask(fun () ->
                               task {
-                                  let! _ = cond.Acquire()
+                                  let! _ = cond.AcquireAsync()
                                   try
-                                      let! got = cond.WaitFor(fun () -> if items.Count > 0 then items[0] else null)
+                                      let! got = cond.WaitForAsync(fun () -> if items.Count > 0 then items[0] else null)
                                       out.Add("wait_for returned: " + got)
                                   finally
                                       cond.Release()
                               }
                               :> Task)
                       do! Asyncio.Sleep 0.0
-                      let! _ = cond.Acquire()
+                      let! _ = cond.AcquireAsync()
                       items.Add "first"
                       cond.NotifyAll()
                       cond.Release()
                       let! _ = consumer
-                      let! _ = cond.Acquire()
-                      let! v = cond.WaitFor(fun () -> 42)
+                      let! _ = cond.AcquireAsync()
+                      let! v = cond.WaitForAsync(fun () -> 42)
                       out.Add(sprintf "already true: %d" v)
                       cond.Release()
                   })
@@ -583,7 +583,7 @@ let errors =
                           out.Add "drain after peer reset: ConnectionResetError"
                       w.Close()
                       server.Close()
-                      do! server.WaitClosed()
+                      do! server.WaitClosedAsync()
                   })
               matches
                   "drain_connection_reset.py"
@@ -609,21 +609,21 @@ let smallApis =
                       full.PutNowait 0
                       let condWait () =
                           task {
-                              let! _ = cond.Acquire()
+                              let! _ = cond.AcquireAsync()
                               try
-                                  let! _ = cond.Wait()
+                                  let! _ = cond.WaitAsync()
                                   ()
                               finally
                                   cond.Release()
                           }
                           :> Task
                       let tasks =
-                          [ for _ in 1..2 -> loop.CreateTask(fun () -> ev.Wait().AsTask() :> Task) :> Future
+                          [ for _ in 1..2 -> loop.CreateTask(fun () -> ev.WaitAsync().AsTask() :> Task) :> Future
                             for _ in 1..3 -> loop.CreateTask(Func<Task>(condWait)) :> Future
-                            yield loop.CreateTask(fun () -> sem.Acquire().AsTask() :> Task) :> Future
-                            for _ in 1..2 -> loop.CreateTask(fun () -> empty.Get().AsTask() :> Task) :> Future
-                            for _ in 1..4 -> loop.CreateTask(fun () -> full.Put(1).AsTask()) :> Future
-                            for _ in 1..2 -> loop.CreateTask(fun () -> barrier.Wait() :> Task) :> Future ]
+                            yield loop.CreateTask(fun () -> sem.AcquireAsync().AsTask() :> Task) :> Future
+                            for _ in 1..2 -> loop.CreateTask(fun () -> empty.GetAsync().AsTask() :> Task) :> Future
+                            for _ in 1..4 -> loop.CreateTask(fun () -> full.PutAsync(1).AsTask()) :> Future
+                            for _ in 1..2 -> loop.CreateTask(fun () -> barrier.WaitAsync() :> Task) :> Future ]
                       do! Asyncio.Sleep 0.0
                       for ``when`` in [ "waiting"; "after cancel" ] do
                           out.Add(
@@ -741,7 +741,7 @@ let smallApis =
                       with :? ValueError as e ->
                           out.Add("wait_closed after abort(exc): " + e.Message)
                       server.Close()
-                      do! server.WaitClosed()
+                      do! server.WaitClosedAsync()
                   })
               matches
                   "stream_peek_abort.py"

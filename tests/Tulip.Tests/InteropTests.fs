@@ -107,7 +107,7 @@ let cases: NetCase list =
               do! waitFor net.Signal (fun () -> accepted.Count = sizes.Length && accepted |> Seq.forall (fun r -> r.IsLost))
               Expect.isTrue (accepted |> Seq.forall (fun r -> r.EofSeen && isNull r.LostWith)) "each saw EOF and ended cleanly"
               server.Close()
-              do! server.WaitClosed()
+              do! server.WaitClosedAsync()
           }
 
       netCaseWithin 60.0 "CPython's asyncio client against a Tulip server that answers after EOF (EofReceived keeps it open)"
@@ -128,7 +128,7 @@ let cases: NetCase list =
               Expect.equal (peer.TakeLines()) [ for n in sizes -> $"{n} ok {n}" ] "every answer was right"
               do! waitFor net.Signal (fun () -> accepted.Count = sizes.Length && accepted |> Seq.forall (fun r -> r.IsLost))
               server.Close()
-              do! server.WaitClosed()
+              do! server.WaitClosedAsync()
           } ]
 
 [<Tests>]

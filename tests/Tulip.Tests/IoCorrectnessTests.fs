@@ -17,7 +17,7 @@ open Tulip.Tests.NetSupport
 let private closeServer (server: Server) =
     task {
         server.Close()
-        do! server.WaitClosed()
+        do! server.WaitClosedAsync()
     }
 
 // -------------------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ let private burstDrains: NetCase =
                 sinks.Add s
                 s :> BaseProtocol
 
-            let! server = net.Loop.CreateServer(Func<BaseProtocol>(factory), loopback, 0)
+            let! server = net.Loop.CreateServerAsync(Func<BaseProtocol>(factory), loopback, 0)
             net.Track server |> ignore
             let! client = net.Connect(portOf server, ignore)
             do! waitFor net.Signal (fun () -> sinks.Count = 1 && not (isNull sinks[0].Transport))

@@ -87,7 +87,7 @@ let private body (net: Net) =
         let run = LoadRun(loop)
 
         let! server =
-            loop.CreateServer(Func<BaseProtocol>(fun () -> LoadEcho run :> BaseProtocol), loopback, 0, backlog = 4096)
+            loop.CreateServerAsync(Func<BaseProtocol>(fun () -> LoadEcho run :> BaseProtocol), loopback, 0, backlog = 4096)
 
         net.Track server |> ignore
         let port = portOf server
@@ -100,7 +100,7 @@ let private body (net: Net) =
                       createTask loop (fun () ->
                           task {
                               let! struct (t, p) =
-                                  loop.CreateConnection(Func<LoadClient>(fun () -> LoadClient(loop, run, wave * 200 + i)), loopback, port)
+                                  loop.CreateConnectionAsync(Func<LoadClient>(fun () -> LoadClient(loop, run, wave * 200 + i)), loopback, port)
 
                               net.TrackTransport t
                               return p
@@ -128,7 +128,7 @@ let private body (net: Net) =
         Expect.isGreaterThan rounds (int64 connections) "more than one message per connection"
         do! poll (fun () -> server.ActiveConnections = 0)
         server.Close()
-        do! server.WaitClosed()
+        do! server.WaitClosedAsync()
     }
 
 [<Tests>]

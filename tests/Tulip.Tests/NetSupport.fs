@@ -293,7 +293,7 @@ type Net(loop: EventLoop, kind: ReactorKind) =
                 r :> BaseProtocol
 
             let! server =
-                loop.CreateServer(
+                loop.CreateServerAsync(
                     Func<BaseProtocol>(factory),
                     defaultArg host loopback,
                     0,
@@ -311,7 +311,7 @@ type Net(loop: EventLoop, kind: ReactorKind) =
                 configure r
                 r
 
-            let! struct (transport, protocol) = loop.CreateConnection(Func<Recorder>(make), defaultArg host loopback, port)
+            let! struct (transport, protocol) = loop.CreateConnectionAsync(Func<Recorder>(make), defaultArg host loopback, port)
             transports.Add transport
             return protocol
         }

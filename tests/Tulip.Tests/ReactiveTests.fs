@@ -396,7 +396,7 @@ let streams =
                           do! yieldTick ()
                           reader.FeedData(ReadOnlySpan(b "b\n"))
                           do! sleep 1.0
-                          let! line = reader.ReadLineAsync()
+                          let! line = reader.ReadLineBytesAsync()
                           return str line
                       })
               Expect.equal r.Items [ "0.000 \"a\n\"" ] "one line before disposal"
@@ -413,7 +413,7 @@ let streams =
                       let sub =
                           conns.SubscribeAsync(loop, (fun (c: LoopConnection) _ ->
                               task {
-                                  let! line = c.Reader.ReadLineAsync()
+                                  let! line = c.Reader.ReadLineBytesAsync()
                                   c.Writer.Write(ReadOnlySpan(b ("echo " + str line)))
                                   log.Add("served " + (str line).Trim())
                               }), AsyncConcurrency.Parallel 8)
@@ -421,7 +421,7 @@ let streams =
                       let port = (srv.Sockets[0].LocalEndPoint :?> Net.IPEndPoint).Port
                       let! (r1, w1) = Asyncio.OpenConnection("127.0.0.1", port)
                       w1.Write(ReadOnlySpan(b "hello\n"))
-                      let! reply = r1.ReadLineAsync()
+                      let! reply = r1.ReadLineBytesAsync()
                       log.Add(str reply)
                       let! (r2, _w2) = Asyncio.OpenConnection("127.0.0.1", port)
                       // No timed sleep while sockets are watched: a virtual clock would wait for I/O first.
@@ -454,7 +454,7 @@ let serverStopListening =
                     while srv.IsServing do
                         do! yieldTick ()
                     c.Writer.Write(ReadOnlySpan(b "still here\n"))
-                    let! line = reader.ReadLineAsync()
+                    let! line = reader.ReadLineBytesAsync()
                     writer.Close()
                     c.Writer.Close()
                     return str line, srv.IsServing
@@ -474,9 +474,9 @@ let queues =
                       task {
                           let q = AsyncQueue<int>()
                           use _ = q.ToObservable(loop).Subscribe(r)
-                          do! q.Put 1
+                          do! q.PutAsync 1
                           do! sleep 1.0
-                          do! q.Put 2
+                          do! q.PutAsync 2
                           q.Shutdown()
                           do! yieldTick ()
                           let q2 = AsyncQueue<int>()

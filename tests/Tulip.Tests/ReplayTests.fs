@@ -77,7 +77,7 @@ let private busyProgram (loop: EventLoop) : Task =
             Asyncio.StartServer(
                 (fun reader writer ->
                     task {
-                        let e = reader.ReadLinesAsync().GetAsyncEnumerator()
+                        let e = reader.ReadLinesAsBytesAsync().GetAsyncEnumerator()
                         let mutable go = true
 
                         while go do
@@ -130,7 +130,7 @@ let private busyProgram (loop: EventLoop) : Task =
         for i in 1..30 do
             writer.Write(ReadOnlySpan(b (sprintf "line %d\n" i)))
             do! writer.DrainAsync()
-            let! line = reader.ReadLineAsync()
+            let! line = reader.ReadLineBytesAsync()
             Expect.equal (Text.Encoding.ASCII.GetString line) (sprintf "line %d\n" i) "the echo"
 
             if i % 10 = 0 then
@@ -145,7 +145,7 @@ let private busyProgram (loop: EventLoop) : Task =
         writer.Close()
         do! writer.WaitClosedAsync()
         server.Close()
-        do! server.WaitClosed()
+        do! server.WaitClosedAsync()
         poster.Join()
     }
 

@@ -46,7 +46,7 @@ let servers: NetCase list =
               Expect.isFalse server.IsServing "closed"
               Expect.isEmpty server.Sockets "no sockets once closed"
               Expect.throws (fun () -> server.StartServing()) "a closed server cannot serve again"
-              do! server.WaitClosed()
+              do! server.WaitClosedAsync()
               do! expectRefused net port
           }
 
@@ -61,7 +61,7 @@ let servers: NetCase list =
               do! expectRefused net port
               write client.Transport (payload 1 1000)
               do! waitFor net.Signal (fun () -> client.ReceivedCount = 1000)
-              let waiting = createTaskUnit net.Loop (fun () -> server.WaitClosed())
+              let waiting = createTaskUnit net.Loop (fun () -> server.WaitClosedAsync())
               do! Asyncio.Sleep 0.02
               Expect.isFalse waiting.Done "a connection is still open"
               client.Transport.Close()
@@ -89,7 +89,7 @@ let servers: NetCase list =
               Expect.equal server.ActiveConnections 0 "none left"
               Expect.isTrue server.IsServing "still listening"
               server.Close()
-              do! server.WaitClosed()
+              do! server.WaitClosedAsync()
           }
 
       netCase "AbortClients aborts every connection, discarding what it buffered"
@@ -109,14 +109,14 @@ let servers: NetCase list =
               do! waitFor net.Signal (fun () -> client.IsLost)
               Expect.isLessThan client.ReceivedCount flood.Length "the rest was discarded"
               server.Close()
-              do! server.WaitClosed()
+              do! server.WaitClosedAsync()
           }
 
       netCase "ServeForever serves until cancelled, then the server is closed and the task ends cancelled"
       <| fun net ->
           task {
               let! server, accepted = net.Serve((fun r -> r.Echo <- true), startServing = false)
-              let serving = createTaskUnit net.Loop (fun () -> server.ServeForever())
+              let serving = createTaskUnit net.Loop (fun () -> server.ServeForeverAsync())
               do! poll (fun () -> server.IsServing)
               let! client = net.Connect(portOf server, ignore)
               write client.Transport [| 7uy |]
@@ -126,7 +126,7 @@ let servers: NetCase list =
 
               // asyncio: a second serve_forever() while one runs is refused.
               let second =
-                  createTaskUnit net.Loop (fun () -> server.ServeForever())
+                  createTaskUnit net.Loop (fun () -> server.ServeForeverAsync())
 
               try
                   let! _ = second
@@ -151,7 +151,7 @@ let servers: NetCase list =
       <| fun net ->
           task {
               let! server, _ = net.Serve ignore
-              let serving = createTaskUnit net.Loop (fun () -> server.ServeForever())
+              let serving = createTaskUnit net.Loop (fun () -> server.ServeForeverAsync())
               do! yieldTick ()
               server.Close()
 
@@ -181,11 +181,11 @@ let servers: NetCase list =
                   sides.Add r
                   r :> BaseProtocol
 
-              let! server = net.Loop.CreateServer(Func<BaseProtocol>(factory), listener)
+              let! server = net.Loop.CreateServerAsync(Func<BaseProtocol>(factory), listener)
               net.Track server |> ignore
               let sock = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
               sock.Connect(listener.LocalEndPoint) // blocking connect: the kernel completes it from the backlog
-              let! struct (t, client) = net.Loop.CreateConnection(Func<Recorder>(fun () -> net.Recorder "client"), sock)
+              let! struct (t, client) = net.Loop.CreateConnectionAsync(Func<Recorder>(fun () -> net.Recorder "client"), sock)
               net.TrackTransport t
               Expect.isFalse sock.Blocking "made non-blocking"
               write t (payload 2 5000)
@@ -193,7 +193,7 @@ let servers: NetCase list =
               t.Close()
               do! waitFor net.Signal (fun () -> client.IsLost && sides.Count = 1 && sides[0].IsLost)
               server.Close()
-              do! server.WaitClosed()
+              do! server.WaitClosedAsync()
               Expect.isTrue listener.SafeHandle.IsClosed "the server closed the socket it was given"
           } ]
 
@@ -212,32 +212,32 @@ let sockFunctions: NetCase list =
               listener.Listen 10
 
               let accepting =
-                  createTask loop (fun () -> loop.SockAccept listener)
+                  createTask loop (fun () -> loop.SockAcceptAsync listener)
 
               do! yieldTick ()
               Expect.equal net.ReactorCount 1 "the listener waits for readability"
               let client = net.Own(newTcp ())
-              do! loop.SockConnect(client, listener.LocalEndPoint)
+              do! loop.SockConnectAsync(client, listener.LocalEndPoint)
               let! struct (conn, address) = accepting
               net.Own conn |> ignore
               Expect.isFalse conn.Blocking "accepted sockets are non-blocking"
               Expect.equal address client.LocalEndPoint "the peer's address"
               let data = payload 3 (4 * MiB)
-              let sending = createTaskUnit loop (fun () -> loop.SockSendAll(client, ReadOnlyMemory data))
+              let sending = createTaskUnit loop (fun () -> loop.SockSendAllAsync(client, ReadOnlyMemory data))
               let received = new IO.MemoryStream()
 
               while received.Length < int64 data.Length do
-                  let! chunk = loop.SockRecv(conn, 100_000)
+                  let! chunk = loop.SockRecvAsync(conn, 100_000)
                   Expect.isNonEmpty chunk "no EOF before the end"
                   received.Write(chunk, 0, chunk.Length)
 
               let! _ = sending
               expectBytes (received.ToArray()) data "every byte"
               client.Shutdown SocketShutdown.Send
-              let! eof = loop.SockRecv(conn, 10)
+              let! eof = loop.SockRecvAsync(conn, 10)
               Expect.isEmpty eof "EOF: an empty result"
               let buffer = Array.zeroCreate<byte> 10
-              let! n = loop.SockRecvInto(conn, Memory buffer)
+              let! n = loop.SockRecvIntoAsync(conn, Memory buffer)
               Expect.equal n 0 "SockRecvInto at EOF: 0"
               Expect.equal net.ReactorCount 0 "nothing left registered"
               client.Dispose()
@@ -253,14 +253,14 @@ let sockFunctions: NetCase list =
               listener.Bind(IPEndPoint(IPAddress.Loopback, 0))
               listener.Listen 1
               let client = net.Own(newTcp ())
-              let accepting = createTask loop (fun () -> loop.SockAccept listener)
-              do! loop.SockConnect(client, listener.LocalEndPoint)
+              let accepting = createTask loop (fun () -> loop.SockAcceptAsync listener)
+              do! loop.SockConnectAsync(client, listener.LocalEndPoint)
               let! struct (conn, _) = accepting
               net.Own conn |> ignore
               let buffer = Array.zeroCreate<byte> 100
-              let reading = createTask loop (fun () -> loop.SockRecvInto(conn, Memory(buffer, 10, 50)))
+              let reading = createTask loop (fun () -> loop.SockRecvIntoAsync(conn, Memory(buffer, 10, 50)))
               do! yieldTick ()
-              do! loop.SockSendAll(client, ReadOnlyMemory(payload 1 20))
+              do! loop.SockSendAllAsync(client, ReadOnlyMemory(payload 1 20))
               let! n = reading
               Expect.equal n 20 "20 bytes"
               expectBytes buffer[10..29] (payload 1 20) "at the offset given"
@@ -276,7 +276,7 @@ let sockFunctions: NetCase list =
               use s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
 
               try
-                  let! _ = net.Loop.SockRecv(s, 10)
+                  let! _ = net.Loop.SockRecvAsync(s, 10)
                   failtest "a blocking socket should be refused"
               with :? ArgumentException as e ->
                   Expect.stringContains e.Message "non-blocking" "says why"
@@ -295,22 +295,22 @@ let concurrentSockOps: NetCase =
             listener.Bind(IPEndPoint(IPAddress.Loopback, 0))
             listener.Listen 1
             let client = net.Own(newTcp ())
-            let accepting = createTask loop (fun () -> loop.SockAccept listener)
-            do! loop.SockConnect(client, listener.LocalEndPoint)
+            let accepting = createTask loop (fun () -> loop.SockAcceptAsync listener)
+            do! loop.SockConnectAsync(client, listener.LocalEndPoint)
             let! struct (conn, _) = accepting
             net.Own conn |> ignore
             // Our reader waits for data; then our writer sends more than the kernel takes at once.
-            let reading = createTask loop (fun () -> loop.SockRecv(client, 10))
+            let reading = createTask loop (fun () -> loop.SockRecvAsync(client, 10))
             do! yieldTick ()
             let big = payload 1 (16 * MiB)
-            let sending = createTaskUnit loop (fun () -> loop.SockSendAll(client, ReadOnlyMemory big))
+            let sending = createTaskUnit loop (fun () -> loop.SockSendAllAsync(client, ReadOnlyMemory big))
             do! yieldTick ()
             // The peer answers, then drains what we send.
-            do! loop.SockSendAll(conn, ReadOnlyMemory [| 5uy |])
+            do! loop.SockSendAllAsync(conn, ReadOnlyMemory [| 5uy |])
             let mutable got = 0
 
             while got < big.Length do
-                let! chunk = loop.SockRecv(conn, 1 * MiB)
+                let! chunk = loop.SockRecvAsync(conn, 1 * MiB)
                 got <- got + chunk.Length
 
             let! _ = sending
@@ -335,7 +335,7 @@ let severalHosts =
             runMain loop (fun () ->
                 task {
                     let! multi =
-                        loop.CreateServer(
+                        loop.CreateServerAsync(
                             Func<BaseProtocol>(fun () ->
                                 let mutable t: ITransport = null
 
@@ -361,7 +361,7 @@ let severalHosts =
 
                     multi.CloseClients()
                     multi.Close()
-                    do! multi.WaitClosed()
+                    do! multi.WaitClosedAsync()
                     return families, List.ofSeq echoed
                 })
 
@@ -388,9 +388,9 @@ let reusePortAndLocalAddress =
         let samePort, localPortSeen, echoed =
             runMain loop (fun () ->
                 task {
-                    let! first = loop.CreateServer(echoFactory, "127.0.0.1", 0, reusePort = true)
+                    let! first = loop.CreateServerAsync(echoFactory, "127.0.0.1", 0, reusePort = true)
                     let port = (first.Sockets[0].LocalEndPoint :?> IPEndPoint).Port
-                    let! second = loop.CreateServer(echoFactory, "127.0.0.1", port, reusePort = true)
+                    let! second = loop.CreateServerAsync(echoFactory, "127.0.0.1", port, reusePort = true)
                     let samePort = (second.Sockets[0].LocalEndPoint :?> IPEndPoint).Port = port
 
                     // A free local port to bind the client to.
@@ -407,7 +407,7 @@ let reusePortAndLocalAddress =
 
                     let! struct (transport, _) =
                         task {
-                            let! (t, p) = loop.CreateConnection(Func<Protocol>(client), "127.0.0.1", port, localAddress = local)
+                            let! (t, p) = loop.CreateConnectionAsync(Func<Protocol>(client), "127.0.0.1", port, localAddress = local)
                             return struct (t, p)
                         }
 
@@ -419,7 +419,7 @@ let reusePortAndLocalAddress =
                     for s in [ first; second ] do
                         s.CloseClients()
                         s.Close()
-                        do! s.WaitClosed()
+                        do! s.WaitClosedAsync()
 
                     return samePort, seen = local.Port, echoed
                 })

@@ -160,7 +160,7 @@ let tests =
                               // Read the client's verdicts off the loop thread; the loop keeps serving meanwhile.
                               let! (output: string) = Task.Run<string>(Func<Task<string>>(fun () -> p.StandardOutput.ReadToEndAsync()))
                               server.Close()
-                              do! server.WaitClosed()
+                              do! server.WaitClosedAsync()
                               return output.Split('\n', StringSplitOptions.RemoveEmptyEntries) |> List.ofArray
                           finally
                               stop proc

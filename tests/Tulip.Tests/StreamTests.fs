@@ -61,19 +61,66 @@ let readerCases =
           testCase "read(n) at EOF with nothing buffered is empty" (fun () ->
               Expect.equal (case limitDefault [] true (fun r -> r.ReadAsync 5)) (Value "", "", true) "read-eof-empty")
           testCase "readline returns one line with its newline" (fun () ->
-              let o, _, _ = case limitDefault [ "ab\ncd\n" ] false (fun r -> r.ReadLineAsync())
+              let o, _, _ = case limitDefault [ "ab\ncd\n" ] false (fun r -> r.ReadLineBytesAsync())
               Expect.equal o (Value "ab\n") "readline")
+          testCase "ReadLineAsync reads text as TextReader does: no \\n or \\r\\n, the encoding's, null at EOF" (fun () ->
+              use loop = TestLoop.Create()
+              let r = LoopStreamReader(loop)
+              r.FeedData(ReadOnlySpan(Encoding.UTF8.GetBytes "één\r\ntwo\n\nlast"))
+              r.FeedEof()
+
+              let lines =
+                  runMain loop (fun () ->
+                      task {
+                          let got = ResizeArray<string>()
+                          let mutable go = true
+
+                          while go do
+                              let! line = r.ReadLineAsync()
+
+                              if isNull line then go <- false else got.Add line
+
+                          return List.ofSeq got
+                      })
+
+              Expect.equal lines [ "één"; "two"; ""; "last" ] "lines without terminators; null ends them"
+              let latin = LoopStreamReader(loop)
+              latin.FeedData(ReadOnlySpan([| 0xE9uy; byte '\n' |]))
+              latin.FeedEof()
+              let l = runMain loop (fun () -> task { let! l = latin.ReadLineAsync(Encoding.Latin1) in return l })
+              Expect.equal l "é" "decoded with the given encoding")
+          testCase "ReadLinesAsync enumerates text lines until EOF" (fun () ->
+              use loop = TestLoop.Create()
+              let r = LoopStreamReader(loop)
+              r.FeedData(ReadOnlySpan(b "a\nbb\r\nccc"))
+              r.FeedEof()
+
+              let lines =
+                  runMain loop (fun () ->
+                      task {
+                          let got = ResizeArray<string>()
+                          let e = r.ReadLinesAsync().GetAsyncEnumerator()
+                          let mutable go = true
+
+                          while go do
+                              let! more = e.MoveNextAsync()
+                              if more then got.Add e.Current else go <- false
+
+                          return List.ofSeq got
+                      })
+
+              Expect.equal lines [ "a"; "bb"; "ccc" ] "every line as text")
           testCase "readline at EOF returns the partial line, then empty" (fun () ->
-              Expect.equal (case limitDefault [ "abc" ] true (fun r -> r.ReadLineAsync())) (Value "abc", "", true) "partial"
-              Expect.equal (case limitDefault [] true (fun r -> r.ReadLineAsync())) (Value "", "", true) "empty")
+              Expect.equal (case limitDefault [ "abc" ] true (fun r -> r.ReadLineBytesAsync())) (Value "abc", "", true) "partial"
+              Expect.equal (case limitDefault [] true (fun r -> r.ReadLineBytesAsync())) (Value "", "", true) "empty")
           // 3.11: ValueError('Separator is found, but chunk is longer than limit'); the line is dropped.
           testCase "readline over the limit with its newline found drops that line" (fun () ->
-              let o, left, _ = case 4 [ "aaaaaaaaaa\nbb\n" ] false (fun r -> r.ReadLineAsync())
+              let o, left, _ = case 4 [ "aaaaaaaaaa\nbb\n" ] false (fun r -> r.ReadLineBytesAsync())
               Expect.equal o (Overrun(10, "Separator is found, but chunk is longer than limit")) "overrun"
               Expect.equal left "bb\n" "the next line stays")
           // 3.11: ValueError('Separator is not found, and chunk exceed the limit'); the buffer is cleared.
           testCase "readline over the limit without a newline clears the buffer" (fun () ->
-              let o, left, _ = case 4 [ "aaaaaaaaaa" ] false (fun r -> r.ReadLineAsync())
+              let o, left, _ = case 4 [ "aaaaaaaaaa" ] false (fun r -> r.ReadLineBytesAsync())
               Expect.equal o (Overrun(10, "Separator is not found, and chunk exceed the limit")) "overrun"
               Expect.equal left "" "cleared")
           testCase "readuntil returns through the separator" (fun () ->
@@ -152,7 +199,7 @@ let readerCases =
                           loop.CallLater(2.0, (fun () -> r.FeedData(ReadOnlySpan(b "o\nthree")))) |> ignore
                           loop.CallLater(3.0, (fun () -> r.FeedEof())) |> ignore
                           let got = Collections.Generic.List<string>()
-                          let e = r.ReadLinesAsync().GetAsyncEnumerator()
+                          let e = r.ReadLinesAsBytesAsync().GetAsyncEnumerator()
                           let mutable go = true
 
                           while go do
@@ -354,7 +401,7 @@ let streamsOverSockets =
                               Asyncio.StartServer(
                                   (fun reader writer ->
                                       task {
-                                          let e = reader.ReadLinesAsync().GetAsyncEnumerator()
+                                          let e = reader.ReadLinesAsBytesAsync().GetAsyncEnumerator()
                                           let mutable go = true
 
                                           while go do
@@ -386,7 +433,7 @@ let streamsOverSockets =
                           writer.Close()
                           do! writer.WaitClosedAsync()
                           server.Close()
-                          do! server.WaitClosed()
+                          do! server.WaitClosedAsync()
                           return str all
                       })
 
@@ -402,7 +449,7 @@ let streamsOverSockets =
                               Asyncio.StartServer(
                                   (fun reader writer ->
                                       task {
-                                          let e = reader.ReadLinesAsync().GetAsyncEnumerator()
+                                          let e = reader.ReadLinesAsBytesAsync().GetAsyncEnumerator()
                                           let mutable go = true
 
                                           while go do
@@ -428,14 +475,14 @@ let streamsOverSockets =
 
                           for i in 1..3 do
                               writer.Write(ReadOnlySpan(b (sprintf "m%d\n" i)))
-                              let! line = reader.ReadLineAsync()
+                              let! line = reader.ReadLineBytesAsync()
                               got.Add(str line)
                               do! sleep 3600.0
 
                           writer.Close()
                           do! writer.WaitClosedAsync()
                           server.Close()
-                          do! server.WaitClosed()
+                          do! server.WaitClosedAsync()
                           return List.ofSeq got
                       })
 
@@ -455,7 +502,7 @@ let streamsOverSockets =
                                   Asyncio.StartUnixServer(
                                       (fun reader writer ->
                                           task {
-                                              let! line = reader.ReadLineAsync()
+                                              let! line = reader.ReadLineBytesAsync()
                                               writer.Write(ReadOnlySpan(Array.append (b "hello ") line))
                                               do! writer.DrainAsync()
                                               writer.Close()
@@ -470,7 +517,7 @@ let streamsOverSockets =
                               writer.Close()
                               do! writer.WaitClosedAsync()
                               server.Close()
-                              do! server.WaitClosed()
+                              do! server.WaitClosedAsync()
                               return str all
                           })
                   finally
@@ -523,7 +570,7 @@ let streamsOverSockets =
                           let! _ = writing
                           peerWriter.Close() // the server's side of the connection, half-open after EOF
                           server.Close()
-                          do! server.WaitClosed()
+                          do! server.WaitClosedAsync()
                           return maxBuffer, all.Length
                       })
 

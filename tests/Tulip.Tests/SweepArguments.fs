@@ -137,9 +137,9 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
         elif t = typeof<Socket> then
             match m.Name, name with
             | _, "listener" -> return box (w.RawListener())
-            | "CreateServer", _ -> return box (w.NewBound())
-            | "CreateConnection", _ -> return box (w.NewConnected())
-            | "SockConnect", _ -> return box (w.NewUnconnected())
+            | "CreateServerAsync", _ -> return box (w.NewBound())
+            | "CreateConnectionAsync", _ -> return box (w.NewConnected())
+            | "SockConnectAsync", _ -> return box (w.NewUnconnected())
             | _ -> return box (w.Connected())
         elif t = typeof<EndPoint> then
             match name with
@@ -195,6 +195,8 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
             return Activator.CreateInstance(concreteProtocol t)
         elif t = typeof<Type> then
             return box typeof<System.Reactive.Concurrency.ISchedulerPeriodic>
+        elif t = typeof<Text.Encoding> then
+            return box Text.Encoding.UTF8
         elif t = typeof<byte[]> then
             return box (Array.zeroCreate<byte> 16)
         elif t = typeof<Memory<byte>> then
@@ -312,7 +314,7 @@ let targets: Target list =
       target "LockReleaser" typeof<LockReleaser> true (fun w ->
           task {
               let! lk = w.Lock false
-              let! r = lk.AcquireAsync()
+              let! r = lk.LockAsync()
               return box r
           })
       target "AsyncSemaphore" typeof<AsyncSemaphore> true (fun w -> ofTask (w.Semaphore false))
@@ -320,7 +322,7 @@ let targets: Target list =
       target "SemaphoreReleaser" typeof<SemaphoreReleaser> true (fun w ->
           task {
               let! s = w.Semaphore false
-              let! r = s.AcquireAsync()
+              let! r = s.LockAsync()
               return box r
           })
       target "Condition" typeof<Condition> true (fun w -> ofTask (w.Condition()))

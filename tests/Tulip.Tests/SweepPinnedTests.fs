@@ -65,7 +65,7 @@ let private sockRecvHuge: NetCase =
             let conn = net.Own(listener.Accept())
             conn.Blocking <- false
             client.Send("hello"B) |> ignore
-            let! data = loop.SockRecv(conn, Int32.MaxValue)
+            let! data = loop.SockRecvAsync(conn, Int32.MaxValue)
             Expect.equal data "hello"B "what was there"
             client.Dispose()
             conn.Dispose()
@@ -82,15 +82,15 @@ let private backlogZero: NetCase =
 
             let e =
                 throws<ArgumentOutOfRangeException> (fun () ->
-                    loop.CreateServer(factory, "127.0.0.1", 0, backlog = -1).GetAwaiter().GetResult() |> ignore)
+                    loop.CreateServerAsync(factory, "127.0.0.1", 0, backlog = -1).GetAwaiter().GetResult() |> ignore)
 
             Expect.equal e.ParamName "backlog" "named"
-            let! server = loop.CreateServer(factory, "127.0.0.1", 0, backlog = 0)
+            let! server = loop.CreateServerAsync(factory, "127.0.0.1", 0, backlog = 0)
             net.Track server |> ignore
             let client = net.Recorder "client side"
 
             let! struct (t, _) =
-                loop.CreateConnection(Func<NetSupport.Recorder>(fun () -> client), "127.0.0.1", NetSupport.portOf server)
+                loop.CreateConnectionAsync(Func<NetSupport.Recorder>(fun () -> client), "127.0.0.1", NetSupport.portOf server)
 
             while server.ActiveConnections = 0 do
                 do! Asyncio.Sleep 0.005
@@ -113,7 +113,7 @@ let pinned =
                     let got = TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously)
 
                     lt.Run(fun () ->
-                        lt.Loop.CreateTask(Func<Task<unit>>(fun () -> task { let! v = q.Get() in got.SetResult v }))
+                        lt.Loop.CreateTask(Func<Task<unit>>(fun () -> task { let! v = q.GetAsync() in got.SetResult v }))
                         |> ignore)
 
                     lt.Run ignore // the getter waits: the queue is bound to the loop
@@ -133,7 +133,7 @@ let pinned =
                     let transport =
                         lt.RunTask(fun () ->
                             task {
-                                let! struct (t, _) = lt.Loop.CreateConnection(Func<SweepProtocol>(SweepProtocol), "127.0.0.1", port)
+                                let! struct (t, _) = lt.Loop.CreateConnectionAsync(Func<SweepProtocol>(SweepProtocol), "127.0.0.1", port)
                                 return t
                             })
 
@@ -165,9 +165,9 @@ let pinned =
 
                     lt.Run(fun () ->
                         // A waiter on each binds it to the loop (asyncio's _LoopBoundMixin).
-                        loop.CreateTask(Func<Task<bool>>(fun () -> ev.Wait().AsTask())) |> ignore
-                        loop.CreateTask(Func<Task<bool>>(fun () -> task { let! _ = lk.Acquire() in return! lk.Acquire() })) |> ignore
-                        loop.CreateTask(Func<Task<bool>>(fun () -> sem.Acquire().AsTask())) |> ignore)
+                        loop.CreateTask(Func<Task<bool>>(fun () -> ev.WaitAsync().AsTask())) |> ignore
+                        loop.CreateTask(Func<Task<bool>>(fun () -> task { let! _ = lk.AcquireAsync() in return! lk.AcquireAsync() })) |> ignore
+                        loop.CreateTask(Func<Task<bool>>(fun () -> sem.AcquireAsync().AsTask())) |> ignore)
 
                     lt.Run ignore
                     throws<EventLoopException> (fun () -> ev.Set()) |> ignore

@@ -403,7 +403,7 @@ type World() =
             "server",
             fun () ->
                 task {
-                    let! s = loop.CreateServer(Func<BaseProtocol>(fun () -> w.SweepProtocol()), "127.0.0.1", 0)
+                    let! s = loop.CreateServerAsync(Func<BaseProtocol>(fun () -> w.SweepProtocol()), "127.0.0.1", 0)
                     w.Adopt s
                     return s
                 }
@@ -421,7 +421,7 @@ type World() =
             fun () ->
                 task {
                     let path = w.UnixPath()
-                    let! s = loop.CreateUnixServer(Func<BaseProtocol>(fun () -> w.SweepProtocol()), path)
+                    let! s = loop.CreateUnixServerAsync(Func<BaseProtocol>(fun () -> w.SweepProtocol()), path)
                     w.Adopt s
                     return path
                 }
@@ -433,7 +433,7 @@ type World() =
             fun () ->
                 task {
                     let! port = w.Port()
-                    let! struct (t, _) = loop.CreateConnection(Func<SweepProtocol>(fun () -> w.SweepProtocol()), "127.0.0.1", port)
+                    let! struct (t, _) = loop.CreateConnectionAsync(Func<SweepProtocol>(fun () -> w.SweepProtocol()), "127.0.0.1", port)
                     w.Adopt t
                     return t
                 }
@@ -447,7 +447,7 @@ type World() =
                     let! port = w.Port()
                     let reader = LoopStreamReader(loop)
                     let protocol = StreamReaderProtocol(reader, null, loop)
-                    let! struct (t, _) = loop.CreateConnection(Func<StreamReaderProtocol>(fun () -> protocol), "127.0.0.1", port)
+                    let! struct (t, _) = loop.CreateConnectionAsync(Func<StreamReaderProtocol>(fun () -> protocol), "127.0.0.1", port)
                     w.Adopt t
                     return reader, LoopStreamWriter(t, protocol, reader, loop), protocol
                 }
@@ -469,7 +469,7 @@ type World() =
                 task {
                     let factory = Func<SweepDatagramProtocol>(SweepDatagramProtocol)
                     let local = IPEndPoint(IPAddress.Loopback, 0)
-                    let! struct (t, _) = loop.CreateDatagramEndpoint(factory, local, w.DatagramPeer().LocalEndPoint)
+                    let! struct (t, _) = loop.CreateDatagramEndpointAsync(factory, local, w.DatagramPeer().LocalEndPoint)
                     w.Adopt t
                     return t
                 }
@@ -523,7 +523,7 @@ type World() =
             fun () ->
                 task {
                     let ev = AsyncEvent()
-                    let! waiter = w.WaitOnce(fun () -> ev.Wait().AsTask())
+                    let! waiter = w.WaitOnce(fun () -> ev.WaitAsync().AsTask())
                     ev.Set()
                     let! _ = waiter
                     ev.Clear()
@@ -538,12 +538,12 @@ type World() =
             fun () ->
                 task {
                     let lk = AsyncLock()
-                    let! _ = lk.Acquire()
-                    let! waiter = w.WaitOnce(fun () -> task { let! _ = lk.Acquire() in lk.Release() })
+                    let! _ = lk.AcquireAsync()
+                    let! waiter = w.WaitOnce(fun () -> task { let! _ = lk.AcquireAsync() in lk.Release() })
                     lk.Release()
                     let! _ = waiter
                     if held then
-                        let! _ = lk.Acquire()
+                        let! _ = lk.AcquireAsync()
                         ()
 
                     return lk
@@ -557,12 +557,12 @@ type World() =
             fun () ->
                 task {
                     let s = if bounded then BoundedSemaphore(1) :> AsyncSemaphore else AsyncSemaphore(1)
-                    let! _ = s.Acquire()
-                    let! waiter = w.WaitOnce(fun () -> task { let! _ = s.Acquire() in s.Release() })
+                    let! _ = s.AcquireAsync()
+                    let! waiter = w.WaitOnce(fun () -> task { let! _ = s.AcquireAsync() in s.Release() })
                     s.Release()
                     let! _ = waiter
                     if bounded then
-                        let! _ = s.Acquire()
+                        let! _ = s.AcquireAsync()
                         ()
 
                     return s
@@ -576,12 +576,12 @@ type World() =
             fun () ->
                 task {
                     let c = Condition()
-                    let! waiter = w.WaitOnce(fun () -> task { let! _ = c.Acquire() in let! _ = c.Wait() in c.Release() })
-                    let! _ = c.Acquire()
+                    let! waiter = w.WaitOnce(fun () -> task { let! _ = c.AcquireAsync() in let! _ = c.WaitAsync() in c.Release() })
+                    let! _ = c.AcquireAsync()
                     c.Notify()
                     c.Release()
                     let! _ = waiter
-                    let! _ = c.Acquire()
+                    let! _ = c.AcquireAsync()
                     return c
                 }
         )
@@ -592,8 +592,8 @@ type World() =
             fun () ->
                 task {
                     let b = AsyncBarrier(2)
-                    let! a = w.WaitOnce(fun () -> b.Wait())
-                    let! _ = b.Wait()
+                    let! a = w.WaitOnce(fun () -> b.WaitAsync())
+                    let! _ = b.WaitAsync()
                     let! _ = a
                     return b
                 }
@@ -611,7 +611,7 @@ type World() =
                         | "lifo" -> AsyncLifoQueue<int>()
                         | _ -> AsyncQueue<int>()
 
-                    let! getter = w.WaitOnce(fun () -> q.Get().AsTask())
+                    let! getter = w.WaitOnce(fun () -> q.GetAsync().AsTask())
                     q.PutNowait 1
                     let! _ = getter
                     q.PutNowait 2

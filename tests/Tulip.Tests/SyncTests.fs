@@ -31,7 +31,7 @@ let locks =
                   task {
                       let w n () =
                           task {
-                              let! r = lk.AcquireAsync()
+                              let! r = lk.LockAsync()
                               use _ = r
                               log.Add(sprintf "%d in" n)
                               do! sleep 0.1
@@ -58,11 +58,11 @@ let locks =
               let r =
                   runMain loop (fun () ->
                       task {
-                          let! _ = lk.Acquire()
+                          let! _ = lk.AcquireAsync()
 
                           let a n () =
                               task {
-                                  let! _ = lk.Acquire()
+                                  let! _ = lk.AcquireAsync()
                                   log.Add(sprintf "%d acquired" n)
                                   lk.Release()
                               }
@@ -87,11 +87,11 @@ let locks =
 
               runMainUnit loop (fun () ->
                   task {
-                      let! _ = lk.Acquire()
+                      let! _ = lk.AcquireAsync()
 
                       let b n () =
                           task {
-                              let! r = lk.AcquireAsync()
+                              let! r = lk.LockAsync()
                               use _ = r
                               log.Add(string n)
                           }
@@ -120,7 +120,7 @@ let events =
                       let w n () =
                           task {
                               log.Add(sprintf "%d waiting" n)
-                              let! _ = ev.Wait()
+                              let! _ = ev.WaitAsync()
                               log.Add(sprintf "%d woke" n)
                           }
 
@@ -129,7 +129,7 @@ let events =
                       ev.Set()
                       log.Add "set"
                       do! all loop ts
-                      let! v = ev.Wait()
+                      let! v = ev.WaitAsync()
                       log.Add(sprintf "wait when set: %b" v)
                       ev.Clear()
                       log.Add(sprintf "cleared %b" ev.IsSet)
@@ -149,16 +149,16 @@ let conditions =
 
               runMainUnit loop (fun () ->
                   task {
-                      let! r = cond.AcquireAsync()
+                      let! r = cond.LockAsync()
                       cond.Notify()
                       r.Dispose()
                       log.Add "notify before anyone waits"
 
                       let w n () =
                           task {
-                              let! r = cond.AcquireAsync()
+                              let! r = cond.LockAsync()
                               use _ = r
-                              let! _ = cond.Wait()
+                              let! _ = cond.WaitAsync()
                               log.Add(sprintf "%d woke" n)
                           }
 
@@ -167,7 +167,7 @@ let conditions =
                       log.Add(sprintf "still waiting %A" [ for t in ts -> t.Done ])
 
                       for notify in [ (fun () -> cond.Notify 1); (fun () -> cond.Notify 2); cond.NotifyAll ] do
-                          let! r = cond.AcquireAsync()
+                          let! r = cond.LockAsync()
                           notify ()
                           r.Dispose()
                           do! sleep 0.1
@@ -180,7 +180,7 @@ let conditions =
                           log.Add e.Message
 
                       try
-                          let! _ = cond.Wait()
+                          let! _ = cond.WaitAsync()
                           ()
                       with :? InvalidOperationException as e ->
                           log.Add e.Message
@@ -189,9 +189,9 @@ let conditions =
 
                       let consumer () =
                           task {
-                              let! r = cond.AcquireAsync()
+                              let! r = cond.LockAsync()
                               use _ = r
-                              let! v = cond.WaitFor(fun () -> items.Count >= 2)
+                              let! v = cond.WaitForAsync(fun () -> items.Count >= 2)
                               log.Add(sprintf "wait_for -> %b %A" v (List.ofSeq items))
                           }
 
@@ -199,7 +199,7 @@ let conditions =
 
                       for i in 0..2 do
                           do! sleep 0.1
-                          let! r = cond.AcquireAsync()
+                          let! r = cond.LockAsync()
                           items.Add i
                           cond.Notify()
                           r.Dispose()
@@ -231,11 +231,11 @@ let conditions =
                   task {
                       let w n () =
                           task {
-                              let! r = cond.AcquireAsync()
+                              let! r = cond.LockAsync()
                               use _ = r
 
                               try
-                                  let! _ = cond.Wait()
+                                  let! _ = cond.WaitAsync()
                                   log.Add(sprintf "%d woke" n)
                               with :? CancelledException as e ->
                                   log.Add(sprintf "%d cancelled, locked=%b" n cond.Locked)
@@ -245,7 +245,7 @@ let conditions =
                       let t1 = createTask loop (w 1)
                       let t2 = createTask loop (w 2)
                       do! yieldTick ()
-                      let! r = cond.AcquireAsync()
+                      let! r = cond.LockAsync()
                       cond.Notify 1
                       t1.Cancel() |> ignore
                       r.Dispose()
@@ -271,7 +271,7 @@ let semaphores =
 
                       let w n () =
                           task {
-                              let! r = sem.AcquireAsync()
+                              let! r = sem.LockAsync()
                               use _ = r
                               log.Add(sprintf "%d in %.1f" n (at loop start))
                               do! sleep 0.1
@@ -299,7 +299,7 @@ let semaphores =
                   task {
                       let a n () =
                           task {
-                              let! _ = sem.Acquire()
+                              let! _ = sem.AcquireAsync()
                               log.Add(sprintf "%d acquired" n)
                           }
 
@@ -331,7 +331,7 @@ let barriers =
                       let w n d () =
                           task {
                               do! sleep d
-                              let! i = b.Wait()
+                              let! i = b.WaitAsync()
                               log.Add(sprintf "%d index %d at %.1f" n i (at loop start))
                           }
 
@@ -352,7 +352,7 @@ let barriers =
                       let w n () =
                           task {
                               try
-                                  let! _ = b.Wait()
+                                  let! _ = b.WaitAsync()
                                   log.Add(sprintf "%d passed" n)
                               with :? BrokenBarrierException as e ->
                                   log.Add(sprintf "%d broken %s" n e.Message)
@@ -361,11 +361,11 @@ let barriers =
                       let ts = [ for i in 0..1 -> createTask loop (w i) ]
                       do! sleep 0.1
                       log.Add(sprintf "n_waiting %d" b.NWaiting)
-                      do! b.Abort()
+                      do! b.AbortAsync()
                       do! all loop ts
 
                       try
-                          let! _ = b.Wait()
+                          let! _ = b.WaitAsync()
                           ()
                       with :? BrokenBarrierException as e ->
                           log.Add("later " + e.Message)
@@ -393,7 +393,7 @@ let barriers =
                       let w n () =
                           task {
                               try
-                                  let! _ = b.Wait()
+                                  let! _ = b.WaitAsync()
                                   log.Add(sprintf "%d passed" n)
                               with :? BrokenBarrierException as e ->
                                   log.Add(sprintf "%d broken %s" n e.Message)
@@ -401,7 +401,7 @@ let barriers =
 
                       let t0 = createTask loop (w 0)
                       do! sleep 0.1
-                      do! b.Reset()
+                      do! b.ResetAsync()
                       do! all loop [ t0 ]
                       log.Add(sprintf "after reset broken=%b n=%d" b.Broken b.NWaiting)
                       do! all loop [ createTask loop (w 1); createTask loop (w 2) ]
@@ -451,7 +451,7 @@ let queues =
                       let prod () =
                           task {
                               for i in 0..4 do
-                                  do! q.Put i
+                                  do! q.PutAsync i
                                   log.Add(sprintf "put %d at %.1f qsize %d" i (at loop start) q.QSize)
                           }
 
@@ -459,13 +459,13 @@ let queues =
                           task {
                               for _ in 0..4 do
                                   do! sleep 0.1
-                                  let! v = q.Get()
+                                  let! v = q.GetAsync()
                                   log.Add(sprintf "got %d" v)
                                   q.TaskDone()
                           }
 
                       do! all loop [ createTask loop prod; createTask loop cons ]
-                      do! q.Join()
+                      do! q.JoinAsync()
                       log.Add "joined"
 
                       try
@@ -516,7 +516,7 @@ let queues =
                       task {
                           let g n () =
                               task {
-                                  let! v = q.Get()
+                                  let! v = q.GetAsync()
                                   log.Add(sprintf "%d got %s" n v)
                               }
 
@@ -543,7 +543,7 @@ let queues =
                       let _t1 =
                           createTask loop (fun () ->
                               task {
-                                  let! v = q.Get()
+                                  let! v = q.GetAsync()
                                   log.Add(sprintf "1 got %s" v)
                               })
 
@@ -571,7 +571,7 @@ let queues =
                       let getter n () =
                           task {
                               try
-                                  let! v = empty.Get()
+                                  let! v = empty.GetAsync()
                                   log.Add(sprintf "getter %d got %d" n v)
                               with :? QueueShutDownException ->
                                   log.Add(sprintf "getter %d shut down" n)
@@ -580,7 +580,7 @@ let queues =
                       let putter n () =
                           task {
                               try
-                                  do! full.Put n
+                                  do! full.PutAsync n
                                   log.Add(sprintf "putter %d put" n)
                               with :? QueueShutDownException ->
                                   log.Add(sprintf "putter %d shut down" n)
@@ -594,7 +594,7 @@ let queues =
                       log.Add(sprintf "left %d" (full.GetNowait()))
 
                       try
-                          let! _ = full.Get()
+                          let! _ = full.GetAsync()
                           ()
                       with :? QueueShutDownException ->
                           log.Add "get after: shut down"
@@ -625,7 +625,7 @@ let queues =
                           let q = AsyncQueue<int>()
                           q.PutNowait 1
                           q.PutNowait 2
-                          let j = createTask loop (fun () -> task { do! q.Join() })
+                          let j = createTask loop (fun () -> task { do! q.JoinAsync() })
                           do! yieldTick ()
                           q.Shutdown(immediate = true)
                           let! _ = j
@@ -633,7 +633,7 @@ let queues =
                           let! got =
                               task {
                                   try
-                                      let! _ = q.Get()
+                                      let! _ = q.GetAsync()
                                       return "got"
                                   with :? QueueShutDownException ->
                                       return "shut down"
@@ -656,7 +656,7 @@ let queues =
                               createTask loop (fun () ->
                                   task {
                                       for i in 1..3 do
-                                          do! q.Put i
+                                          do! q.PutAsync i
 
                                       q.Shutdown()
                                   })

@@ -19,7 +19,7 @@ open Tulip.Tests.NetSupport
 let private closeServer (server: Server) =
     task {
         server.Close()
-        do! server.WaitClosed()
+        do! server.WaitClosedAsync()
     }
 
 /// A server whose connections do nothing until resumed (so the client's writes pile up), a client,
@@ -423,7 +423,7 @@ let buffered: NetCase list =
               let sides = ResizeArray<BufferedRecorder>()
 
               let! server =
-                  net.Loop.CreateServer(
+                  net.Loop.CreateServerAsync(
                       Func<BaseProtocol>(fun () ->
                           let r = net.BufferedRecorder(4 * KiB)
                           sides.Add r
@@ -452,7 +452,7 @@ let buffered: NetCase list =
               let! server, _ = net.Serve(fun r -> r.Echo <- true)
 
               let! struct (t, p) =
-                  net.Loop.CreateConnection(Func<BufferedRecorder>(fun () -> net.BufferedRecorder 1000), loopback, portOf server)
+                  net.Loop.CreateConnectionAsync(Func<BufferedRecorder>(fun () -> net.BufferedRecorder 1000), loopback, portOf server)
 
               net.TrackTransport t
               let data = payload 7 200_000
@@ -477,7 +477,7 @@ let buffered: NetCase list =
                       member _.ConnectionLost e = lost.Add e }
                   :> BaseProtocol
 
-              let! server = net.Loop.CreateServer(Func<BaseProtocol>(factory), loopback, 0)
+              let! server = net.Loop.CreateServerAsync(Func<BaseProtocol>(factory), loopback, 0)
               net.Track server |> ignore
               let! client = net.Connect(portOf server, ignore)
               write client.Transport [| 1uy; 2uy |]
@@ -505,9 +505,9 @@ let unix: NetCase list =
                       sides.Add r
                       r :> BaseProtocol
 
-                  let! server = net.Loop.CreateUnixServer(Func<BaseProtocol>(factory), path)
+                  let! server = net.Loop.CreateUnixServerAsync(Func<BaseProtocol>(factory), path)
                   net.Track server |> ignore
-                  let! struct (t, client) = net.Loop.CreateUnixConnection(Func<Recorder>(fun () -> net.Recorder "unix client"), path)
+                  let! struct (t, client) = net.Loop.CreateUnixConnectionAsync(Func<Recorder>(fun () -> net.Recorder "unix client"), path)
                   net.TrackTransport t
                   let messages = [ for i in 1..3 -> payload i 70_000 ]
 
@@ -521,9 +521,9 @@ let unix: NetCase list =
                   do! waitFor net.Signal (fun () -> client.IsLost && sides.Count = 1 && sides[0].IsLost)
                   do! closeServer server
                   // asyncio: an existing socket file at the path is removed before binding.
-                  let! again = net.Loop.CreateUnixServer(Func<BaseProtocol>(factory), path)
+                  let! again = net.Loop.CreateUnixServerAsync(Func<BaseProtocol>(factory), path)
                   net.Track again |> ignore
-                  let! struct (t2, c2) = net.Loop.CreateUnixConnection(Func<Recorder>(fun () -> net.Recorder "unix client 2"), path)
+                  let! struct (t2, c2) = net.Loop.CreateUnixConnectionAsync(Func<Recorder>(fun () -> net.Recorder "unix client 2"), path)
                   net.TrackTransport t2
                   write t2 [| 42uy |]
                   do! waitFor net.Signal (fun () -> c2.ReceivedCount = 1)

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Runtime.CompilerServices;
 using Tulip.Streams;
 
@@ -279,11 +280,11 @@ public sealed class LoopStreamReader
     }
 
     /// <summary>
-    /// A line ending in "\n"; at EOF the partial line (or empty). Over the limit: the line is dropped if
-    /// its newline was found, else the buffer is cleared, and <see cref="LimitOverrunException"/> is raised
-    /// (3.11 raises ValueError after the same clean-up).
+    /// asyncio's <c>readline()</c>: a line as bytes, ending in "\n"; at EOF the partial line (or empty).
+    /// Over the limit: the line is dropped if its newline was found, else the buffer is cleared, and
+    /// <see cref="LimitOverrunException"/> is raised (3.11 raises ValueError after the same clean-up).
     /// </summary>
-    public async ValueTask<byte[]> ReadLineAsync()
+    public async ValueTask<byte[]> ReadLineBytesAsync()
     {
         _loop.VerifyAccess();
         try
@@ -301,6 +302,25 @@ public sealed class LoopStreamReader
             MaybeResumeTransport();
             throw new LimitOverrunException(e.Message, e.Consumed);
         }
+    }
+
+    /// <summary>
+    /// A line as text, as <see cref="System.IO.TextReader.ReadLineAsync()"/> gives it: decoded with
+    /// <paramref name="encoding"/> (UTF-8 by default), without its "\n" or "\r\n"; null at EOF. The
+    /// line is read as <see cref="ReadLineBytesAsync"/> reads it (same limit, same clean-up).
+    /// </summary>
+    public async ValueTask<string?> ReadLineAsync(Encoding? encoding = null)
+    {
+        var line = await ReadLineBytesAsync();
+        if (line.Length == 0) return null;
+        int n = line.Length;
+        if (line[n - 1] == (byte)'\n')
+        {
+            n--;
+            if (n > 0 && line[n - 1] == (byte)'\r') n--;
+        }
+
+        return (encoding ?? Encoding.UTF8).GetString(line, 0, n);
     }
 
     /// <summary>Data up to and including <paramref name="separator"/>.</summary>
@@ -362,14 +382,27 @@ public sealed class LoopStreamReader
         return data;
     }
 
-    /// <summary>The lines of the stream, until EOF (asyncio's <c>async for line in reader</c>).</summary>
-    public async IAsyncEnumerable<byte[]> ReadLinesAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    /// <summary>The lines of the stream as bytes, each with its "\n", until EOF (asyncio's
+    /// <c>async for line in reader</c>).</summary>
+    public async IAsyncEnumerable<byte[]> ReadLinesAsBytesAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var line = await ReadLineAsync();
+            var line = await ReadLineBytesAsync();
             if (line.Length == 0) yield break;
+            yield return line;
+        }
+    }
+
+    /// <summary>The lines of the stream as text (see <see cref="ReadLineAsync(Encoding?)"/>), until EOF.</summary>
+    public async IAsyncEnumerable<string> ReadLinesAsync(Encoding? encoding = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var line = await ReadLineAsync(encoding);
+            if (line is null) yield break;
             yield return line;
         }
     }

@@ -9,7 +9,7 @@ public static partial class Asyncio
         var loop = EventLoop.GetRunningLoop();
         var reader = new LoopStreamReader(loop, limit);
         var protocol = new StreamReaderProtocol(reader, null, loop);
-        var (transport, _) = await loop.CreateConnection(() => protocol, host, port);
+        var (transport, _) = await loop.CreateConnectionAsync(() => protocol, host, port);
         return (reader, new LoopStreamWriter(transport, protocol, reader, loop));
     }
 
@@ -20,7 +20,7 @@ public static partial class Asyncio
         var loop = EventLoop.GetRunningLoop();
         var reader = new LoopStreamReader(loop, limit);
         var protocol = new StreamReaderProtocol(reader, null, loop);
-        var (transport, _) = await loop.CreateUnixConnection(() => protocol, path);
+        var (transport, _) = await loop.CreateUnixConnectionAsync(() => protocol, path);
         return (reader, new LoopStreamWriter(transport, protocol, reader, loop));
     }
 
@@ -34,7 +34,7 @@ public static partial class Asyncio
         ArgumentNullException.ThrowIfNull(clientConnected);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit); // now, not per connection (asyncio's StreamReader: 'Limit cannot be <= 0')
         var loop = EventLoop.GetRunningLoop();
-        return loop.CreateServer(() => new StreamReaderProtocol(new LoopStreamReader(loop, limit), clientConnected, loop), host, port, backlog);
+        return loop.CreateServerAsync(() => new StreamReaderProtocol(new LoopStreamReader(loop, limit), clientConnected, loop), host, port, backlog);
     }
 
     /// <summary>A Unix-domain stream server (asyncio's <c>start_unix_server</c>).</summary>
@@ -44,6 +44,6 @@ public static partial class Asyncio
         ArgumentNullException.ThrowIfNull(clientConnected);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
         var loop = EventLoop.GetRunningLoop();
-        return loop.CreateUnixServer(() => new StreamReaderProtocol(new LoopStreamReader(loop, limit), clientConnected, loop), path, backlog);
+        return loop.CreateUnixServerAsync(() => new StreamReaderProtocol(new LoopStreamReader(loop, limit), clientConnected, loop), path, backlog);
     }
 }

@@ -8,8 +8,8 @@ public sealed class BrokenBarrierException : InvalidOperationException
 
 /// <summary>
 /// asyncio.Barrier (3.11): <see cref="Parties"/> tasks wait until all have arrived, then all go on;
-/// <see cref="Wait"/> returns each one's arrival index (0 … parties-1). <see cref="Abort"/> breaks it
-/// (waiters and later arrivals get <see cref="BrokenBarrierException"/>); <see cref="Reset"/> breaks
+/// <see cref="WaitAsync"/> returns each one's arrival index (0 … parties-1). <see cref="AbortAsync"/> breaks it
+/// (waiters and later arrivals get <see cref="BrokenBarrierException"/>); <see cref="ResetAsync"/> breaks
 /// the current round and starts afresh. Built on a <see cref="Condition"/>, as CPython's; once a wait has
 /// bound that to a loop, the barrier is used on the loop's thread only (<see cref="EventLoopException"/>
 /// from another).
@@ -56,10 +56,10 @@ public sealed class AsyncBarrier
     }
 
     /// <summary>Waits until <see cref="Parties"/> tasks are waiting; returns this task's arrival index.</summary>
-    public async Task<int> Wait()
+    public async Task<int> WaitAsync()
     {
         _cond.VerifyAccess();
-        using (await _cond.AcquireAsync())
+        using (await _cond.LockAsync())
         {
             await Block();
             try
@@ -80,7 +80,7 @@ public sealed class AsyncBarrier
 
     private async Task Block()
     {
-        await _cond.WaitFor(() => _state is not (State.Draining or State.Resetting));
+        await _cond.WaitForAsync(() => _state is not (State.Draining or State.Resetting));
         if (_state == State.Broken) throw new BrokenBarrierException("Barrier aborted");
     }
 
@@ -92,7 +92,7 @@ public sealed class AsyncBarrier
 
     private async Task WaitFilled()
     {
-        await _cond.WaitFor(() => _state != State.Filling);
+        await _cond.WaitForAsync(() => _state != State.Filling);
         if (_state is State.Broken or State.Resetting) throw new BrokenBarrierException("Abort or reset of barrier");
     }
 
@@ -106,10 +106,10 @@ public sealed class AsyncBarrier
     }
 
     /// <summary>Back to the initial state; tasks waiting now get <see cref="BrokenBarrierException"/>.</summary>
-    public async Task Reset()
+    public async Task ResetAsync()
     {
         _cond.VerifyAccess();
-        using (await _cond.AcquireAsync())
+        using (await _cond.LockAsync())
         {
             if (_count > 0)
             {
@@ -125,10 +125,10 @@ public sealed class AsyncBarrier
     }
 
     /// <summary>Breaks the barrier: waiting and later tasks get <see cref="BrokenBarrierException"/>.</summary>
-    public async Task Abort()
+    public async Task AbortAsync()
     {
         _cond.VerifyAccess();
-        using (await _cond.AcquireAsync())
+        using (await _cond.LockAsync())
         {
             _state = State.Broken;
             _cond.NotifyAll();

@@ -38,7 +38,7 @@ public sealed class AsyncEvent
     }
 
     /// <summary>Waits until the flag is set; returns true.</summary>
-    public ValueTask<bool> Wait()
+    public ValueTask<bool> WaitAsync()
     {
         _binding.VerifyAccess();
         return _value ? new ValueTask<bool>(true) : new ValueTask<bool>(WaitSlow());

@@ -24,7 +24,7 @@ public sealed class AsyncLock
     }
 
     /// <summary>Acquires the lock and returns what releases it at the end of a <c>using</c>.</summary>
-    public ValueTask<LockReleaser> AcquireAsync()
+    public ValueTask<LockReleaser> LockAsync()
     {
         _binding.VerifyAccess();
         if (!_locked && _waiters.AllCancelled())
@@ -37,7 +37,7 @@ public sealed class AsyncLock
     }
 
     /// <summary>asyncio's <c>acquire()</c>: waits until the lock is free, takes it, returns true.</summary>
-    public ValueTask<bool> Acquire()
+    public ValueTask<bool> AcquireAsync()
     {
         _binding.VerifyAccess();
         if (!_locked && _waiters.AllCancelled())

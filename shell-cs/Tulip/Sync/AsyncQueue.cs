@@ -4,7 +4,7 @@ namespace Tulip;
 
 /// <summary>
 /// asyncio.Queue: a FIFO queue for tasks of one loop, bounded by <see cref="MaxSize"/> (0: unbounded).
-/// <see cref="Put"/> waits while it is full, <see cref="Get"/> while it is empty; the waiters are loop
+/// <see cref="PutAsync"/> waits while it is full, <see cref="GetAsync"/> while it is empty; the waiters are loop
 /// futures queued first come first served, and one that is cancelled after it was woken passes its
 /// wake-up on (CPython 3.11 queues.py, <c>_wakeup_next</c>). <see cref="TaskDone"/>/<see cref="Join"/>
 /// count unfinished items; <see cref="Shutdown"/> is 3.13's. The consumer side is also an
@@ -97,7 +97,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     }
 
     /// <summary>Puts an item, waiting while the queue is full. <see cref="QueueShutDownException"/> once shut down.</summary>
-    public ValueTask Put(T item)
+    public ValueTask PutAsync(T item)
     {
         _binding.VerifyAccess();
         if (!IsFull)
@@ -150,7 +150,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     }
 
     /// <summary>Takes an item, waiting while the queue is empty. <see cref="QueueShutDownException"/> once shut down and empty.</summary>
-    public ValueTask<T> Get()
+    public ValueTask<T> GetAsync()
     {
         _binding.VerifyAccess();
         if (Count > 0) return new ValueTask<T>(GetNowaitCore());
@@ -210,13 +210,13 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
     }
 
     /// <summary>Waits until every item put has been got and marked with <see cref="TaskDone"/>.</summary>
-    public ValueTask Join()
+    public ValueTask JoinAsync()
     {
         _binding.VerifyAccess();
         if (_unfinished == 0) return ValueTask.CompletedTask;
         // The inner event binds to this loop as it waits: so does the queue (its puts clear that event).
         _binding.BindIfRunning();
-        return new ValueTask(_finished.Wait().AsTask());
+        return new ValueTask(_finished.WaitAsync().AsTask());
     }
 
     /// <summary>
@@ -252,7 +252,7 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
             T item;
             try
             {
-                item = await Get();
+                item = await GetAsync();
             }
             catch (QueueShutDownException)
             {

@@ -1,7 +1,7 @@
 namespace Tulip;
 
 /// <summary>
-/// asyncio.Semaphore: a counter that <see cref="Acquire"/> decrements, waiting while it is 0, and
+/// asyncio.Semaphore: a counter that <see cref="AcquireAsync"/> decrements, waiting while it is 0, and
 /// <see cref="Release"/> increments. FIFO-fair: a release hands its unit to the first waiter (the
 /// count goes to it at once), newcomers queue behind non-cancelled waiters, and a waiter cancelled
 /// after it was handed a unit gives it back and wakes the next (CPython 3.11.7 locks.py). Once a wait
@@ -43,7 +43,7 @@ public class AsyncSemaphore
     private bool IsLocked => _value == 0 || !_waiters.AllCancelled();
 
     /// <summary>Takes a unit, waiting if there is none; returns true.</summary>
-    public ValueTask<bool> Acquire()
+    public ValueTask<bool> AcquireAsync()
     {
         _binding.VerifyAccess();
         if (!IsLocked)
@@ -56,7 +56,7 @@ public class AsyncSemaphore
     }
 
     /// <summary>Takes a unit and returns what gives it back at the end of a <c>using</c>.</summary>
-    public ValueTask<SemaphoreReleaser> AcquireAsync()
+    public ValueTask<SemaphoreReleaser> LockAsync()
     {
         _binding.VerifyAccess();
         if (!IsLocked)

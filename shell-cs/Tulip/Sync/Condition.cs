@@ -33,16 +33,16 @@ public sealed class Condition
         }
     }
 
-    public ValueTask<LockReleaser> AcquireAsync()
+    public ValueTask<LockReleaser> LockAsync()
+    {
+        _binding.VerifyAccess();
+        return _lock.LockAsync();
+    }
+
+    public ValueTask<bool> AcquireAsync()
     {
         _binding.VerifyAccess();
         return _lock.AcquireAsync();
-    }
-
-    public ValueTask<bool> Acquire()
-    {
-        _binding.VerifyAccess();
-        return _lock.Acquire();
     }
 
     public void Release()
@@ -58,7 +58,7 @@ public sealed class Condition
     /// Releases the lock, waits to be notified, re-acquires the lock, returns true. Must be called with
     /// the lock held (<see cref="InvalidOperationException"/>("cannot wait on un-acquired lock")).
     /// </summary>
-    public async Task<bool> Wait()
+    public async Task<bool> WaitAsync()
     {
         _binding.VerifyAccess();
         if (!_lock.Locked) throw new InvalidOperationException("cannot wait on un-acquired lock");
@@ -87,7 +87,7 @@ public sealed class Condition
                 {
                     try
                     {
-                        await _lock.Acquire();
+                        await _lock.AcquireAsync();
                         break;
                     }
                     catch (OperationCanceledException e)
@@ -113,14 +113,14 @@ public sealed class Condition
     /// returns that value, as asyncio's <c>wait_for</c> does. A value is true when it is not
     /// <c>default(T)</c>: not false, 0, or null (Python's truthiness without its empty-collection rule).
     /// </summary>
-    public async Task<T> WaitFor<T>(Func<T> predicate)
+    public async Task<T> WaitForAsync<T>(Func<T> predicate)
     {
         ArgumentNullException.ThrowIfNull(predicate);
         _binding.VerifyAccess();
         var result = predicate();
         while (EqualityComparer<T>.Default.Equals(result, default!))
         {
-            await Wait();
+            await WaitAsync();
             result = predicate();
         }
 

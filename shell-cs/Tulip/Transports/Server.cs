@@ -7,7 +7,7 @@ namespace Tulip;
 
 /// <summary>
 /// asyncio.Server: listening sockets that accept connections and give each a protocol from the
-/// factory. <see cref="Close"/> stops listening (connections go on); <see cref="WaitClosed"/> completes
+/// factory. <see cref="Close"/> stops listening (connections go on); <see cref="WaitClosedAsync"/> completes
 /// when it is closed and its connections are gone (asyncio 3.12's meaning: 3.11 returned at once).
 /// Loop-affine: used on its loop's thread only (<see cref="EventLoopException"/> from another).
 /// </summary>
@@ -81,7 +81,7 @@ public sealed class Server : IAsyncDisposable
     }
 
     /// <summary>Serves until cancelled; then closes the server and waits for it (asyncio's <c>serve_forever</c>).</summary>
-    public async Task ServeForever()
+    public async Task ServeForeverAsync()
     {
         _loop.VerifyAccess();
         if (_serveForever is not null) throw new EventLoopException($"server {this} is already being awaited on serve_forever()");
@@ -97,7 +97,7 @@ public sealed class Server : IAsyncDisposable
             try
             {
                 Close();
-                await WaitClosed();
+                await WaitClosedAsync();
             }
             finally
             {
@@ -137,7 +137,7 @@ public sealed class Server : IAsyncDisposable
     }
 
     /// <summary>Completes when the server is closed and all its connections are gone.</summary>
-    public async Task WaitClosed()
+    public async Task WaitClosedAsync()
     {
         _loop.VerifyAccess();
         if (_closed && _clients.Count == 0) return;
@@ -150,7 +150,7 @@ public sealed class Server : IAsyncDisposable
     {
         _loop.VerifyAccess();
         Close();
-        await WaitClosed();
+        await WaitClosedAsync();
     }
 
     internal void Attach(SocketTransport t) => _clients.Add(t);
