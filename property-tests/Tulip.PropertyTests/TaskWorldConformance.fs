@@ -1,7 +1,8 @@
 /// The task modelled (issue 12.3): programs of spawns, awaits, cancels, uncancels and completions run
 /// through a pure model (TaskState for every decision a task makes, FutureState for futures and the
 /// tasks' own future face, Loop.step for the ready queue) and through the real shell (EventLoop,
-/// LoopTask, Future, .NET TaskCompletionSource), and must leave the same trace.
+/// LoopTask, Future, .NET TaskCompletionSource), and must leave the same trace. Un-awaited helper calls
+/// exercise the displaced waits, the leftover wake-ups and the released wait of "whose continuation is it".
 module Tulip.PropertyTests.TaskWorldConformance
 
 open System
@@ -15,6 +16,11 @@ open Tulip.Core
 open Tulip.Scheduling
 open Tulip.Testing
 
+/// What a helper the coroutine calls and does not await awaits (its only await).
+type HelperAwait =
+    | HelperFuture of k: int
+    | HelperYield
+
 /// What a task's coroutine awaits, in order.
 type Await =
     /// One of the three futures f0..f2 (its result is 10 + k).
@@ -26,6 +32,10 @@ type Await =
     /// A new external operation x<n> (a .NET TaskCompletionSource, result 100 + n), awaited directly
     /// or through the task's CancellationToken (`WaitAsync(token)`).
     | AwaitExternal of withToken: bool
+    /// Calls a helper h<n> that awaits, and does not await it (fire-and-forget): the helper's wait is
+    /// the task's until the coroutine's own next await displaces it (then it runs free), and a wake-up
+    /// of it that comes after the task finished runs free too (DESIGN.md, "whose continuation is it").
+    | Unawaited of HelperAwait
 
 /// A task's coroutine: its awaits, then it returns its number; a cancellation is caught, traced, and
 /// swallowed (the coroutine returns -1) or raised again.
@@ -59,7 +69,10 @@ let private scriptGen =
             [ 3, Gen.choose (0, futureCount - 1) |> Gen.map AwaitFuture
               2, Gen.choose (0, maxTasks - 1) |> Gen.map AwaitTask
               2, Gen.constant Yield
-              2, Gen.elements [ true; false ] |> Gen.map AwaitExternal ]
+              3, Gen.elements [ true; false ] |> Gen.map AwaitExternal
+              3,
+              Gen.oneof [ Gen.choose (0, futureCount - 1) |> Gen.map HelperFuture; Gen.constant HelperYield ]
+              |> Gen.map Unawaited ]
 
     Gen.map2
         (fun awaits swallow -> { Awaits = awaits; Swallow = swallow })
@@ -73,7 +86,7 @@ let private opGen =
           1, Gen.choose (0, maxTasks - 1) |> Gen.map Uncancel
           2, Gen.choose (0, futureCount - 1) |> Gen.map SetFuture
           1, Gen.map2 (fun k m -> CancelFuture(k, m)) (Gen.choose (0, futureCount - 1)) message
-          3, Gen.choose (0, 7) |> Gen.map CompleteExternal
+          4, Gen.choose (0, 7) |> Gen.map CompleteExternal
           5, Gen.constant Tick ]
 
 let programs =
@@ -93,6 +106,18 @@ type private Parked =
     | OnExternal of x: int
     | Over
 
+/// The loop future a task's step handle is parked on (LoopTask._waiter).
+type private Waiter =
+    | NoWaiter
+    | WaitsFuture of k: int
+    | WaitsTask of j: int
+
+/// What the task's step handle resumes (LoopTask._continuation).
+type private Continuation =
+    | NoContinuation
+    | Coroutine
+    | Helper of h: int
+
 type private ModelTask =
     { Script: Await array
       Swallow: bool
@@ -102,6 +127,10 @@ type private ModelTask =
       /// The index of the await it is parked at.
       mutable Pc: int
       mutable Parked: Parked
+      mutable Waiter: Waiter
+      /// The id the step's wake-up has on the waiter's callbacks.
+      mutable ParkId: HandleId
+      mutable Continuation: Continuation
       /// The task's CancellationTokenSource: 0 not made, 1 made, 2 fired.
       mutable Token: int }
 
@@ -118,6 +147,8 @@ type private Handle =
     | RunOp of Op
     | StepOf of int
     | ResumeOutsideOf of int * ExternalDelivery
+    /// A helper's continuation that belongs to no task.
+    | Free of h: int
 
 /// What a coroutine's run in a step came to.
 type private Ran =
@@ -130,6 +161,7 @@ let runModel (ops: Op list) : string list =
     let futures = Array.create futureCount FutureState.pending
     let externals = List<External>()
     let handles = Dictionary<HandleId, Handle>()
+    let helpers = List<HelperAwait>()
     let mutable loop = LoopState.initial
     let mutable nextId = 0L
 
@@ -155,20 +187,46 @@ let runModel (ops: Op list) : string list =
         | Ok v -> v
         | Error e -> failwithf "the core rejected a task transition: %A" e
 
-    /// Parks task i's step on a future: a done-callback whose id maps to its step.
-    let park (i: int) (fut: FutureState) =
+    /// Adds a done-callback to a future (scheduled at once if it is done); returns its id.
+    let addCallback (h: Handle) (fut: FutureState) =
         let id = nextId
         nextId <- nextId + 1L
-        handles[id] <- StepOf i
+        handles[id] <- h
         let s', now = FutureState.addCallback id fut
         scheduleAll now
-        s'
+        struct (id, s')
 
-    let futureOf (w: Parked) =
+    let futureOf (w: Waiter) =
         match w with
-        | OnFuture k -> Some futures[k]
-        | OnTask j -> Some tasks[j].Fut
-        | _ -> None
+        | WaitsFuture k -> Some futures[k]
+        | WaitsTask j -> Some tasks[j].Fut
+        | NoWaiter -> None
+
+    let setFutureOf (w: Waiter) (s: FutureState) =
+        match w with
+        | WaitsFuture k -> futures[k] <- s
+        | WaitsTask j -> tasks[j].Fut <- s
+        | NoWaiter -> ()
+
+    /// LoopTask.ReleaseWait: the continuation parked on the task's waiter becomes a free one there.
+    let releaseWait (i: int) (h: int) =
+        let t = tasks[i]
+
+        match futureOf t.Waiter with
+        | Some f ->
+            // The wake-up's id is released too: on a done future it is already queued, and then it
+            // finds nothing when its turn comes (the shell releases the step handle's slot).
+            let f', _ = FutureState.removeCallback t.ParkId f
+            handles.Remove t.ParkId |> ignore
+            let struct (_, f'') = addCallback (Free h) f'
+            setFutureOf t.Waiter f''
+            t.Waiter <- NoWaiter
+        | None -> ()
+
+    let helperOf (c: Continuation) =
+        match c with
+        | Helper h -> h
+        | c -> failwithf "a displaced or released wait resumed %A, not a helper" c
 
     let cancelFuture (k: int) (m: string option) =
         let accepted, s', cbs = FutureState.cancel m futures[k]
@@ -223,10 +281,10 @@ let runModel (ops: Op list) : string list =
             true
 
     and cancelWaiterOf (j: int) (m: string option) =
-        match tasks[j].Parked with
-        | OnFuture k -> cancelFuture k m
-        | OnTask w -> cancelTask w m
-        | _ -> false
+        match tasks[j].Waiter with
+        | WaitsFuture k -> cancelFuture k m
+        | WaitsTask w -> cancelTask w m
+        | NoWaiter -> false
 
     /// The coroutine's catch: traced, then swallowed (returns -1) or raised again.
     let caught (i: int) (m: string option) =
@@ -245,12 +303,72 @@ let runModel (ops: Op list) : string list =
         tasks[i].Ts <- s'
         if raiseIt then Some m else None
 
+    /// TryAwait / TryYield: the await is the task's; a wait it displaces runs free.
     let awaitIn (i: int) kind =
-        let struct (answer, s') = TaskState.awaitIn kind tasks[i].Ts
-        tasks[i].Ts <- s'
+        let t = tasks[i]
+        let struct (answer, s') = TaskState.awaitIn kind t.Ts
+        t.Ts <- s'
+        let c = t.Continuation
+        t.Continuation <- NoContinuation
 
-        if answer <> AwaitAnswer.Parked then
-            failwithf "t%d's await went %A (no un-awaited calls here)" i answer
+        match answer, c with
+        | _, NoContinuation
+        | AwaitAnswer.Parked, _ -> ()
+        | ParkedDisplacingFuture, c -> releaseWait i (helperOf c)
+        | ParkedDisplacingYield, c -> soon (Free(helperOf c))
+        | NotInStep, _ -> failwithf "t%d awaited outside its step" i
+
+    /// Parks the task's step on a loop future (after awaitIn).
+    let parkOn (i: int) (w: Waiter) (c: Continuation) =
+        let t = tasks[i]
+        t.Waiter <- w
+        t.Continuation <- c
+
+        match futureOf w with
+        | Some f ->
+            let struct (id, f') = addCallback (StepOf i) f
+            t.ParkId <- id
+            setFutureOf w f'
+        | None -> ()
+
+    /// A helper's only await, now delivered: in task `inStep`'s step a cancellation owed to that task
+    /// is raised first (the awaiter's GetResult); free, nothing is owed.
+    let helperResumes (h: int) (inStep: int option) =
+        let owed =
+            match inStep with
+            | Some i ->
+                let struct (raiseIt, m, s') = TaskState.takeThrowIn tasks[i].Ts
+                tasks[i].Ts <- s'
+                if raiseIt then Some m else None
+            | None -> None
+
+        match owed, helpers[h] with
+        | Some m, _ -> trace.Add(sprintf "h%d caught cancel %s" h (show m))
+        | None, HelperYield -> trace.Add(sprintf "h%d resumed" h)
+        | None, HelperFuture k ->
+            match futures[k] with
+            | Done (Cancelled m) -> trace.Add(sprintf "h%d caught cancel %s" h (show m))
+            | _ -> trace.Add(sprintf "h%d got %d" h (10 + k))
+
+    /// The helper is called in task i's step: it runs to its await.
+    let startHelper (i: int) (ha: HelperAwait) =
+        let h = helpers.Count
+        helpers.Add ha
+        trace.Add(sprintf "t%d calls h%d" i h)
+
+        match ha with
+        | HelperFuture k ->
+            trace.Add(sprintf "h%d awaits f%d" h k)
+
+            if FutureState.isDone futures[k] then
+                helperResumes h (Some i)
+            else
+                awaitIn i StepWait.OnFuture
+                parkOn i (WaitsFuture k) (Helper h)
+        | HelperYield ->
+            trace.Add(sprintf "h%d yields" h)
+            awaitIn i StepWait.OnYield
+            tasks[i].Continuation <- Helper h
 
     /// Runs task i's coroutine from await `pc` on, inside its step, until it parks or ends.
     let rec runFrom (i: int) (pc: int) : Ran =
@@ -274,8 +392,12 @@ let runModel (ops: Op list) : string list =
             | Yield ->
                 trace.Add(sprintf "t%d yields" i)
                 awaitIn i StepWait.OnYield
+                t.Continuation <- Coroutine
                 t.Parked <- OnYield
                 StillRunning
+            | Unawaited ha ->
+                startHelper i ha
+                runFrom i (pc + 1)
             | AwaitExternal withToken ->
                 let x = externals.Count
                 externals.Add { Done = false; Listener = None }
@@ -304,8 +426,8 @@ let runModel (ops: Op list) : string list =
             t.Parked <- parked
 
             match parked with
-            | OnFuture k -> futures[k] <- park i futures[k]
-            | OnTask j -> tasks[j].Fut <- park i tasks[j].Fut
+            | OnFuture k -> parkOn i (WaitsFuture k) Coroutine
+            | OnTask j -> parkOn i (WaitsTask j) Coroutine
             | _ -> ()
 
             StillRunning
@@ -361,7 +483,7 @@ let runModel (ops: Op list) : string list =
         let t = tasks[i]
 
         let origin =
-            match futureOf t.Parked with
+            match futureOf t.Waiter with
             | Some f when FutureState.isCancelled f -> FromCancelledWaiter
             | _ -> FromLoop
 
@@ -369,20 +491,48 @@ let runModel (ops: Op list) : string list =
         t.Ts <- s'
 
         match action with
-        | NeverStarted _ -> completeTask i
-        | FirstRun ->
-            trace.Add(sprintf "t%d starts" i)
-            afterStep i (runFrom i 0)
-        | Resume
-        | ResumeCancelled _ -> afterStep i (resumeLoop i)
-        | LeftoverFree -> failwithf "t%d: a leftover wake-up (no un-awaited calls here)" i
+        | LeftoverFree ->
+            let c = t.Continuation
+            t.Continuation <- NoContinuation
+
+            match c with
+            | Helper h -> helperResumes h None
+            | NoContinuation -> ()
+            | Coroutine -> failwithf "t%d finished, its coroutine's wake-up came after" i
+        | _ ->
+            t.Waiter <- NoWaiter
+
+            match action with
+            | NeverStarted _ -> completeTask i
+            | FirstRun ->
+                trace.Add(sprintf "t%d starts" i)
+                afterStep i (runFrom i 0)
+            | _ ->
+                let c = t.Continuation
+                t.Continuation <- NoContinuation
+
+                match c with
+                | Coroutine -> afterStep i (resumeLoop i)
+                | Helper h ->
+                    helperResumes h (Some i)
+                    afterStep i StillRunning
+                | NoContinuation -> afterStep i StillRunning
 
     /// LoopTask.ResumeExternal (a .NET await's continuation was posted back).
     let resumeOutside (i: int) (delivery: ExternalDelivery) =
         let t = tasks[i]
 
         match TaskState.resumeOutside true t.Ts with
-        | ResumeTask ->
+        | ReleaseWaitThenResume
+        | ResumeTask as how ->
+            if how = ReleaseWaitThenResume then
+                let c = t.Continuation
+                t.Continuation <- NoContinuation
+
+                match c with
+                | NoContinuation -> ()
+                | c -> releaseWait i (helperOf c)
+
             let origin = if t.Token = 2 then FromOutsideAfterToken else FromOutside
             let struct (action, s') = ok (TaskState.stepArrives origin t.Ts)
             t.Ts <- s'
@@ -409,6 +559,9 @@ let runModel (ops: Op list) : string list =
                       Value = 0
                       Pc = 0
                       Parked = NotYet
+                      Waiter = NoWaiter
+                      ParkId = -1L
+                      Continuation = NoContinuation
                       Token = 0 }
 
                 trace.Add(sprintf "spawn t%d" i)
@@ -460,13 +613,16 @@ let runModel (ops: Op list) : string list =
         match step (Polled 0L) with
         | [ Run batch ] ->
             for id in batch do
-                let h = handles[id]
-                handles.Remove id |> ignore
+                match handles.TryGetValue id with
+                | true, h ->
+                    handles.Remove id |> ignore
 
-                match h with
-                | RunOp op -> runOp op
-                | StepOf i -> stepOf i
-                | ResumeOutsideOf (i, d) -> resumeOutside i d
+                    match h with
+                    | RunOp op -> runOp op
+                    | StepOf i -> stepOf i
+                    | ResumeOutsideOf (i, d) -> resumeOutside i d
+                    | Free h -> helperResumes h None
+                | false, _ -> () // released while queued
         | _ -> ()
 
         step EndTick |> ignore
@@ -516,6 +672,29 @@ let runShell (kind: SchedulerKind) (ops: Op list) : string list =
     let externals = List<TaskCompletionSource<int>>()
     loop.SetExceptionHandler(ExceptionHandler(fun _ ctx -> trace.Add("handler: " + ctx.Message)))
 
+    let helpers = ref 0
+
+    let helper (h: int) (ha: HelperAwait) : Task =
+        task {
+            try
+                match ha with
+                | HelperFuture k ->
+                    trace.Add(sprintf "h%d awaits f%d" h k)
+                    let! v = futures[k]
+                    trace.Add(sprintf "h%d got %d" h v)
+                | HelperYield ->
+                    trace.Add(sprintf "h%d yields" h)
+                    do! Asyncio.Sleep 0.0
+                    trace.Add(sprintf "h%d resumed" h)
+            with :? OperationCanceledException as e ->
+                let m =
+                    match e with
+                    | :? CancelledException as c -> Option.ofObj c.CancelMessage
+                    | _ -> None
+
+                trace.Add(sprintf "h%d caught cancel %s" h (show m))
+        }
+
     let body (i: int) (script: Script) () : Task<int> =
         task {
             trace.Add(sprintf "t%d starts" i)
@@ -549,6 +728,11 @@ let runShell (kind: SchedulerKind) (ops: Op list) : string list =
                         trace.Add(sprintf "t%d awaits x%d%s" i x (if withToken then " with token" else ""))
                         let! v = if withToken then tcs.Task.WaitAsync(tasks[i].CancellationToken) else tcs.Task
                         trace.Add(sprintf "t%d got %d" i v)
+                    | Unawaited ha ->
+                        let h = helpers.Value
+                        helpers.Value <- h + 1
+                        trace.Add(sprintf "t%d calls h%d" i h)
+                        helper h ha |> ignore
 
                 trace.Add(sprintf "t%d returns" i)
                 return i
