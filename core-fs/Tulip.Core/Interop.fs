@@ -334,7 +334,7 @@ type TaskCore =
     /// The task's step handle ran, or a posted continuation of the coroutine resumes it (`origin`):
     /// wakes a waiting or suspended task, then answers how to run the step (`LeftoverFree` for a
     /// finished task); `message` as for BeginStep.
-    static member StepArrives(s: TaskState, origin: TaskStepOrigin, [<Out>] next: byref<TaskState>, [<Out>] message: byref<string>) : TaskStepStart =
+    static member StepArrives(s: byref<TaskState>, origin: TaskStepOrigin, [<Out>] message: byref<string>) : TaskStepStart =
         let o =
             match origin with
             | TaskStepOrigin.FromLoop -> FromLoop
@@ -344,14 +344,15 @@ type TaskCore =
             | _ -> invalidArg (nameof origin) "not a TaskStepOrigin"
 
         let struct (action, s') = TaskCore.Unwrap(TaskState.stepArrives o s)
-        next <- s'
+        s <- s'
         TaskCore.StartOf(action, &message)
 
-    /// An await of `kind` is made where this task is current: where it goes.
-    static member AwaitIn(s: TaskState, kind: TaskAwaitKind, [<Out>] next: byref<TaskState>) : TaskAwaitAnswer =
+    /// An await of `kind` is made where this task is current: where it goes (`s` is updated in place,
+    /// as every hot-path face below: the state is not copied in and out).
+    static member AwaitIn(s: byref<TaskState>, kind: TaskAwaitKind) : TaskAwaitAnswer =
         let k = if kind = TaskAwaitKind.Yield then OnYield else OnFuture
         let struct (answer, s') = TaskState.awaitIn k s
-        next <- s'
+        s <- s'
 
         match answer with
         | NotInStep -> TaskAwaitAnswer.NotInStep
@@ -361,17 +362,22 @@ type TaskCore =
 
     /// A loop await's result is read in the task's step: true when a cancellation is due, to be raised
     /// now with `message` (null for none).
-    static member TakeThrowIn(s: TaskState, [<Out>] next: byref<TaskState>, [<Out>] message: byref<string>) : bool =
-        let struct (raiseIt, m, s') = TaskState.takeThrowIn s
-        next <- s'
-        message <- Option.toObj m
-        raiseIt
+    static member TakeThrowIn(s: byref<TaskState>, [<Out>] message: byref<string>) : bool =
+        // Every loop await's result passes here: nothing is owed almost always (takeThrowIn's first case).
+        if s.ThrowIn.IsNotDue then
+            message <- null
+            false
+        else
+            let struct (raiseIt, m, s') = TaskState.takeThrowIn s
+            s <- s'
+            message <- Option.toObj m
+            raiseIt
 
     /// The step ended and its coroutine did not finish: how the task suspends (`message`: the cancel
     /// message for WaitsOnFutureCancelIt, else null).
-    static member Suspend(s: TaskState, [<Out>] next: byref<TaskState>, [<Out>] message: byref<string>) : TaskSuspension =
+    static member Suspend(s: byref<TaskState>, [<Out>] message: byref<string>) : TaskSuspension =
         let struct (s', d) = TaskCore.Unwrap(TaskState.suspend s)
-        next <- s'
+        s <- s'
         message <- null
 
         match s'.Phase, d with
@@ -423,14 +429,18 @@ type TaskCore =
 
     /// FinishOutside where the core accepts it (between steps of a started task): false, and `next`
     /// unchanged, while a step runs (the step's end finishes the task) or once finished.
-    static member TryFinishOutside(s: TaskState, how: TaskStepEnd, cancelMessage: string, [<Out>] next: byref<TaskState>) : bool =
-        match TaskState.finishOutside (TaskCore.StepEndOf(how, cancelMessage)) s with
-        | Ok s' ->
-            next <- s'
-            true
-        | Error _ ->
-            next <- s
-            false
+    static member TryFinishOutside(s: byref<TaskState>, how: TaskStepEnd, cancelMessage: string) : bool =
+        match s.Phase with
+        // finishOutside's refusals for a step that runs (the common case: the coroutine ended inside
+        // its step) and a finished task, answered without building the rejection.
+        | Running
+        | Finished _ -> false
+        | _ ->
+            match TaskState.finishOutside (TaskCore.StepEndOf(how, cancelMessage)) s with
+            | Ok s' ->
+                s <- s'
+                true
+            | Error _ -> false
 
     static member IsRunning(s: TaskState) = s.Phase.IsRunning
 

@@ -421,7 +421,7 @@ let private applyInterop (s: TaskState) (op: TaskOp) : TaskState * Answer =
 
             let mutable next = s
             let mutable message = null
-            let a = TaskCore.StepArrives(s, o, &next, &message)
+            let a = TaskCore.StepArrives(&next, o, &message)
 
             let a' =
                 match a with
@@ -438,7 +438,7 @@ let private applyInterop (s: TaskState) (op: TaskOp) : TaskState * Answer =
             let k = if kind = OnYield then TaskAwaitKind.Yield else TaskAwaitKind.Future
 
             let a =
-                match TaskCore.AwaitIn(s, k, &next) with
+                match TaskCore.AwaitIn(&next, k) with
                 | TaskAwaitAnswer.NotInStep -> NotInStep
                 | TaskAwaitAnswer.Parked -> Parked
                 | TaskAwaitAnswer.ParkedDisplacingFuture -> ParkedDisplacingFuture
@@ -450,14 +450,14 @@ let private applyInterop (s: TaskState) (op: TaskOp) : TaskState * Answer =
         | TakeThrowIn ->
             let mutable next = s
             let mutable message = null
-            let r = TaskCore.TakeThrowIn(s, &next, &message)
+            let r = TaskCore.TakeThrowIn(&next, &message)
             next, ThrowIn(r, ofObj message)
         | Suspend ->
             let mutable next = s
             let mutable message = null
 
             let d =
-                match TaskCore.Suspend(s, &next, &message) with
+                match TaskCore.Suspend(&next, &message) with
                 | TaskSuspension.WaitsOnFutureCancelIt -> Some (CancelWaiter (ofObj message))
                 | _ -> None
 
@@ -484,7 +484,18 @@ let private applyInterop (s: TaskState) (op: TaskOp) : TaskState * Answer =
             next, Count n
         | FinishOutside how ->
             let struct (h, m) = stepEnd how
-            TaskCore.FinishOutside(s, h, m), Done'
+            let mutable tried = s
+            let accepted = TaskCore.TryFinishOutside(&tried, h, m)
+
+            try
+                let next = TaskCore.FinishOutside(s, h, m)
+
+                if not accepted || tried <> next then
+                    failtestf "TryFinishOutside of %A answered %b, %A" s accepted tried
+
+                next, Done'
+            with :? RejectedInputException when accepted || tried <> s ->
+                failtestf "TryFinishOutside of %A accepted what FinishOutside refuses" s
     with :? RejectedInputException as e ->
         s, Rejected e.Rejection
 

@@ -197,7 +197,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
     private void Step(TaskStepOrigin origin)
     {
-        var action = TaskCore.StepArrives(_ts, origin, out _ts, out _);
+        var action = TaskCore.StepArrives(ref _ts, origin, out _);
         if (action == TaskStepStart.LeftoverFree)
         {
             // The coroutine ended outside a step while this wake-up was pending: what it would have
@@ -287,7 +287,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     {
         var (how, message, error) = EndingOf(_running!);
         // Refused while the task's step runs (the step's end finishes it) and once it is finished.
-        if (!TaskCore.TryFinishOutside(_ts, how, message!, out _ts)) return;
+        if (!TaskCore.TryFinishOutside(ref _ts, how, message!)) return;
         if (how == TaskStepEnd.Raised) StoredExceptionForFinish = error;
         CompleteFromCore();
     }
@@ -302,7 +302,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
         // The task suspends on the step's last await (the core kept it); outside the loop (no loop
         // await), its continuation will be posted to our context.
-        switch (TaskCore.Suspend(_ts, out _ts, out string? message))
+        switch (TaskCore.Suspend(ref _ts, out string? message))
         {
             case TaskSuspension.WaitsOnFutureCancelIt:
                 _ts = TaskCore.WaiterCancelOutcome(_ts, _waiter is { } w && w.Cancel(message));
@@ -386,7 +386,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
     bool ILoopTaskInternal.TryAwait(Future future, Action continuation)
     {
-        var answer = TaskCore.AwaitIn(_ts, TaskAwaitKind.Future, out _ts);
+        var answer = TaskCore.AwaitIn(ref _ts, TaskAwaitKind.Future);
         if (answer == TaskAwaitAnswer.NotInStep) return false;
         ReleaseDisplaced(answer);
         _waiter = future;
@@ -397,7 +397,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
     bool ILoopTaskInternal.TryYield(Action continuation)
     {
-        var answer = TaskCore.AwaitIn(_ts, TaskAwaitKind.Yield, out _ts);
+        var answer = TaskCore.AwaitIn(ref _ts, TaskAwaitKind.Yield);
         if (answer == TaskAwaitAnswer.NotInStep) return false;
         ReleaseDisplaced(answer);
         _continuation = continuation;
@@ -445,7 +445,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
     void ILoopTaskInternal.ThrowPendingCancellation()
     {
-        if (TaskCore.TakeThrowIn(_ts, out _ts, out string? message)) throw new CancelledException(message);
+        if (TaskCore.TakeThrowIn(ref _ts, out string? message)) throw new CancelledException(message);
     }
 
     /// <summary>A continuation posted to the task's context from outside the loop (a .NET Task's).</summary>
