@@ -52,6 +52,9 @@ type TaskCancelDecision =
     | CancelWaiter = 1
     /// The must-cancel flag is set: the task's next step throws the cancellation in.
     | Flagged = 2
+    /// The task is cancelling its waiter and this cancel came back round a cycle: refused
+    /// (`cancel()` returns false, nothing changed).
+    | BeingCancelled = 3
 
 /// How to run a step (`TaskCore.BeginStep`; the core's `StepAction`).
 type TaskStepStart =
@@ -63,6 +66,58 @@ type TaskStepStart =
     | ResumeCancelled = 2
     /// Cancelled before it ever ran: the body never runs and the task ends cancelled.
     | NeverStarted = 3
+    /// The task is already finished: the wake-up's continuation (an un-awaited call's) runs free.
+    | LeftoverFree = 4
+
+/// What woke a task's step (`TaskCore.StepArrives`; the core's `StepOrigin`).
+type TaskStepOrigin =
+    /// The loop ran it: the first step, a yield's, or a loop future's wake-up (not a cancellation).
+    | FromLoop = 0
+    /// A loop future's wake-up, and that future was cancelled.
+    | FromCancelledWaiter = 1
+    /// A .NET await's continuation posted back to the task.
+    | FromOutside = 2
+    /// The same, after the task's CancellationToken fired.
+    | FromOutsideAfterToken = 3
+
+/// What is awaited where a task is current (`TaskCore.AwaitIn`).
+type TaskAwaitKind =
+    /// A loop future that is not done.
+    | Future = 0
+    /// A one-tick yield.
+    | Yield = 1
+
+/// Where that await goes (`TaskCore.AwaitIn`; the core's `AwaitAnswer`).
+type TaskAwaitAnswer =
+    /// No step of the task runs: the continuation is a free one (no task).
+    | NotInStep = 0
+    /// The task waits on it.
+    | Parked = 1
+    /// The task waits on it; the step's earlier loop-future wait becomes a free continuation.
+    | ParkedDisplacingFuture = 2
+    /// The task waits on it; the step's earlier yield becomes a free continuation on the next tick.
+    | ParkedDisplacingYield = 3
+
+/// How a step whose coroutine did not finish ends (`TaskCore.Suspend`).
+type TaskSuspension =
+    /// The task waits on the loop future it awaited last.
+    | WaitsOnFuture = 0
+    /// The same, and the task was flagged: cancel that future now (message beside), then report
+    /// with `TaskCore.WaiterCancelOutcome`.
+    | WaitsOnFutureCancelIt = 1
+    /// It yielded: schedule its next step.
+    | Yields = 2
+    /// It awaits something outside the loop: its continuation will be posted back.
+    | WaitsOutside = 3
+
+/// What a continuation posted from outside the loop does (`TaskCore.ResumeOutside`; the core's `OutsideResume`).
+type TaskOutsideResume =
+    /// Not the task's: run it free.
+    | RunFree = 0
+    /// The coroutine's own: run it as the task's step (origin FromOutside).
+    | Resume = 1
+    /// The coroutine's own: release the task's loop-future wait as a free continuation, then step.
+    | ReleaseWaitThenResume = 2
 
 /// How a step (or the coroutine, between steps) ended, as the shell observed it (the core's `StepEnd`).
 type TaskStepEnd =
@@ -252,14 +307,11 @@ type TaskCore =
         | AlreadyDone -> TaskCancelDecision.AlreadyDone
         | CancelWaiter _ -> TaskCancelDecision.CancelWaiter
         | Flagged -> TaskCancelDecision.Flagged
+        | BeingCancelled -> TaskCancelDecision.BeingCancelled
 
     static member WaiterCancelOutcome(s: TaskState, accepted: bool) = TaskState.waiterCancelOutcome accepted s
 
-    /// How to run the next step; `message`: the cancellation's message for ResumeCancelled and
-    /// NeverStarted (else null).
-    static member BeginStep(s: TaskState, incomingIsCancellation: bool, [<Out>] next: byref<TaskState>, [<Out>] message: byref<string>) : TaskStepStart =
-        let struct (action, s') = TaskCore.Unwrap(TaskState.beginStep incomingIsCancellation s)
-        next <- s'
+    static member private StartOf(action: StepAction, [<Out>] message: byref<string>) : TaskStepStart =
         message <- null
 
         match action with
@@ -271,6 +323,78 @@ type TaskCore =
         | NeverStarted m ->
             message <- Option.toObj m
             TaskStepStart.NeverStarted
+        | LeftoverFree -> TaskStepStart.LeftoverFree
+
+    /// How to run the next step; `message`: the cancellation's message for ResumeCancelled and
+    /// NeverStarted (else null).
+    static member BeginStep(s: TaskState, incomingIsCancellation: bool, [<Out>] next: byref<TaskState>, [<Out>] message: byref<string>) : TaskStepStart =
+        let struct (action, s') = TaskCore.Unwrap(TaskState.beginStep incomingIsCancellation s)
+        next <- s'
+        TaskCore.StartOf(action, &message)
+
+    /// The task's step handle ran, or a posted continuation of the coroutine resumes it (`origin`):
+    /// wakes a waiting or suspended task, then answers how to run the step (`LeftoverFree` for a
+    /// finished task); `message` as for BeginStep.
+    static member StepArrives(s: byref<TaskState>, origin: TaskStepOrigin, [<Out>] message: byref<string>) : TaskStepStart =
+        let o =
+            match origin with
+            | TaskStepOrigin.FromLoop -> FromLoop
+            | TaskStepOrigin.FromCancelledWaiter -> FromCancelledWaiter
+            | TaskStepOrigin.FromOutside -> FromOutside
+            | TaskStepOrigin.FromOutsideAfterToken -> FromOutsideAfterToken
+            | _ -> invalidArg (nameof origin) "not a TaskStepOrigin"
+
+        let struct (action, s') = TaskCore.Unwrap(TaskState.stepArrives o s)
+        s <- s'
+        TaskCore.StartOf(action, &message)
+
+    /// An await of `kind` is made where this task is current: where it goes (`s` is updated in place,
+    /// as every hot-path face below: the state is not copied in and out).
+    static member AwaitIn(s: byref<TaskState>, kind: TaskAwaitKind) : TaskAwaitAnswer =
+        let k = if kind = TaskAwaitKind.Yield then OnYield else OnFuture
+        let struct (answer, s') = TaskState.awaitIn k s
+        s <- s'
+
+        match answer with
+        | NotInStep -> TaskAwaitAnswer.NotInStep
+        | Parked -> TaskAwaitAnswer.Parked
+        | ParkedDisplacingFuture -> TaskAwaitAnswer.ParkedDisplacingFuture
+        | ParkedDisplacingYield -> TaskAwaitAnswer.ParkedDisplacingYield
+
+    /// A loop await's result is read in the task's step: true when a cancellation is due, to be raised
+    /// now with `message` (null for none).
+    static member TakeThrowIn(s: byref<TaskState>, [<Out>] message: byref<string>) : bool =
+        // Every loop await's result passes here: nothing is owed almost always (takeThrowIn's first case).
+        if s.ThrowIn.IsNotDue then
+            message <- null
+            false
+        else
+            let struct (raiseIt, m, s') = TaskState.takeThrowIn s
+            s <- s'
+            message <- Option.toObj m
+            raiseIt
+
+    /// The step ended and its coroutine did not finish: how the task suspends (`message`: the cancel
+    /// message for WaitsOnFutureCancelIt, else null).
+    static member Suspend(s: byref<TaskState>, [<Out>] message: byref<string>) : TaskSuspension =
+        let struct (s', d) = TaskCore.Unwrap(TaskState.suspend s)
+        s <- s'
+        message <- null
+
+        match s'.Phase, d with
+        | _, Some (CancelWaiter m) ->
+            message <- Option.toObj m
+            TaskSuspension.WaitsOnFutureCancelIt
+        | Waiting, _ -> TaskSuspension.WaitsOnFuture
+        | Scheduled, _ -> TaskSuspension.Yields
+        | _ -> TaskSuspension.WaitsOutside
+
+    /// A continuation was posted to the task from outside the loop: whether it resumes the task.
+    static member ResumeOutside(s: TaskState, isCoroutineContinuation: bool) : TaskOutsideResume =
+        match TaskState.resumeOutside isCoroutineContinuation s with
+        | RunFree -> TaskOutsideResume.RunFree
+        | ResumeTask -> TaskOutsideResume.Resume
+        | ReleaseWaitThenResume -> TaskOutsideResume.ReleaseWaitThenResume
 
     static member private StepEndOf(how: TaskStepEnd, cancelMessage: string) =
         match how with
@@ -303,6 +427,23 @@ type TaskCore =
     /// Raised; the core rejects the others.
     static member FinishOutside(s: TaskState, how: TaskStepEnd, cancelMessage: string) : TaskState =
         TaskCore.Unwrap(TaskState.finishOutside (TaskCore.StepEndOf(how, cancelMessage)) s)
+
+    /// FinishOutside where the core accepts it (between steps of a started task): false, and `next`
+    /// unchanged, while a step runs (the step's end finishes the task) or once finished.
+    static member TryFinishOutside(s: byref<TaskState>, how: TaskStepEnd, cancelMessage: string) : bool =
+        match s.Phase with
+        // finishOutside's refusals for a step that runs (the common case: the coroutine ended inside
+        // its step) and a finished task, answered without building the rejection.
+        | Running
+        | Finished _ -> false
+        | _ ->
+            match TaskState.finishOutside (TaskCore.StepEndOf(how, cancelMessage)) s with
+            | Ok s' ->
+                s <- s'
+                true
+            | Error _ -> false
+
+    static member IsRunning(s: TaskState) = s.Phase.IsRunning
 
     static member IsStarted(s: TaskState) = s.Started
 

@@ -15,6 +15,11 @@ type TaskOp =
     | WakeUp
     | Uncancel
     | FinishOutside of StepEnd
+    | StepArrives of StepOrigin
+    | AwaitIn of StepWait
+    | TakeThrowIn
+    | Suspend
+    | ResumeOutside of isCoroutineContinuation: bool
 
 let private ops =
     let message = Gen.elements [ None; Some "a"; Some "b" ]
@@ -35,6 +40,11 @@ let private ops =
             3, Gen.constant WakeUp
             2, Gen.constant Uncancel
             2, stepEnd |> Gen.map FinishOutside
+            4, Gen.elements [ FromLoop; FromCancelledWaiter; FromOutside; FromOutsideAfterToken ] |> Gen.map StepArrives
+            4, Gen.elements [ OnFuture; OnYield; OnFuture; NoWait ] |> Gen.map AwaitIn
+            2, Gen.constant TakeThrowIn
+            3, Gen.constant Suspend
+            1, Gen.elements [ true; false ] |> Gen.map ResumeOutside
         ]
     |> Gen.listOf
     |> Arb.fromGen
@@ -43,6 +53,9 @@ type private Answer =
     | Decision of CancelDecision
     | Action of StepAction
     | CancelNewWaiter of CancelDecision option
+    | AwaitGoes of AwaitAnswer
+    | ThrowIn of bool * string option
+    | Outside of OutsideResume
     | Count of int
     | Done'
     | Rejected of Rejection
@@ -65,6 +78,15 @@ let private apply (s: TaskState) (op: TaskOp) : TaskState * Answer =
         let struct (n, s') = TaskState.uncancel s
         s', Count n
     | FinishOutside how -> TaskState.finishOutside how s |> orRejected (fun s' -> s', Done')
+    | StepArrives origin -> TaskState.stepArrives origin s |> orRejected (fun (struct (a, s')) -> s', Action a)
+    | AwaitIn kind ->
+        let struct (a, s') = TaskState.awaitIn kind s
+        s', AwaitGoes a
+    | TakeThrowIn ->
+        let struct (raiseIt, m, s') = TaskState.takeThrowIn s
+        s', ThrowIn(raiseIt, m)
+    | Suspend -> TaskState.suspend s |> orRejected (fun (struct (s', d)) -> s', CancelNewWaiter d)
+    | ResumeOutside coro -> s, Outside(TaskState.resumeOutside coro s)
 
 let private run (ops: TaskOp list) =
     ops
@@ -100,6 +122,11 @@ let finishedIsFinal =
                     | EndStep _, Rejected(OutOfPhase _)
                     | WakeUp, Rejected(OutOfPhase _)
                     | FinishOutside _, Rejected(InvalidState _)
+                    | StepArrives _, Action LeftoverFree
+                    | AwaitIn _, AwaitGoes NotInStep
+                    | TakeThrowIn, ThrowIn(false, None)
+                    | Suspend, Rejected(OutOfPhase _)
+                    | ResumeOutside _, Outside RunFree
                     | Uncancel, Count _ -> true
                     | _ -> false
 
@@ -117,7 +144,7 @@ let cancellingCounts =
             (fun model (s: TaskState, step) ->
                 let model =
                     match step with
-                    | Some(CancelTask _, Decision d) when d <> AlreadyDone -> model + 1
+                    | Some(CancelTask _, Decision d) when d <> AlreadyDone && d <> BeingCancelled -> model + 1
                     | Some(Uncancel, _) -> max 0 (model - 1)
                     | _ -> model
 
@@ -189,6 +216,158 @@ let finishOutsideRule =
                 | _ -> failtestf "finishOutside %A from %A answered %A, left %A" how before answer after
             | _ -> ())
 
+/// Each transition of `ops` as (before, op, answer, after).
+let private transitions ops =
+    run ops
+    |> List.pairwise
+    |> List.choose (fun ((before: TaskState, _), (after: TaskState, step)) ->
+        step |> Option.map (fun (op, answer) -> before, op, answer, after))
+
+let invariantAlways =
+    testPropertyWithConfig config "every reachable task state satisfies the invariant written on TaskState"
+    <| Prop.forAll ops (fun ops ->
+        for s, step in run ops do
+            if not (TaskState.invariantHolds s) then
+                failtestf "after %A the invariant fails: %A" step s)
+
+let lastAwaitIsTheTasks =
+    testPropertyWithConfig
+        config
+        "a step waits on its last await: a new one displaces the one before (handed back free); outside a running step an await is not the task's"
+    <| Prop.forAll ops (fun ops ->
+        for before, op, answer, after in transitions ops do
+            match op with
+            | AwaitIn kind ->
+                let expected =
+                    match before.Phase, kind with
+                    | Running, (OnFuture | OnYield) ->
+                        let displaced =
+                            match before.Wait with
+                            | NoWait -> Parked
+                            | OnFuture -> ParkedDisplacingFuture
+                            | OnYield -> ParkedDisplacingYield
+
+                        AwaitGoes displaced, { before with Wait = kind }
+                    | _ -> AwaitGoes NotInStep, before
+
+                if (answer, after) <> expected then
+                    failtestf "await %A from %A answered %A, left %A" kind before answer after
+            | _ -> ())
+
+let suspendsOnLastAwait =
+    testPropertyWithConfig
+        config
+        "a step whose coroutine did not finish suspends on its last await: a future (cancelled at once if flagged), a yield, or outside the loop"
+    <| Prop.forAll ops (fun ops ->
+        for before, op, answer, after in transitions ops do
+            match op with
+            | Suspend ->
+                match before.Phase with
+                | Running ->
+                    let phase, cancelIt =
+                        match before.Wait with
+                        | OnFuture -> Waiting, before.MustCancel
+                        | OnYield -> Scheduled, false
+                        | NoWait -> Suspended, false
+
+                    let expectedAnswer =
+                        CancelNewWaiter(if cancelIt then Some(CancelWaiter before.CancelMessage) else None)
+
+                    if answer <> expectedAnswer || after <> { before with Phase = phase; Wait = NoWait } then
+                        failtestf "suspend from %A answered %A, left %A" before answer after
+                | _ ->
+                    match answer with
+                    | Rejected _ when after = before -> ()
+                    | _ -> failtestf "suspend outside a step (%A) answered %A" before answer
+            | _ -> ())
+
+let throwInIsDeliveredOnce =
+    testPropertyWithConfig
+        config
+        "a cancellation thrown in is owed from the step's start, raised once at a loop await of that task's step, and a return while it is owed ends cancelled unless it came through the token"
+    <| Prop.forAll ops (fun ops ->
+        for before, op, answer, after in transitions ops do
+            match op, answer with
+            | (StepArrives _ | BeginStep _), Action(ResumeCancelled m) ->
+                let viaToken =
+                    match op with
+                    | StepArrives FromOutsideAfterToken -> true
+                    | _ -> false
+
+                if after.ThrowIn <> (if viaToken then DueViaToken else Due) || after.ThrowInMessage <> m then
+                    failtestf "%A resumed cancelled but owes %A %A" op after.ThrowIn after.ThrowInMessage
+            | TakeThrowIn, ThrowIn(raiseIt, m) ->
+                let due = before.Phase = Running && before.ThrowIn <> NotDue
+
+                if raiseIt <> due || (due && m <> before.ThrowInMessage) || after.ThrowIn <> (if due then NotDue else before.ThrowIn) then
+                    failtestf "take from %A answered %A, left %A" before answer after
+            | EndStep Returned, CancelNewWaiter _ ->
+                let expected =
+                    match before.ThrowIn with
+                    | Due -> Cancelled before.ThrowInMessage
+                    | _ when before.MustCancel -> Cancelled before.CancelMessage
+                    | _ -> Succeeded
+
+                if after.Phase <> Finished expected then
+                    failtestf "return from %A ended %A" before after.Phase
+            | _ -> ())
+
+let cancelRoundTheCycleRefused =
+    testPropertyWithConfig
+        config
+        "while a task cancels its waiter a cancel that comes back round is refused and changes nothing; the waiter's answer ends that"
+    <| Prop.forAll ops (fun ops ->
+        for before, op, answer, after in transitions ops do
+            match op, answer with
+            | CancelTask _, Decision BeingCancelled when before.CancellingWaiter && not (TaskState.isDone before) && after = before -> ()
+            | CancelTask _, Decision BeingCancelled -> failtestf "refused a cancel of %A, left %A" before after
+            | CancelTask _, Decision d when before.CancellingWaiter && not (TaskState.isDone before) ->
+                failtestf "a task cancelling its waiter (%A) decided %A" before d
+            | CancelTask _, Decision(CancelWaiter _) when not after.CancellingWaiter -> failtestf "CancelWaiter without the guard: %A" after
+            | WaiterOutcome _, _ when after.CancellingWaiter -> failtestf "the waiter answered, still cancelling: %A" after
+            | _ -> ())
+
+let stepArrivalRule =
+    testPropertyWithConfig
+        config
+        "a step that arrives wakes a waiting or suspended task and begins it; for a finished task its continuation is a leftover that runs free"
+    <| Prop.forAll ops (fun ops ->
+        for before, op, answer, after in transitions ops do
+            match op with
+            | StepArrives origin ->
+                let expected =
+                    match before.Phase with
+                    | Finished _ -> Some(Action LeftoverFree, before)
+                    | Running -> None
+                    | _ ->
+                        match TaskState.beginStepFrom origin { before with Phase = Scheduled } with
+                        | Ok(struct (a, s')) -> Some(Action a, s')
+                        | Error _ -> None
+
+                match expected with
+                | Some e when e = (answer, after) -> ()
+                | None when after = before && (match answer with Rejected _ -> true | _ -> false) -> ()
+                | _ -> failtestf "step arriving (%A) at %A answered %A, left %A" origin before answer after
+            | _ -> ())
+
+let outsideResumeRule =
+    testPropertyWithConfig
+        config
+        "a continuation posted from outside resumes a suspended task, or a waiting one when it is the coroutine's own (releasing the wait); anything else runs free"
+    <| Prop.forAll ops (fun ops ->
+        for before, op, answer, after in transitions ops do
+            match op with
+            | ResumeOutside coro ->
+                let expected =
+                    match before.Phase with
+                    | Suspended -> ResumeTask
+                    | Waiting when coro -> ReleaseWaitThenResume
+                    | _ -> RunFree
+
+                if answer <> Outside expected || after <> before then
+                    failtestf "outside continuation (own %b) at %A answered %A" coro before answer
+            | _ -> ())
+
 /// One operation through the C# face (TaskCore), its enums read back into the core's answers.
 let private applyInterop (s: TaskState) (op: TaskOp) : TaskState * Answer =
     let ofObj = Option.ofObj
@@ -213,6 +392,7 @@ let private applyInterop (s: TaskState) (op: TaskOp) : TaskState * Answer =
                 | TaskCancelDecision.AlreadyDone -> AlreadyDone
                 | TaskCancelDecision.CancelWaiter -> CancelWaiter next.CancelMessage
                 | TaskCancelDecision.Flagged -> Flagged
+                | TaskCancelDecision.BeingCancelled -> BeingCancelled
                 | other -> failtestf "Cancel answered %A" other
 
             next, Decision d'
@@ -231,6 +411,66 @@ let private applyInterop (s: TaskState) (op: TaskOp) : TaskState * Answer =
                 | other -> failtestf "BeginStep answered %A" other
 
             next, Action a'
+        | StepArrives origin ->
+            let o =
+                match origin with
+                | FromLoop -> TaskStepOrigin.FromLoop
+                | FromCancelledWaiter -> TaskStepOrigin.FromCancelledWaiter
+                | FromOutside -> TaskStepOrigin.FromOutside
+                | FromOutsideAfterToken -> TaskStepOrigin.FromOutsideAfterToken
+
+            let mutable next = s
+            let mutable message = null
+            let a = TaskCore.StepArrives(&next, o, &message)
+
+            let a' =
+                match a with
+                | TaskStepStart.FirstRun -> FirstRun
+                | TaskStepStart.Resume -> Resume
+                | TaskStepStart.ResumeCancelled -> ResumeCancelled (ofObj message)
+                | TaskStepStart.NeverStarted -> NeverStarted (ofObj message)
+                | TaskStepStart.LeftoverFree -> LeftoverFree
+                | other -> failtestf "StepArrives answered %A" other
+
+            next, Action a'
+        | AwaitIn kind when kind <> NoWait ->
+            let mutable next = s
+            let k = if kind = OnYield then TaskAwaitKind.Yield else TaskAwaitKind.Future
+
+            let a =
+                match TaskCore.AwaitIn(&next, k) with
+                | TaskAwaitAnswer.NotInStep -> NotInStep
+                | TaskAwaitAnswer.Parked -> Parked
+                | TaskAwaitAnswer.ParkedDisplacingFuture -> ParkedDisplacingFuture
+                | TaskAwaitAnswer.ParkedDisplacingYield -> ParkedDisplacingYield
+                | other -> failtestf "AwaitIn answered %A" other
+
+            next, AwaitGoes a
+        | AwaitIn _ -> apply s op // the C# face has no "await nothing"
+        | TakeThrowIn ->
+            let mutable next = s
+            let mutable message = null
+            let r = TaskCore.TakeThrowIn(&next, &message)
+            next, ThrowIn(r, ofObj message)
+        | Suspend ->
+            let mutable next = s
+            let mutable message = null
+
+            let d =
+                match TaskCore.Suspend(&next, &message) with
+                | TaskSuspension.WaitsOnFutureCancelIt -> Some (CancelWaiter (ofObj message))
+                | _ -> None
+
+            next, CancelNewWaiter d
+        | ResumeOutside coro ->
+            let r =
+                match TaskCore.ResumeOutside(s, coro) with
+                | TaskOutsideResume.RunFree -> RunFree
+                | TaskOutsideResume.Resume -> ResumeTask
+                | TaskOutsideResume.ReleaseWaitThenResume -> ReleaseWaitThenResume
+                | other -> failtestf "ResumeOutside answered %A" other
+
+            s, Outside r
         | EndStep how ->
             let struct (h, m) = stepEnd how
             let mutable cancelWaiter = false
@@ -244,7 +484,18 @@ let private applyInterop (s: TaskState) (op: TaskOp) : TaskState * Answer =
             next, Count n
         | FinishOutside how ->
             let struct (h, m) = stepEnd how
-            TaskCore.FinishOutside(s, h, m), Done'
+            let mutable tried = s
+            let accepted = TaskCore.TryFinishOutside(&tried, h, m)
+
+            try
+                let next = TaskCore.FinishOutside(s, h, m)
+
+                if not accepted || tried <> next then
+                    failtestf "TryFinishOutside of %A answered %b, %A" s accepted tried
+
+                next, Done'
+            with :? RejectedInputException when accepted || tried <> s ->
+                failtestf "TryFinishOutside of %A accepted what FinishOutside refuses" s
     with :? RejectedInputException as e ->
         s, Rejected e.Rejection
 
@@ -276,4 +527,17 @@ let interopAgrees =
 
 [<Tests>]
 let tests =
-    testList "TaskState laws" [ finishedIsFinal; cancellingCounts; mustCancelIsObeyed; finishOutsideRule; interopAgrees ]
+    testList
+        "TaskState laws"
+        [ finishedIsFinal
+          cancellingCounts
+          mustCancelIsObeyed
+          finishOutsideRule
+          invariantAlways
+          lastAwaitIsTheTasks
+          suspendsOnLastAwait
+          throwInIsDeliveredOnce
+          cancelRoundTheCycleRefused
+          stepArrivalRule
+          outsideResumeRule
+          interopAgrees ]

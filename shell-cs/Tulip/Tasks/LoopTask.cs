@@ -47,9 +47,10 @@ internal interface ILoopTaskInternal
 
 /// <summary>
 /// asyncio.Task: drives a coroutine (a C# async method, an F# <c>task { }</c>) one step per loop
-/// callback. The state machine (scheduled, running, waiting, suspended, finished; must-cancel; the
-/// cancel count) is the core's <c>TaskState</c>; this class keeps the coroutine and applies the core's
-/// decisions.
+/// callback. Every decision is the core's <c>TaskState</c> (its phase, must-cancel, the cancel count,
+/// the step's last await, a cancellation still owed to the coroutine, a cancel coming back round a
+/// cycle; its doc comment states the invariant): this class keeps the coroutine, its continuation and
+/// its waiter, asks <c>TaskCore</c> at each event and applies the answer.
 /// <para>How C# awaits map onto steps: awaiting a loop future registers the task's wake-up as that
 /// future's done-callback; awaiting anything else (a .NET Task) posts its continuation to the task's
 /// own <see cref="SynchronizationContext"/>, which schedules it on the loop thread. Awaits of nested
@@ -65,14 +66,6 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     private Task? _running;
     private Action? _continuation;
     private Future? _waiter;
-    private string? _throwInMessage;
-    private bool _throwInPending;
-    private bool _throwInViaToken;
-    private bool _resumingExternal;
-    private bool _cancelling;
-    private bool _inStep;
-    private byte _stepEnd; // what the awaiters reported during this step
-    private const byte EndNone = 0, EndAwaited = 1, EndYielded = 2;
     private readonly StepHandle _stepHandle;
     private readonly TaskContext _context;
     private CancellationTokenSource? _cts;
@@ -122,21 +115,20 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     private protected override bool CancelOnLoop(string? message)
     {
         // Tasks that await each other in a cycle would cancel each other forever (CPython: RecursionError;
-        // here: a stack overflow that kills the process). A cancel that comes back round to this task
-        // is refused instead: the task is being cancelled already.
-        if (_cancelling) return false;
+        // here: a stack overflow that kills the process). The core refuses a cancel that comes back round
+        // to this task while it cancels its waiter (BeingCancelled).
         var decision = TaskCore.Cancel(_ts, message, out _ts);
-        if (decision == TaskCancelDecision.AlreadyDone) return false;
-        if (decision == TaskCancelDecision.CancelWaiter && _waiter is { } waiter)
+        if (decision is TaskCancelDecision.AlreadyDone or TaskCancelDecision.BeingCancelled) return false;
+        if (decision == TaskCancelDecision.CancelWaiter)
         {
-            _cancelling = true;
+            bool accepted = false;
             try
             {
-                _ts = TaskCore.WaiterCancelOutcome(_ts, waiter.Cancel(message));
+                accepted = _waiter is { } waiter && waiter.Cancel(message);
             }
             finally
             {
-                _cancelling = false;
+                _ts = TaskCore.WaiterCancelOutcome(_ts, accepted);
             }
         }
 
@@ -198,10 +190,15 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     // ---------------------------------------------------------------------------------------------
     // Steps
 
-    /// <summary>The task's step (asyncio's <c>__step</c>, and <c>__wakeup</c> when it was waiting).</summary>
-    internal void Step()
+    /// <summary>The task's step (asyncio's <c>__step</c>, and <c>__wakeup</c> when it was waiting), run by
+    /// its step handle: a loop future's wake-up, a yield's next tick, or the first step.</summary>
+    internal void Step() =>
+        Step(_waiter is { Cancelled: true } ? TaskStepOrigin.FromCancelledWaiter : TaskStepOrigin.FromLoop);
+
+    private void Step(TaskStepOrigin origin)
     {
-        if (TaskCore.IsDone(_ts))
+        var action = TaskCore.StepArrives(ref _ts, origin, out _);
+        if (action == TaskStepStart.LeftoverFree)
         {
             // The coroutine ended outside a step while this wake-up was pending: what it would have
             // resumed was not the coroutine's own wait but an un-awaited call's, which runs on freely.
@@ -209,11 +206,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
             return;
         }
 
-        var phase = _ts.Phase;
-        if (phase.IsWaiting || phase.IsSuspended) _ts = TaskCore.WakeUp(_ts);
-        bool incomingCancel = _waiter is { Cancelled: true };
         _waiter = null;
-        var action = TaskCore.BeginStep(_ts, incomingCancel, out _ts, out string? message);
         if (action == TaskStepStart.NeverStarted)
         {
             // Cancelled before it ever ran: the body never runs.
@@ -221,24 +214,13 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
             return;
         }
 
-        if (action == TaskStepStart.ResumeCancelled)
-        {
-            _throwInPending = true;
-            _throwInMessage = message;
-            // Resuming a .NET await after the task's token fired: the awaited operation has seen the
-            // cancellation through the token. If the coroutine then returns, it chose to swallow it.
-            _throwInViaToken = _resumingExternal && _cts is { IsCancellationRequested: true };
-        }
-
-        _resumingExternal = false;
-
+        // ResumeCancelled: the core now owes the coroutine that cancellation (TaskState.ThrowIn); the
+        // awaiter's GetResult raises it (ThrowPendingCancellation).
         var loop = LoopRef;
         var previousTask = loop.CurrentTaskInternal;
         var previousContext = SynchronizationContext.Current;
         loop.CurrentTaskInternal = this;
         SynchronizationContext.SetSynchronizationContext(_context);
-        _inStep = true;
-        _stepEnd = EndNone;
         try
         {
             if (action == TaskStepStart.FirstRun)
@@ -254,7 +236,6 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
         }
         finally
         {
-            _inStep = false;
             loop.CurrentTaskInternal = previousTask;
             SynchronizationContext.SetSynchronizationContext(previousContext);
         }
@@ -304,9 +285,9 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     /// (TaskState.finishOutside); inside the task's own step, the step's end finishes it.</summary>
     private void FinishOutside()
     {
-        if (_inStep || TaskCore.IsDone(_ts) || _ts.Phase.IsRunning) return;
-        var (how, message, error) = EndingOf(_running!, throwInPending: false);
-        _ts = TaskCore.FinishOutside(_ts, how, message!);
+        var (how, message, error) = EndingOf(_running!);
+        // Refused while the task's step runs (the step's end finishes it) and once it is finished.
+        if (!TaskCore.TryFinishOutside(ref _ts, how, message!)) return;
         if (how == TaskStepEnd.Raised) StoredExceptionForFinish = error;
         CompleteFromCore();
     }
@@ -319,23 +300,15 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
             return;
         }
 
-        switch (_stepEnd)
+        // The task suspends on the step's last await (the core kept it); outside the loop (no loop
+        // await), its continuation will be posted to our context.
+        switch (TaskCore.Suspend(ref _ts, out string? message))
         {
-            case EndAwaited:
-                _ts = TaskCore.EndStep(_ts, TaskStepEnd.AwaitedFuture, null!, out bool cancelWaiter, out string? message);
-                if (cancelWaiter && _waiter is { } w)
-                {
-                    _ts = TaskCore.WaiterCancelOutcome(_ts, w.Cancel(message));
-                }
-
+            case TaskSuspension.WaitsOnFutureCancelIt:
+                _ts = TaskCore.WaiterCancelOutcome(_ts, _waiter is { } w && w.Cancel(message));
                 break;
-            case EndYielded:
-                _ts = TaskCore.EndStep(_ts, TaskStepEnd.Yielded, null!, out _, out _);
+            case TaskSuspension.Yields:
                 LoopRef.EnqueueSoon(_stepHandle);
-                break;
-            default:
-                // Awaiting something outside the loop: its continuation will be posted to our context.
-                _ts = TaskCore.EndStep(_ts, TaskStepEnd.AwaitedExternal, null!, out _, out _);
                 break;
         }
     }
@@ -345,7 +318,9 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     {
         if (!TaskCore.IsDone(_ts))
         {
-            var (how, message, error) = EndingOf(_running!, _throwInPending && !_throwInViaToken);
+            // A cancellation still owed to a coroutine that returned ends the task cancelled, unless the
+            // coroutine saw it through the token (the core decides: TaskState.endStep).
+            var (how, message, error) = EndingOf(_running!);
             _ts = TaskCore.EndStep(_ts, how, message!, out _, out _);
             if (how == TaskStepEnd.Raised) StoredExceptionForFinish = error;
         }
@@ -354,7 +329,7 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     }
 
     /// <summary>How the coroutine's Task ended, in the core's terms: returned, raised a cancellation, raised.</summary>
-    private (TaskStepEnd How, string? Message, Exception? Error) EndingOf(Task t, bool throwInPending)
+    private static (TaskStepEnd How, string? Message, Exception? Error) EndingOf(Task t)
     {
         if (t.IsCanceled) return (TaskStepEnd.RaisedCancellation, CancelMessageOf(t), null);
         if (t.IsFaulted)
@@ -364,9 +339,6 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
             return (TaskStepEnd.Raised, null, error);
         }
 
-        // A cancellation was due at an await that never came (the coroutine awaited only .NET tasks
-        // before returning): the task ends cancelled, as a flagged task that returns does.
-        if (throwInPending) return (TaskStepEnd.RaisedCancellation, _throwInMessage, null);
         return (TaskStepEnd.Returned, null, null);
     }
 
@@ -374,7 +346,6 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     private void CompleteFromCore()
     {
         var outcome = TaskCore.Outcome(_ts, out string? cancelMessage);
-        _throwInPending = false;
         LoopRef.TaskFinished(this);
         _cts?.Dispose();
         switch (outcome)
@@ -415,9 +386,9 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
     bool ILoopTaskInternal.TryAwait(Future future, Action continuation)
     {
-        if (!_inStep) return false;
-        ReleasePendingWait();
-        _stepEnd = EndAwaited;
+        var answer = TaskCore.AwaitIn(ref _ts, TaskAwaitKind.Future);
+        if (answer == TaskAwaitAnswer.NotInStep) return false;
+        ReleaseDisplaced(answer);
         _waiter = future;
         _continuation = continuation;
         future.AddParked(_stepHandle);
@@ -426,9 +397,9 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
     bool ILoopTaskInternal.TryYield(Action continuation)
     {
-        if (!_inStep) return false;
-        ReleasePendingWait();
-        _stepEnd = EndYielded;
+        var answer = TaskCore.AwaitIn(ref _ts, TaskAwaitKind.Yield);
+        if (answer == TaskAwaitAnswer.NotInStep) return false;
+        ReleaseDisplaced(answer);
         _continuation = continuation;
         return true;
     }
@@ -436,26 +407,32 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
     /// <summary>
     /// A second wait in one step (DESIGN.md, "whose continuation is it"): the coroutine stops at the
     /// last await of a step, so the earlier one was made by a call it did not await (fire-and-forget).
-    /// That wait is not the task's: its continuation is handed back to the loop as a free one (no
-    /// task, the task's context), to run when its future is done (or on the next tick, for a yield).
+    /// The core says which kind was displaced; its continuation is handed back to the loop as a free
+    /// one (no task, the task's context), to run when its future is done (or on the next tick, for a yield).
     /// </summary>
-    private void ReleasePendingWait()
+    private void ReleaseDisplaced(TaskAwaitAnswer answer)
     {
         var c = _continuation;
-        switch (_stepEnd)
+        _continuation = null;
+        if (c is null) return;
+        switch (answer)
         {
-            case EndAwaited when _waiter is { } earlier && c is not null:
-                earlier.RemoveParked(_stepHandle);
-                earlier.AddParked(new ContinuationHandle(LoopRef, c, _context));
-                _waiter = null;
+            case TaskAwaitAnswer.ParkedDisplacingFuture:
+                ReleaseWait(c);
                 break;
-            case EndYielded when c is not null:
+            case TaskAwaitAnswer.ParkedDisplacingYield:
                 LoopRef.EnqueueSoon(new ContinuationHandle(LoopRef, c, _context));
                 break;
         }
+    }
 
-        _continuation = null;
-        _stepEnd = EndNone;
+    /// <summary>Moves the continuation parked on the task's waiter off the task: a free one on that future.</summary>
+    private void ReleaseWait(Action c)
+    {
+        if (_waiter is not { } earlier) return;
+        earlier.RemoveParked(_stepHandle);
+        earlier.AddParked(new ContinuationHandle(LoopRef, c, _context));
+        _waiter = null;
     }
 
     /// <summary>A wake-up that came after the task finished: its continuation runs free, now.</summary>
@@ -468,31 +445,27 @@ public class LoopTask<T> : Future<T>, ILoopTask, ILoopTaskInternal
 
     void ILoopTaskInternal.ThrowPendingCancellation()
     {
-        if (!_throwInPending) return;
-        _throwInPending = false;
-        var message = _throwInMessage;
-        _throwInMessage = null;
-        throw new CancelledException(message);
+        if (TaskCore.TakeThrowIn(ref _ts, out string? message)) throw new CancelledException(message);
     }
 
     /// <summary>A continuation posted to the task's context from outside the loop (a .NET Task's).</summary>
     internal void ResumeExternal(SendOrPostCallback callback, object? state)
     {
-        if (!Done && (_ts.Phase.IsSuspended || (_ts.Phase.IsWaiting && IsCoroutineContinuation(state))))
+        switch (TaskCore.ResumeOutside(_ts, IsCoroutineContinuation(state)))
         {
-            if (_ts.Phase.IsWaiting)
-            {
+            case TaskOutsideResume.ReleaseWaitThenResume:
                 // The step's last loop await was an un-awaited call's, and the coroutine itself awaited
                 // a .NET task, which completes now: that loop wait is released to run on freely, and
                 // the task resumes (with no cancellation coming in from the released wait).
-                _stepEnd = EndAwaited;
-                ReleasePendingWait();
-            }
-
-            _continuation = () => callback(state);
-            _resumingExternal = true;
-            Step();
-            return;
+                var c = _continuation;
+                _continuation = null;
+                if (c is not null) ReleaseWait(c);
+                goto case TaskOutsideResume.Resume;
+            case TaskOutsideResume.Resume:
+                _continuation = () => callback(state);
+                // After the token fired, the awaited operation has seen the cancellation through it.
+                Step(_cts is { IsCancellationRequested: true } ? TaskStepOrigin.FromOutsideAfterToken : TaskStepOrigin.FromOutside);
+                return;
         }
 
         // Not the task's own await (a side path of an async call nobody awaited): it runs free, in the task's context.
