@@ -608,9 +608,9 @@ let runModel (ops: Op list) : string list =
     let tick () =
         step Stop |> ignore
         step Start |> ignore
-        step (BeginTick 0L) |> ignore
+        step (BeginTick(0L, [||])) |> ignore
 
-        match step (Polled 0L) with
+        match step (Polled(0L, [||], [||])) with
         | [ Run batch ] ->
             for id in batch do
                 match handles.TryGetValue id with
