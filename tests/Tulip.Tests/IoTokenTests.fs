@@ -1,4 +1,5 @@
-/// CancellationToken on every I/O wait (issue 14.1): stream reads, drain, wait-closed. Each is cancelled before (fails at
+/// CancellationToken on every I/O wait (issue 14.1): stream reads, drain, wait-closed, connect, accept,
+/// the sock_* functions, serve-forever and a server's wait-closed. Each is cancelled before (fails at
 /// once, no effect), during (the wait is cancelled on the loop: an OperationCanceledException carrying
 /// the token, and what CPython 3.11 leaves behind when that await is cancelled), and racing with
 /// completion (what came first wins; nothing is lost or given twice). CPython's behaviour was printed by
@@ -375,3 +376,420 @@ let private registrationTests =
 [<Tests>]
 let virtualTests =
     testList "I/O tokens (virtual time)" [ testList "LoopStreamReader" [ for op in readOps -> readerTests op ]; writerTests; registrationTests ]
+
+// -------------------------------------------------------------------------------------------------
+// Sockets on loopback: the sock_* functions, connect, servers
+
+/// A connected TCP pair of non-blocking raw sockets the test owns (the gate checks they are closed).
+let private tcpPair (net: Net) =
+    use listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+    listener.Bind(IPEndPoint(IPAddress.Loopback, 0))
+    listener.Listen 1
+    let a = net.Own(new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+    a.Connect(listener.LocalEndPoint)
+    let peer = net.Own(listener.Accept())
+    a.Blocking <- false
+    peer.Blocking <- false
+    a, peer
+
+/// A listener whose backlog is full (listen(0) and one connection never accepted): a further connect to
+/// it stays in progress (the SYN is dropped), so a test can cancel a connect while it waits.
+let private fullListener (net: Net) =
+    let listener = net.Own(new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+    listener.Bind(IPEndPoint(IPAddress.Loopback, 0))
+    listener.Listen 0
+    let filler = net.Own(new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+    filler.Connect(listener.LocalEndPoint)
+
+    { new IDisposable with
+        member _.Dispose() =
+            filler.Dispose()
+            listener.Dispose() },
+    (listener.LocalEndPoint :?> IPEndPoint)
+
+let private newTcp (net: Net) =
+    net.Own(new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp, Blocking = false))
+
+/// The readiness future of a cancelled sock_* call frees its slot in its done callback, a tick later.
+let private settleTicks () =
+    task {
+        do! yieldTick ()
+        do! yieldTick ()
+    }
+
+let private sockCases: NetCase list =
+    [ netCase "SockRecvAsync / SockRecvIntoAsync: before takes nothing; during removes the reader (3.11: remove_reader(sock) -> False after a cancelled sock_recv)"
+      <| fun net ->
+          task {
+              // python3: t = ensure_future(loop.sock_recv(a, 10)); ...; t.cancel(); loop.remove_reader(a) -> False
+              let loop = net.Loop
+              let a, peer = tcpPair net
+              peer.Send(b "hi") |> ignore
+              do! poll (fun () -> a.Available = 2)
+              use before = cancelled ()
+              let! r0 = outcome (fun () -> loop.SockRecvAsync(a, 16, before.Token))
+              expectCancelledBy before.Token "sock_recv, before" r0
+              let! r1 = outcome (fun () -> loop.SockRecvIntoAsync(a, Memory(Array.zeroCreate 16), before.Token))
+              expectCancelledBy before.Token "sock_recv_into, before" r1
+              Expect.equal a.Available 2 "nothing received"
+              let! hi = loop.SockRecvAsync(a, 16)
+              Expect.equal (str hi) "hi" "the data is there for the next call"
+
+              use cts = new CancellationTokenSource()
+              let pending = loop.SockRecvAsync(a, 16, cts.Token)
+              do! yieldTick ()
+              Expect.isFalse pending.IsCompleted "waits for data"
+              cts.Cancel()
+              let! r2 = outcome (fun () -> pending)
+              expectCancelledBy cts.Token "sock_recv, during" r2
+              do! settleTicks ()
+              Expect.isFalse (loop.RemoveReader a) "no reader is left on the socket"
+
+              use cts2 = new CancellationTokenSource()
+              let buf = Array.zeroCreate<byte> 16
+              let pending2 = loop.SockRecvIntoAsync(a, Memory buf, cts2.Token)
+              do! yieldTick ()
+              do! cancelElsewhere cts2
+              let! r3 = outcome (fun () -> pending2)
+              expectCancelledBy cts2.Token "sock_recv_into, during (token fired on another thread)" r3
+              do! settleTicks ()
+              Expect.isFalse (loop.RemoveReader a) "no reader is left on the socket"
+              peer.Send(b "z") |> ignore
+              let! z = loop.SockRecvAsync(a, 16)
+              Expect.equal (str z) "z" "a later call gets the bytes"
+              a.Dispose()
+              peer.Dispose()
+          }
+
+      netCase "SockRecvAsync racing with data (30 rounds, data sent then the token fired on another thread): the bytes come once, from the call or the next"
+      <| fun net ->
+          task {
+              let loop = net.Loop
+              let a, peer = tcpPair net
+              let mutable completed = 0
+
+              for i in 1..30 do
+                  use cts = new CancellationTokenSource()
+                  let pending = loop.SockRecvAsync(a, 16, cts.Token)
+                  do! yieldTick ()
+
+                  let racer =
+                      Task.Run(fun () ->
+                          peer.Send([| byte i |]) |> ignore
+                          cts.Cancel())
+
+                  let! res = outcome (fun () -> pending)
+                  do! racer
+
+                  match res with
+                  | Choice1Of2 got ->
+                      completed <- completed + 1
+                      Expect.equal got [| byte i |] "completed with this round's byte"
+                  | Choice2Of2 e ->
+                      Expect.equal e.CancellationToken cts.Token "cancelled by the token"
+                      let! got = loop.SockRecvAsync(a, 16)
+                      Expect.equal got [| byte i |] "cancelled: the byte is there for the next call"
+
+              do! settleTicks ()
+              Expect.isFalse (loop.RemoveReader a) "no reader left"
+              a.Dispose()
+              peer.Dispose()
+          }
+
+      netCase "SockSendAllAsync: before sends nothing; during (peer not reading) removes the writer (3.11: remove_writer -> False after a cancelled sock_sendall)"
+      <| fun net ->
+          task {
+              let loop = net.Loop
+              let a, peer = tcpPair net
+              use before = cancelled ()
+              let! r0 = outcomeUnit (fun () -> loop.SockSendAllAsync(a, ReadOnlyMemory(b "lost"), before.Token))
+              expectCancelledBy before.Token "sock_sendall, before" r0
+              use cts = new CancellationTokenSource()
+              let pending = loop.SockSendAllAsync(a, ReadOnlyMemory(Array.zeroCreate<byte> (32 * MiB)), cts.Token)
+              do! yieldTick ()
+              Expect.isFalse pending.IsCompleted "waits: the peer reads nothing"
+              cts.Cancel()
+              let! r1 = outcome (fun () -> task { do! pending })
+              expectCancelledBy cts.Token "sock_sendall, during" r1
+              do! settleTicks ()
+              Expect.isFalse (loop.RemoveWriter a) "no writer is left on the socket"
+              // Nothing of the cancelled-before call was sent: the first bytes the peer gets are zeros.
+              let first = Array.zeroCreate<byte> 4
+              peer.Blocking <- true
+              let n = peer.Receive first
+              Expect.isGreaterThan n 0 "the peer gets bytes"
+              Expect.equal first[0] 0uy "the first byte is the second call's, not 'l' of the cancelled one"
+              a.Dispose()
+              peer.Dispose()
+          }
+
+      netCase "SockAcceptAsync: before accepts nothing; during removes the reader (3.11: remove_reader(listener) -> False); racing connections are accepted once"
+      <| fun net ->
+          task {
+              let loop = net.Loop
+              let listener = net.Own(new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+              listener.Bind(IPEndPoint(IPAddress.Loopback, 0))
+              listener.Listen 16
+              listener.Blocking <- false
+              let client = net.Own(new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+              client.Connect(listener.LocalEndPoint)
+              use before = cancelled ()
+              let! r0 = outcome (fun () -> loop.SockAcceptAsync(listener, before.Token))
+              expectCancelledBy before.Token "sock_accept, before" r0
+              let! struct (c0, _) = task { let! (c, a) = loop.SockAcceptAsync(listener) in return struct (c, a) }
+              net.Own c0 |> ignore
+              c0.Dispose()
+              client.Dispose()
+
+              use cts = new CancellationTokenSource()
+              let pending = loop.SockAcceptAsync(listener, cts.Token)
+              do! yieldTick ()
+              Expect.isFalse pending.IsCompleted "waits for a connection"
+              cts.Cancel()
+              let! r1 = outcome (fun () -> pending)
+              expectCancelledBy cts.Token "sock_accept, during" r1
+              do! settleTicks ()
+              Expect.isFalse (loop.RemoveReader listener) "no reader is left on the listener"
+
+              for _ in 1..10 do
+                  use racing = new CancellationTokenSource()
+                  let pending = loop.SockAcceptAsync(listener, racing.Token)
+                  do! yieldTick ()
+                  let peer = net.Own(new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+                  let racer = Task.Run(fun () -> peer.Connect(listener.LocalEndPoint); racing.Cancel())
+                  let! res = outcome (fun () -> task { let! (c, _) = pending in return c })
+                  do! racer
+
+                  let! conn =
+                      match res with
+                      | Choice1Of2 c -> Task.FromResult c
+                      | Choice2Of2 e ->
+                          Expect.equal e.CancellationToken racing.Token "cancelled by the token"
+                          task { let! (c, _) = loop.SockAcceptAsync(listener) in return c }
+
+                  net.Own conn |> ignore
+                  conn.Dispose()
+                  peer.Dispose()
+
+              do! settleTicks ()
+              Expect.isFalse (loop.RemoveReader listener) "no reader left"
+              listener.Dispose()
+          }
+
+      netCase "SockConnectAsync: before connects nothing; during removes the writer and leaves the socket open, the caller's (3.11: remove_writer -> False, fileno() != -1)"
+      <| fun net ->
+          task {
+              // python3: s = socket(); s.setblocking(False); cancel loop.sock_connect(s, addr)
+              //   -> loop.remove_writer(s) False, s.fileno() == -1 False
+              let loop = net.Loop
+              let listener, endpoint = fullListener net
+              let s0 = newTcp net
+              use before = cancelled ()
+              let! r0 = outcomeUnit (fun () -> loop.SockConnectAsync(s0, endpoint, before.Token))
+              expectCancelledBy before.Token "sock_connect, before" r0
+              Expect.isFalse s0.Connected "no connection attempted"
+              let s = newTcp net
+              use cts = new CancellationTokenSource()
+              let pending = loop.SockConnectAsync(s, endpoint, cts.Token)
+              do! yieldTick ()
+              Expect.isFalse pending.IsCompleted "waits: the listener's backlog is full"
+              do! cancelElsewhere cts
+              let! r1 = outcome (fun () -> task { do! pending })
+              expectCancelledBy cts.Token "sock_connect, during" r1
+              do! settleTicks ()
+              Expect.isFalse (loop.RemoveWriter s) "no writer is left on the socket"
+              Expect.isFalse s.SafeHandle.IsClosed "the socket is the caller's: left open"
+              s.Dispose()
+              s0.Dispose()
+              listener.Dispose()
+          } ]
+
+let private connectCases: NetCase list =
+    [ netCase "CreateConnectionAsync / OpenConnection: before attempts no connection; during closes and unregisters the half-open socket (3.11: no selector entry left after a cancelled create_connection)"
+      <| fun net ->
+          task {
+              // python3: cancel loop.create_connection(Protocol, host, port) while connecting
+              //   -> len(loop._selector.get_map()) unchanged
+              let loop = net.Loop
+              let! server, accepted = net.Serve ignore
+              let port = portOf server
+              let baseline = net.ReactorCount
+              use before = cancelled ()
+              let! r0 = outcome (fun () -> task { let! _ = loop.CreateConnectionAsync(Func<Recorder>(fun () -> net.Recorder()), loopback, port, cancellationToken = before.Token) in return () })
+              expectCancelledBy before.Token "create_connection, before" r0
+              let! r1 = outcome (fun () -> task { let! _ = Asyncio.OpenConnection(loopback, port, cancellationToken = before.Token) in return () })
+              expectCancelledBy before.Token "open_connection, before" r1
+              do! Asyncio.Sleep 0.05
+              Expect.equal accepted.Count 0 "the server saw no connection"
+              Expect.equal net.ReactorCount baseline "nothing registered"
+
+              let listener, endpoint = fullListener net
+              use cts = new CancellationTokenSource()
+              let pending = loop.CreateConnectionAsync(Func<Recorder>(fun () -> net.Recorder()), loopback, endpoint.Port, cancellationToken = cts.Token)
+              do! yieldTick ()
+              Expect.isFalse pending.IsCompleted "waits: the backlog is full"
+              Expect.equal net.ReactorCount (baseline + 1) "the half-open socket is watched"
+              cts.Cancel()
+              let! r2 = outcome (fun () -> task { let! _ = pending in return () })
+              expectCancelledBy cts.Token "create_connection, during" r2
+              Expect.equal net.ReactorCount baseline "the half-open socket is unregistered"
+
+              use cts2 = new CancellationTokenSource()
+              let pending2 = Asyncio.OpenConnection(loopback, endpoint.Port, cancellationToken = cts2.Token)
+              do! yieldTick ()
+              do! cancelElsewhere cts2
+              let! r3 = outcome (fun () -> task { let! _ = pending2 in return () })
+              expectCancelledBy cts2.Token "open_connection, during (token fired on another thread)" r3
+              Expect.equal net.ReactorCount baseline "unregistered"
+              listener.Dispose()
+              server.Close()
+              do! server.WaitClosedAsync()
+          }
+
+      netCase "CreateConnectionAsync racing with the connect (20 rounds, token fired on another thread): connected and working, or cancelled with nothing left"
+      <| fun net ->
+          task {
+              let loop = net.Loop
+              let! server, accepted = net.Serve(fun r -> r.Echo <- true)
+              let port = portOf server
+              let baseline = net.ReactorCount
+              let mutable connected = 0
+
+              for _ in 1..20 do
+                  use cts = new CancellationTokenSource()
+                  let pending = loop.CreateConnectionAsync(Func<Recorder>(fun () -> net.Recorder()), loopback, port, cancellationToken = cts.Token)
+                  let racer = cancelElsewhere cts
+                  let! res = outcome (fun () -> task { let! struct (t, p) = pending in return (t, p) })
+                  do! racer
+
+                  match res with
+                  | Choice1Of2(t, p) ->
+                      connected <- connected + 1
+                      net.TrackTransport t
+                      Expect.isTrue p.IsMade "connected: ConnectionMade ran"
+                      t.Abort()
+                  | Choice2Of2 e -> Expect.equal e.CancellationToken cts.Token "cancelled by the token"
+
+                  do! Asyncio.Sleep 0.01
+                  do! poll (fun () -> net.ReactorCount <= baseline + accepted.Count - (accepted |> Seq.filter (fun r -> r.IsLost) |> Seq.length))
+
+              do! poll (fun () -> server.ActiveConnections = 0)
+              Expect.equal net.ReactorCount baseline "every cancelled or aborted client socket is gone"
+              server.Close()
+              do! server.WaitClosedAsync()
+          }
+
+      netCase "pre-cancelled StartServer, CreateServerAsync(socket), CreateDatagramEndpointAsync, CreateConnectionAsync(socket): fail at once, nothing made"
+      <| fun net ->
+          task {
+              let loop = net.Loop
+              use before = cancelled ()
+              let cb = Func<LoopStreamReader, LoopStreamWriter, Task>(fun _ _ -> Task.CompletedTask)
+              let! r0 = outcome (fun () -> Asyncio.StartServer(cb, loopback, 0, cancellationToken = before.Token))
+              expectCancelledBy before.Token "start_server" r0
+              let! r1 = outcome (fun () -> loop.CreateServerAsync(Func<BaseProtocol>(fun () -> net.Recorder()), loopback, 0, cancellationToken = before.Token))
+              expectCancelledBy before.Token "create_server" r1
+              let sock = net.Own(new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+              sock.Bind(IPEndPoint(IPAddress.Loopback, 0))
+              let! r2 = outcome (fun () -> loop.CreateServerAsync(Func<BaseProtocol>(fun () -> net.Recorder()), sock, cancellationToken = before.Token))
+              expectCancelledBy before.Token "create_server(sock)" r2
+              let! r3 =
+                  outcome (fun () ->
+                      task {
+                          let! _ = loop.CreateDatagramEndpointAsync(Func<DatagramProtocol>(fun () -> net.DatagramRecorder()), IPEndPoint(IPAddress.Loopback, 0), cancellationToken = before.Token)
+                          return ()
+                      })
+              expectCancelledBy before.Token "create_datagram_endpoint" r3
+              let a, peer = tcpPair net
+              let! r4 = outcome (fun () -> task { let! _ = loop.CreateConnectionAsync(Func<Recorder>(fun () -> net.Recorder()), a, before.Token) in return () })
+              expectCancelledBy before.Token "create_connection(sock)" r4
+              Expect.isFalse a.SafeHandle.IsClosed "the caller's socket is left alone"
+              Expect.equal net.ReactorCount 0 "nothing registered"
+              sock.Dispose()
+              a.Dispose()
+              peer.Dispose()
+          }
+
+      netCase "Unix: pre-cancelled StartUnixServer makes no socket file; OpenUnixConnection / CreateUnixConnectionAsync fail at once"
+      <| fun net ->
+          task {
+              let loop = net.Loop
+              let dir = IO.Directory.CreateTempSubdirectory "tulip-tok-"
+
+              try
+                  let path = IO.Path.Combine(dir.FullName, "s.sock")
+                  use before = cancelled ()
+                  let cb = Func<LoopStreamReader, LoopStreamWriter, Task>(fun _ _ -> Task.CompletedTask)
+                  let! r0 = outcome (fun () -> Asyncio.StartUnixServer(cb, path, cancellationToken = before.Token))
+                  expectCancelledBy before.Token "start_unix_server" r0
+                  let! r1 = outcome (fun () -> loop.CreateUnixServerAsync(Func<BaseProtocol>(fun () -> net.Recorder()), path, cancellationToken = before.Token))
+                  expectCancelledBy before.Token "create_unix_server" r1
+                  Expect.isFalse (IO.File.Exists path) "no socket file made"
+                  let! server = Asyncio.StartUnixServer(cb, path)
+                  net.Track server |> ignore
+                  let! r2 = outcome (fun () -> task { let! _ = Asyncio.OpenUnixConnection(path, cancellationToken = before.Token) in return () })
+                  expectCancelledBy before.Token "open_unix_connection" r2
+                  let! r3 = outcome (fun () -> task { let! _ = loop.CreateUnixConnectionAsync(Func<Recorder>(fun () -> net.Recorder()), path, before.Token) in return () })
+                  expectCancelledBy before.Token "create_unix_connection" r3
+                  do! Asyncio.Sleep 0.05
+                  Expect.equal server.ActiveConnections 0 "no connection was attempted"
+                  server.Close()
+                  do! server.WaitClosedAsync()
+              finally
+                  dir.Delete true
+          } ]
+
+let private serverCases: NetCase list =
+    [ netCase "ServeForeverAsync: before leaves the server as it was; during closes the server (3.11: a cancelled serve_forever leaves is_serving() False, sockets ())"
+      <| fun net ->
+          task {
+              // python3: cancel srv.serve_forever() -> srv.is_serving() False, srv.sockets ()
+              let! server, _ = net.Serve(ignore, startServing = false)
+              use before = cancelled ()
+              let! r0 = outcomeUnit (fun () -> server.ServeForeverAsync(before.Token))
+              expectCancelledBy before.Token "serve_forever, before" r0
+              Expect.isFalse server.IsServing "not started"
+              Expect.isNonEmpty server.Sockets "not closed"
+              use cts = new CancellationTokenSource()
+              let serving = server.ServeForeverAsync(cts.Token)
+              do! yieldTick ()
+              Expect.isTrue server.IsServing "serving"
+              do! cancelElsewhere cts
+              let! r1 = outcomeUnit (fun () -> serving)
+              expectCancelledBy cts.Token "serve_forever, during" r1
+              Expect.isFalse server.IsServing "closed"
+              Expect.isEmpty server.Sockets "no listening socket left"
+          }
+
+      netCase "Server.WaitClosedAsync: before fails at once; during ends only the wait, the server serves on (3.11: is_serving() True after a cancelled wait_closed); closed first, the wait completes"
+      <| fun net ->
+          task {
+              // python3: cancel srv.wait_closed() -> srv.is_serving() True
+              let! server, accepted = net.Serve ignore
+              use before = cancelled ()
+              let! r0 = outcomeUnit (fun () -> server.WaitClosedAsync(before.Token))
+              expectCancelledBy before.Token "wait_closed, before" r0
+              use cts = new CancellationTokenSource()
+              let pending = server.WaitClosedAsync(cts.Token)
+              do! yieldTick ()
+              Expect.isFalse pending.IsCompleted "waits"
+              cts.Cancel()
+              let! r1 = outcomeUnit (fun () -> pending)
+              expectCancelledBy cts.Token "wait_closed, during" r1
+              Expect.isTrue server.IsServing "still serving"
+              let! client = net.Connect(portOf server, ignore)
+              do! waitFor net.Signal (fun () -> accepted.Count = 1 && accepted[0].IsMade)
+              use racing = new CancellationTokenSource()
+              let last = server.WaitClosedAsync(racing.Token)
+              server.Close()
+              client.Transport.Close()
+              do! waitFor net.Signal (fun () -> accepted[0].IsLost)
+              do! poll (fun () -> last.IsCompleted || server.ActiveConnections = 0)
+              do! yieldTick ()
+              racing.Cancel() // the close came first
+              let! r2 = outcome (fun () -> task { do! last })
+              expectValue () "closed first: the wait completes" r2
+          } ]
+
+[<Tests>]
+let netTests = perReactor "I/O tokens (loopback)" (sockCases @ connectCases @ serverCases)
