@@ -739,6 +739,45 @@ let private connectCases: NetCase list =
                   dir.Delete true
           } ]
 
+let private streamCases: NetCase list =
+    [ netCase "LoopStreamReader over TCP: ReadLineAsync with CancelAfter(100 ms) ends cancelled with the partial line kept; the rest completes it"
+      <| fun net ->
+          task {
+              let sides = net.Loop.CreateFuture<LoopStreamReader * LoopStreamWriter>()
+              let release = net.Loop.CreateFuture<unit>()
+
+              let! server =
+                  Asyncio.StartServer(
+                      (fun r w ->
+                          task {
+                              sides.SetResult((r, w))
+                              let! () = release
+                              w.Close()
+                          }
+                          :> Task),
+                      loopback,
+                      0
+                  )
+
+              net.Track server |> ignore
+              let! (reader, writer) = Asyncio.OpenConnection(loopback, portOf server)
+              let! (_, peerWriter) = sides
+              peerWriter.Write(ReadOnlySpan(b "ab"))
+              do! poll (fun () -> reader.BufferedCount = 2)
+              use cts = new CancellationTokenSource(TimeSpan.FromMilliseconds 100.0)
+              let! res = outcome (fun () -> task { let! l = reader.ReadLineAsync(cancellationToken = cts.Token) in return l })
+              expectCancelledBy cts.Token "readline over TCP" res
+              Expect.equal (str (reader.Peek())) "ab" "the partial line is kept"
+              peerWriter.Write(ReadOnlySpan(b "c\n"))
+              let! line = reader.ReadLineAsync()
+              Expect.equal line "abc" "the next read completes the line"
+              writer.Close()
+              release.SetResult(())
+              do! writer.WaitClosedAsync()
+              server.Close()
+              do! server.WaitClosedAsync()
+          } ]
+
 let private serverCases: NetCase list =
     [ netCase "ServeForeverAsync: before leaves the server as it was; during closes the server (3.11: a cancelled serve_forever leaves is_serving() False, sockets ())"
       <| fun net ->
@@ -792,4 +831,4 @@ let private serverCases: NetCase list =
           } ]
 
 [<Tests>]
-let netTests = perReactor "I/O tokens (loopback)" (sockCases @ connectCases @ serverCases)
+let netTests = perReactor "I/O tokens (loopback)" (sockCases @ connectCases @ streamCases @ serverCases)
