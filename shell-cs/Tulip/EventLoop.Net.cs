@@ -50,36 +50,50 @@ public sealed partial class EventLoop
 
     // ---------------------------------------------------------------------------------------------
     // Low-level socket operations (asyncio's loop.sock_*).
+    //
+    // Each takes a token (issue 14): already cancelled, the call fails at once and touches the socket
+    // not at all; fired while the call waits for readiness, the readiness future is cancelled on the
+    // loop, which frees its add_reader / add_writer slot (CPython 3.11: after a cancelled sock_recv,
+    // sock_recv_into, sock_accept, sock_sendall or sock_connect, remove_reader / remove_writer finds
+    // nothing), and the call ends with an OperationCanceledException carrying the token. The socket
+    // is the caller's: a cancelled SockConnectAsync leaves it open (as 3.11's sock_connect). A call
+    // that does not wait registers nothing with the token.
 
     /// <summary>Receives into <paramref name="buffer"/>; returns the count (0 at EOF).</summary>
-    public async Task<int> SockRecvIntoAsync(Socket socket, Memory<byte> buffer)
+    public async Task<int> SockRecvIntoAsync(Socket socket, Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         RequireNonBlocking(socket);
+        cancellationToken.ThrowIfCancellationRequested();
         while (true)
         {
             int n = socket.Receive(buffer.Span, SocketFlags.None, out SocketError err);
             if (err == SocketError.Success) return n;
             if (err is not (SocketError.WouldBlock or SocketError.Interrupted)) throw new SocketException((int)err);
-            await WhenReady(socket, write: false);
+            var ready = WhenReady(socket, write: false);
+            if (cancellationToken.CanBeCanceled) await TokenCancellation.WaitAsync(ready, cancellationToken);
+            else await ready;
         }
     }
 
     /// <summary>Receives up to <paramref name="maxBytes"/> bytes (empty at EOF).</summary>
-    public async Task<byte[]> SockRecvAsync(Socket socket, int maxBytes)
+    public async Task<byte[]> SockRecvAsync(Socket socket, int maxBytes, CancellationToken cancellationToken = default)
     {
         RequireNonBlocking(socket);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxBytes);
+        cancellationToken.ThrowIfCancellationRequested();
         // Not maxBytes up front (int.MaxValue would be 2 GiB): what one receive can return, i.e. what is
         // queued now, or a transport's read size, whichever is more — at most maxBytes.
         var buffer = new byte[Math.Min(maxBytes, Math.Max(socket.Available, SocketTransport.MaxReadSize))];
-        int n = await SockRecvIntoAsync(socket, buffer);
+        int n = await SockRecvIntoAsync(socket, buffer, cancellationToken);
         return n == buffer.Length ? buffer : buffer[..n];
     }
 
-    /// <summary>Sends all of <paramref name="data"/>.</summary>
-    public async Task SockSendAllAsync(Socket socket, ReadOnlyMemory<byte> data)
+    /// <summary>Sends all of <paramref name="data"/>. Cancelled while it waits, what was sent stays sent
+    /// and the rest is not (as asyncio's sock_sendall: the count is not reported).</summary>
+    public async Task SockSendAllAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
     {
         RequireNonBlocking(socket);
+        cancellationToken.ThrowIfCancellationRequested();
         while (!data.IsEmpty)
         {
             int n = socket.Send(data.Span, SocketFlags.None, out SocketError err);
@@ -90,14 +104,17 @@ public sealed partial class EventLoop
             }
 
             if (err is not (SocketError.WouldBlock or SocketError.Interrupted)) throw new SocketException((int)err);
-            await WhenReady(socket, write: true);
+            var ready = WhenReady(socket, write: true);
+            if (cancellationToken.CanBeCanceled) await TokenCancellation.WaitAsync(ready, cancellationToken);
+            else await ready;
         }
     }
 
     /// <summary>Accepts a connection; the new socket is non-blocking.</summary>
-    public async Task<(Socket Connection, EndPoint? Address)> SockAcceptAsync(Socket listener)
+    public async Task<(Socket Connection, EndPoint? Address)> SockAcceptAsync(Socket listener, CancellationToken cancellationToken = default)
     {
         RequireNonBlocking(listener);
+        cancellationToken.ThrowIfCancellationRequested();
         while (true)
         {
             try
@@ -108,17 +125,21 @@ public sealed partial class EventLoop
             }
             catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.Interrupted)
             {
-                await WhenReady(listener, write: false);
             }
+
+            var ready = WhenReady(listener, write: false);
+            if (cancellationToken.CanBeCanceled) await TokenCancellation.WaitAsync(ready, cancellationToken);
+            else await ready;
         }
     }
 
     /// <summary>Connects a non-blocking socket; raises the typed <see cref="SocketException"/> on failure
     /// (ConnectionRefused, HostUnreachable, NetworkUnreachable, TimedOut…).</summary>
-    public async Task SockConnectAsync(Socket socket, EndPoint address)
+    public async Task SockConnectAsync(Socket socket, EndPoint address, CancellationToken cancellationToken = default)
     {
         RequireNonBlocking(socket);
         ArgumentNullException.ThrowIfNull(address);
+        cancellationToken.ThrowIfCancellationRequested();
         try
         {
             socket.Connect(address);
@@ -128,7 +149,9 @@ public sealed partial class EventLoop
         {
         }
 
-        await WhenReady(socket, write: true);
+        var ready = WhenReady(socket, write: true);
+        if (cancellationToken.CanBeCanceled) await TokenCancellation.WaitAsync(ready, cancellationToken);
+        else await ready;
         var error = (SocketError)(int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
         if (error != SocketError.Success) throw new SocketException((int)error);
     }
@@ -136,7 +159,7 @@ public sealed partial class EventLoop
     // ---------------------------------------------------------------------------------------------
     // Name resolution (the DNS issue will add getaddrinfo proper).
 
-    private static async Task<IPAddress[]> Resolve(string? host, bool passive)
+    private static async Task<IPAddress[]> Resolve(string? host, bool passive, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(host))
         {
@@ -146,28 +169,34 @@ public sealed partial class EventLoop
         }
 
         if (IPAddress.TryParse(host, out var literal)) return [literal];
-        var found = await Dns.GetHostAddressesAsync(host);
+        var found = await Dns.GetHostAddressesAsync(host, cancellationToken);
         if (found.Length == 0) throw new SocketException((int)SocketError.HostNotFound);
         return found;
     }
 
     // ---------------------------------------------------------------------------------------------
     // Servers and connections (asyncio's create_server / create_connection and the Unix variants).
+    //
+    // Each takes a token: already cancelled, the call fails at once, before any socket is made; fired
+    // while a name is resolved or a connection is under way, the wait ends with an
+    // OperationCanceledException carrying the token, and the half-open socket is closed and
+    // unregistered (CPython 3.11: a cancelled create_connection leaves no selector entry). Once the
+    // socket is connected the call completes (the protocol's ConnectionMade is one tick away).
 
     /// <summary>
     /// Listens on <paramref name="host"/>:<paramref name="port"/> (every address the host resolves to;
     /// null: all interfaces) and gives each connection a protocol from the factory.
     /// </summary>
     public Task<Server> CreateServerAsync(Func<BaseProtocol> protocolFactory, string? host, int port, int backlog = 100,
-        bool reuseAddress = true, bool reusePort = false, bool startServing = true) =>
-        CreateServerAsync(protocolFactory, [host], port, backlog, reuseAddress, reusePort, startServing);
+        bool reuseAddress = true, bool reusePort = false, bool startServing = true, CancellationToken cancellationToken = default) =>
+        CreateServerAsync(protocolFactory, [host], port, backlog, reuseAddress, reusePort, startServing, cancellationToken);
 
     /// <summary>
     /// Listens on every address of every host in <paramref name="hosts"/> (asyncio's <c>host</c> given as
     /// a sequence), one listening socket each, all served by the one <see cref="Server"/>.
     /// </summary>
     public async Task<Server> CreateServerAsync(Func<BaseProtocol> protocolFactory, IEnumerable<string?> hosts, int port, int backlog = 100,
-        bool reuseAddress = true, bool reusePort = false, bool startServing = true)
+        bool reuseAddress = true, bool reusePort = false, bool startServing = true, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentNullException.ThrowIfNull(hosts);
@@ -175,8 +204,9 @@ public sealed partial class EventLoop
         ArgumentOutOfRangeException.ThrowIfNegative(backlog);
         ThrowIfClosed();
         VerifyAccess();
+        cancellationToken.ThrowIfCancellationRequested();
         var addresses = new List<IPAddress>();
-        foreach (var host in hosts) addresses.AddRange(await Resolve(host, passive: true));
+        foreach (var host in hosts) addresses.AddRange(await Resolve(host, passive: true, cancellationToken));
         if (addresses.Count == 0) throw new ArgumentException("no host to listen on", nameof(hosts));
         var sockets = new List<Socket>();
         try
@@ -204,13 +234,15 @@ public sealed partial class EventLoop
     }
 
     /// <summary>A server on a socket the caller made and bound.</summary>
-    public Task<Server> CreateServerAsync(Func<BaseProtocol> protocolFactory, Socket socket, int backlog = 100, bool startServing = true)
+    public Task<Server> CreateServerAsync(Func<BaseProtocol> protocolFactory, Socket socket, int backlog = 100, bool startServing = true,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentNullException.ThrowIfNull(socket);
         ArgumentOutOfRangeException.ThrowIfNegative(backlog);
         ThrowIfClosed();
         VerifyAccess();
+        if (cancellationToken.IsCancellationRequested) return Task.FromCanceled<Server>(cancellationToken);
         socket.Blocking = false;
         var server = new Server(this, [socket], protocolFactory, backlog);
         if (startServing) server.StartServing();
@@ -218,13 +250,15 @@ public sealed partial class EventLoop
     }
 
     /// <summary>A Unix-domain stream server at <paramref name="path"/> (an existing socket file is replaced).</summary>
-    public Task<Server> CreateUnixServerAsync(Func<BaseProtocol> protocolFactory, string path, int backlog = 100, bool startServing = true)
+    public Task<Server> CreateUnixServerAsync(Func<BaseProtocol> protocolFactory, string path, int backlog = 100, bool startServing = true,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfNegative(backlog);
         ThrowIfClosed();
         VerifyAccess();
+        if (cancellationToken.IsCancellationRequested) return Task.FromCanceled<Server>(cancellationToken); // before the file is replaced
         if (File.Exists(path) && (File.GetAttributes(path) & FileAttributes.Normal) == 0) File.Delete(path);
         var sock = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -243,17 +277,18 @@ public sealed partial class EventLoop
     /// <summary>
     /// Connects to <paramref name="host"/>:<paramref name="port"/> (each resolved address in turn) and
     /// returns the transport and protocol once ConnectionMade has run (a null host: the loopback, as
-    /// getaddrinfo(None) gives asyncio). Cancel the awaiting task to give up: the socket is closed and
-    /// unregistered.
+    /// getaddrinfo(None) gives asyncio). Cancel the awaiting task, or the token, to give up: the socket
+    /// is closed and unregistered.
     /// </summary>
     public async Task<(ITransport Transport, TProtocol Protocol)> CreateConnectionAsync<TProtocol>(Func<TProtocol> protocolFactory,
-        string? host, int port, EndPoint? localAddress = null)
+        string? host, int port, EndPoint? localAddress = null, CancellationToken cancellationToken = default)
         where TProtocol : BaseProtocol
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ThrowIfClosed();
         VerifyAccess();
-        var addresses = await Resolve(host, passive: false);
+        cancellationToken.ThrowIfCancellationRequested();
+        var addresses = await Resolve(host, passive: false, cancellationToken);
         Exception? last = null;
         foreach (var address in addresses)
         {
@@ -261,7 +296,7 @@ public sealed partial class EventLoop
             try
             {
                 if (localAddress is not null) sock.Bind(localAddress);
-                await SockConnectAsync(sock, new IPEndPoint(address, port));
+                await SockConnectAsync(sock, new IPEndPoint(address, port), cancellationToken);
             }
             catch (SocketException e)
             {
@@ -282,30 +317,35 @@ public sealed partial class EventLoop
         throw last ?? new SocketException((int)SocketError.HostNotFound);
     }
 
-    /// <summary>Wraps a connected socket the caller made.</summary>
-    public Task<(ITransport Transport, TProtocol Protocol)> CreateConnectionAsync<TProtocol>(Func<TProtocol> protocolFactory, Socket socket)
+    /// <summary>Wraps a connected socket the caller made (a token already cancelled: nothing is done, the
+    /// socket stays the caller's).</summary>
+    public Task<(ITransport Transport, TProtocol Protocol)> CreateConnectionAsync<TProtocol>(Func<TProtocol> protocolFactory, Socket socket,
+        CancellationToken cancellationToken = default)
         where TProtocol : BaseProtocol
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentNullException.ThrowIfNull(socket);
         ThrowIfClosed();
         VerifyAccess();
+        if (cancellationToken.IsCancellationRequested) return Task.FromCanceled<(ITransport, TProtocol)>(cancellationToken);
         socket.Blocking = false;
         return MakeTransport(socket, protocolFactory);
     }
 
     /// <summary>Connects to the Unix-domain socket at <paramref name="path"/>.</summary>
-    public async Task<(ITransport Transport, TProtocol Protocol)> CreateUnixConnectionAsync<TProtocol>(Func<TProtocol> protocolFactory, string path)
+    public async Task<(ITransport Transport, TProtocol Protocol)> CreateUnixConnectionAsync<TProtocol>(Func<TProtocol> protocolFactory, string path,
+        CancellationToken cancellationToken = default)
         where TProtocol : BaseProtocol
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         ArgumentException.ThrowIfNullOrEmpty(path);
         ThrowIfClosed();
         VerifyAccess();
+        cancellationToken.ThrowIfCancellationRequested();
         var sock = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { Blocking = false };
         try
         {
-            await SockConnectAsync(sock, new UnixDomainSocketEndPoint(path));
+            await SockConnectAsync(sock, new UnixDomainSocketEndPoint(path), cancellationToken);
         }
         catch
         {
@@ -360,13 +400,14 @@ public sealed partial class EventLoop
     /// <paramref name="remoteAddress"/> (asyncio's <c>create_datagram_endpoint</c>).
     /// </summary>
     public async Task<(IDatagramTransport Transport, TProtocol Protocol)> CreateDatagramEndpointAsync<TProtocol>(Func<TProtocol> protocolFactory,
-        EndPoint? localAddress = null, EndPoint? remoteAddress = null, bool reuseAddress = false)
+        EndPoint? localAddress = null, EndPoint? remoteAddress = null, bool reuseAddress = false, CancellationToken cancellationToken = default)
         where TProtocol : DatagramProtocol
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
         if (localAddress is null && remoteAddress is null) throw new ArgumentException("unexpected address family: give a local or a remote address");
         ThrowIfClosed();
         VerifyAccess();
+        cancellationToken.ThrowIfCancellationRequested(); // nothing waits after this: the endpoint is made at once
         var family = (localAddress ?? remoteAddress)!.AddressFamily;
         var sock = new Socket(family, SocketType.Dgram, family == AddressFamily.Unix ? ProtocolType.Unspecified : ProtocolType.Udp) { Blocking = false };
         try

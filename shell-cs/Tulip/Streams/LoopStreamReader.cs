@@ -9,6 +9,15 @@ namespace Tulip;
 /// separators for <see cref="ReadUntilAsync(ReadOnlyMemory{byte}[])"/>). Only one read may wait at a
 /// time. Reading pauses the transport when the buffer passes twice the limit and resumes it below.
 /// Loop-affine: used on its loop's thread only (<see cref="EventLoopException"/> from another).
+/// <para>
+/// Every read takes a <see cref="CancellationToken"/> (issue 14): cancelling it is cancelling that
+/// await in asyncio's sense. A token already cancelled ends the read at once, consuming nothing; a
+/// token that fires while the read waits for data cancels the wait on the loop (an
+/// <see cref="OperationCanceledException"/> carrying the token), and the bytes buffered so far stay in
+/// the reader (CPython 3.11: a cancelled readexactly / readline / readuntil leaves them in
+/// <c>_buffer</c>); data that arrived before the cancel reached the loop is returned. Only a read that
+/// really waits registers with the token, and the registration is disposed when the wait ends.
+/// </para>
 /// </summary>
 public sealed class LoopStreamReader
 {
@@ -155,7 +164,7 @@ public sealed class LoopStreamReader
         }
     }
 
-    private async ValueTask WaitForData(string functionName, CancellationToken cancellationToken = default)
+    private async ValueTask WaitForData(string functionName, CancellationToken cancellationToken)
     {
         if (_waiter is not null)
             throw new EventLoopException($"{functionName}() called while another coroutine is already waiting for incoming data");
@@ -184,42 +193,59 @@ public sealed class LoopStreamReader
         if (_exception is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
     }
 
-    /// <summary>Up to <paramref name="n"/> bytes (at least one unless at EOF: then empty); n &lt; 0 reads to EOF.</summary>
-    public async ValueTask<byte[]> ReadAsync(int n = -1)
+    /// <summary>
+    /// Up to <paramref name="n"/> bytes (at least one unless at EOF: then empty); n &lt; 0 reads to EOF.
+    /// A read to EOF that is cancelled puts back what it had read (CPython 3.11 drops those blocks:
+    /// a cancelled <c>read()</c> leaves an empty buffer; here nothing read is lost).
+    /// </summary>
+    public ValueTask<byte[]> ReadAsync(int n = -1, CancellationToken cancellationToken = default)
     {
         _loop.VerifyAccess();
+        return cancellationToken.IsCancellationRequested ? ValueTask.FromCanceled<byte[]>(cancellationToken) : ReadCore(n, cancellationToken);
+    }
+
+    // The token is looked at only where the read waits: a read to EOF whose data and EOF came before
+    // the cancel completes (the check at the door is the public method's).
+    private async ValueTask<byte[]> ReadCore(int n, CancellationToken cancellationToken)
+    {
         ThrowIfFailed();
         if (n == 0) return [];
         if (n < 0)
         {
             var all = new ByteBuffer();
-            while (true)
+            try
             {
-                var block = await ReadAsync(_limit);
-                if (block.Length == 0) break;
-                all.Append(block);
+                while (true)
+                {
+                    var block = await ReadCore(_limit, cancellationToken);
+                    if (block.Length == 0) break;
+                    all.Append(block);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                _buffer.Prepend(all.Span);
+                throw;
             }
 
             return all.Take(all.Count);
         }
 
-        if (_buffer.Count == 0 && !_eof) await WaitForData("read");
+        if (_buffer.Count == 0 && !_eof) await WaitForData("read", cancellationToken);
         var data = _buffer.Take(n);
         MaybeResumeTransport();
         return data;
     }
 
-    /// <summary>Reads into <paramref name="target"/>: at least one byte unless at EOF (then 0). No allocation.</summary>
-    public ValueTask<int> ReadIntoAsync(Memory<byte> target) => ReadIntoAsync(target, default);
-
     /// <summary>
-    /// <see cref="ReadIntoAsync(Memory{byte})"/> whose wait for data a token can cancel (LoopDuplexStream's
-    /// reads). Cancel-safe: a read cancelled before data arrived consumed nothing; data that won the race
-    /// is returned.
+    /// Reads into <paramref name="target"/>: at least one byte unless at EOF (then 0). No allocation when
+    /// data is buffered. Cancel-safe: a read cancelled before data arrived consumed nothing; data that won
+    /// the race is returned.
     /// </summary>
-    internal async ValueTask<int> ReadIntoAsync(Memory<byte> target, CancellationToken cancellationToken)
+    public async ValueTask<int> ReadIntoAsync(Memory<byte> target, CancellationToken cancellationToken = default)
     {
         _loop.VerifyAccess();
+        cancellationToken.ThrowIfCancellationRequested();
         ThrowIfFailed();
         if (target.IsEmpty) return 0;
         if (_buffer.Count == 0 && !_eof)
@@ -257,10 +283,11 @@ public sealed class LoopStreamReader
     }
 
     /// <summary>Exactly <paramref name="n"/> bytes, or <see cref="IncompleteReadException"/> at EOF.</summary>
-    public async ValueTask<byte[]> ReadExactlyAsync(int n)
+    public async ValueTask<byte[]> ReadExactlyAsync(int n, CancellationToken cancellationToken = default)
     {
         if (n < 0) throw new ArgumentOutOfRangeException(nameof(n), "readexactly size can not be less than zero");
         _loop.VerifyAccess();
+        cancellationToken.ThrowIfCancellationRequested();
         ThrowIfFailed();
         if (n == 0) return [];
         while (_buffer.Count < n)
@@ -271,7 +298,7 @@ public sealed class LoopStreamReader
                 throw new IncompleteReadException(incomplete, n);
             }
 
-            await WaitForData("readexactly");
+            await WaitForData("readexactly", cancellationToken);
         }
 
         var data = _buffer.Take(n);
@@ -284,12 +311,15 @@ public sealed class LoopStreamReader
     /// Over the limit: the line is dropped if its newline was found, else the buffer is cleared, and
     /// <see cref="LimitOverrunException"/> is raised (3.11 raises ValueError after the same clean-up).
     /// </summary>
-    public async ValueTask<byte[]> ReadLineBytesAsync()
+    public ValueTask<byte[]> ReadLineBytesAsync() => ReadLineBytesAsync(CancellationToken.None);
+
+    /// <summary><see cref="ReadLineBytesAsync()"/>, whose wait <paramref name="cancellationToken"/> can cancel.</summary>
+    public async ValueTask<byte[]> ReadLineBytesAsync(CancellationToken cancellationToken)
     {
         _loop.VerifyAccess();
         try
         {
-            return await ReadUntilAsync(Newline);
+            return await ReadUntilAsync(Newline, cancellationToken);
         }
         catch (IncompleteReadException e)
         {
@@ -307,11 +337,11 @@ public sealed class LoopStreamReader
     /// <summary>
     /// A line as text, as <see cref="System.IO.TextReader.ReadLineAsync()"/> gives it: decoded with
     /// <paramref name="encoding"/> (UTF-8 by default), without its "\n" or "\r\n"; null at EOF. The
-    /// line is read as <see cref="ReadLineBytesAsync"/> reads it (same limit, same clean-up).
+    /// line is read as <see cref="ReadLineBytesAsync()"/> reads it (same limit, same clean-up).
     /// </summary>
-    public async ValueTask<string?> ReadLineAsync(Encoding? encoding = null)
+    public async ValueTask<string?> ReadLineAsync(Encoding? encoding = null, CancellationToken cancellationToken = default)
     {
-        var line = await ReadLineBytesAsync();
+        var line = await ReadLineBytesAsync(cancellationToken);
         if (line.Length == 0) return null;
         int n = line.Length;
         if (line[n - 1] == (byte)'\n')
@@ -324,16 +354,20 @@ public sealed class LoopStreamReader
     }
 
     /// <summary>Data up to and including <paramref name="separator"/>.</summary>
-    public ValueTask<byte[]> ReadUntilAsync(ReadOnlyMemory<byte> separator)
+    public ValueTask<byte[]> ReadUntilAsync(ReadOnlyMemory<byte> separator, CancellationToken cancellationToken = default)
     {
         _loop.VerifyAccess();
-        return ReadUntilAsync([separator]);
+        return ReadUntilAsync([separator], cancellationToken);
     }
 
     /// <summary>Data up to and including the first of <paramref name="separators"/> to end (3.13: the
     /// shortest match wins). <see cref="IncompleteReadException"/> at EOF (the buffer is emptied into it);
     /// <see cref="LimitOverrunException"/> past the limit (the data stays).</summary>
-    public async ValueTask<byte[]> ReadUntilAsync(params ReadOnlyMemory<byte>[] separators)
+    public ValueTask<byte[]> ReadUntilAsync(params ReadOnlyMemory<byte>[] separators) => ReadUntilAsync(separators, default);
+
+    /// <summary><see cref="ReadUntilAsync(ReadOnlyMemory{byte}[])"/> with a token (a params array must come last,
+    /// so the token takes the array itself).</summary>
+    public async ValueTask<byte[]> ReadUntilAsync(ReadOnlyMemory<byte>[] separators, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(separators);
         if (separators.Length == 0) throw new ArgumentException("Separator should contain at least one element", nameof(separators));
@@ -341,6 +375,7 @@ public sealed class LoopStreamReader
         int minLen = seps[0].Length, maxLen = seps[^1].Length;
         if (minLen == 0) throw new ArgumentException("Separator should be at least one-byte string", nameof(separators));
         _loop.VerifyAccess();
+        cancellationToken.ThrowIfCancellationRequested();
         ThrowIfFailed();
         int offset = 0, matchStart = -1, matchEnd = -1;
         while (true)
@@ -373,7 +408,7 @@ public sealed class LoopStreamReader
                 throw new IncompleteReadException(chunk, null);
             }
 
-            await WaitForData("readuntil");
+            await WaitForData("readuntil", cancellationToken);
         }
 
         if (matchStart > _limit) throw new LimitOverrunException("Separator is found, but chunk is longer than limit", matchStart);
@@ -383,13 +418,13 @@ public sealed class LoopStreamReader
     }
 
     /// <summary>The lines of the stream as bytes, each with its "\n", until EOF (asyncio's
-    /// <c>async for line in reader</c>).</summary>
+    /// <c>async for line in reader</c>). The token (or WithCancellation's) cancels each wait as
+    /// <see cref="ReadLineBytesAsync()"/>'s does.</summary>
     public async IAsyncEnumerable<byte[]> ReadLinesAsBytesAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         while (true)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var line = await ReadLineBytesAsync();
+            var line = await ReadLineBytesAsync(cancellationToken);
             if (line.Length == 0) yield break;
             yield return line;
         }
@@ -400,8 +435,7 @@ public sealed class LoopStreamReader
     {
         while (true)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var line = await ReadLineAsync(encoding);
+            var line = await ReadLineAsync(encoding, cancellationToken);
             if (line is null) yield break;
             yield return line;
         }
@@ -413,8 +447,7 @@ public sealed class LoopStreamReader
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkSize);
         while (true)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var chunk = await ReadAsync(chunkSize);
+            var chunk = await ReadAsync(chunkSize, cancellationToken);
             if (chunk.Length == 0) yield break;
             yield return chunk;
         }

@@ -1,7 +1,7 @@
 namespace Tulip;
 
 /// <summary>
-/// asyncio.StreamWriter: writes to a transport; <see cref="DrainAsync"/> waits while the transport's
+/// asyncio.StreamWriter: writes to a transport; <see cref="DrainAsync()"/> waits while the transport's
 /// buffer is over its high-water mark, so a writer that awaits it keeps memory bounded against a slow
 /// reader. Loop-affine: used on its loop's thread only (<see cref="EventLoopException"/> from another).
 /// </summary>
@@ -72,28 +72,61 @@ public sealed class LoopStreamWriter : IAsyncDisposable
     [ThreadSafe]
     public object? GetExtraInfo(string name, object? defaultValue = null) => Transport.GetExtraInfo(name, defaultValue);
 
-    /// <summary>Waits until the connection is closed (raising the error it ended with, if any).</summary>
-    public async Task WaitClosedAsync()
+    /// <summary>
+    /// Waits until the connection is closed (raising the error it ended with, if any). A token cancels
+    /// this wait only: unlike CPython 3.11, where a cancelled <c>wait_closed()</c> cancels the protocol's
+    /// shared close future (every later <c>wait_closed()</c> then raises CancelledError), the connection's
+    /// close is still there for the next waiter.
+    /// </summary>
+    public Task WaitClosedAsync() => WaitClosedAsync(CancellationToken.None);
+
+    /// <summary><see cref="WaitClosedAsync()"/>, whose wait <paramref name="cancellationToken"/> can cancel.</summary>
+    public async Task WaitClosedAsync(CancellationToken cancellationToken)
     {
         _loop.VerifyAccess();
-        await _protocol.CloseWaiter;
+        cancellationToken.ThrowIfCancellationRequested();
+        var closed = _protocol.CloseWaiter;
+        if (!closed.Done && cancellationToken.CanBeCanceled)
+        {
+            // A waiter of its own, woken by the close: cancelling it leaves the shared future alone.
+            var waiter = _loop.CreateFuture();
+            var wake = new StateHandle<Future<ValueTuple>>(_loop, static w =>
+            {
+                if (!w.Done) w.SetResult(default);
+            }, waiter);
+            closed.AddParked(wake);
+            try
+            {
+                await TokenCancellation.WaitAsync(waiter, cancellationToken);
+            }
+            catch (OperationCanceledException e) when (closed.Done && e.CancellationToken == cancellationToken)
+            {
+                // The close came first (its wake-up was still one tick away): the wait has its outcome.
+            }
+            finally
+            {
+                // Cancelled: a long-lived connection must not collect one callback per cancelled wait.
+                if (!closed.Done) closed.RemoveParked(wake);
+            }
+        }
+
+        await closed;
     }
 
     /// <summary>
     /// Waits while the write buffer is over its high-water mark. Raises the connection's error (a
     /// <see cref="ConnectionResetException"/> after the peer reset it), or
     /// <see cref="ConnectionResetException"/>("Connection lost") if the connection is gone. Several
-    /// drains may wait at once.
+    /// drains may wait at once. A token cancels the wait only: what was written stays written (CPython
+    /// 3.11: a cancelled drain() leaves the bytes in the transport's buffer and no drain waiter behind).
     /// </summary>
-    public ValueTask DrainAsync() => DrainAsync(default);
+    public ValueTask DrainAsync() => DrainAsync(CancellationToken.None);
 
-    /// <summary>
-    /// <see cref="DrainAsync()"/> whose wait a token can cancel (LoopDuplexStream's writes and flushes):
-    /// what was written stays written, only the wait ends.
-    /// </summary>
-    internal async ValueTask DrainAsync(CancellationToken cancellationToken)
+    /// <summary><see cref="DrainAsync()"/>, whose wait <paramref name="cancellationToken"/> can cancel.</summary>
+    public async ValueTask DrainAsync(CancellationToken cancellationToken)
     {
         _loop.VerifyAccess();
+        cancellationToken.ThrowIfCancellationRequested();
         if (_reader?.Exception() is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
         if (Transport.IsClosing)
         {

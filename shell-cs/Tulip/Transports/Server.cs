@@ -7,7 +7,7 @@ namespace Tulip;
 
 /// <summary>
 /// asyncio.Server: listening sockets that accept connections and give each a protocol from the
-/// factory. <see cref="Close"/> stops listening (connections go on); <see cref="WaitClosedAsync"/> completes
+/// factory. <see cref="Close"/> stops listening (connections go on); <see cref="WaitClosedAsync()"/> completes
 /// when it is closed and its connections are gone (asyncio 3.12's meaning: 3.11 returned at once).
 /// Loop-affine: used on its loop's thread only (<see cref="EventLoopException"/> from another).
 /// </summary>
@@ -80,19 +80,30 @@ public sealed class Server : IAsyncDisposable
         }
     }
 
-    /// <summary>Serves until cancelled; then closes the server and waits for it (asyncio's <c>serve_forever</c>).</summary>
-    public async Task ServeForeverAsync()
+    /// <summary>
+    /// Serves until cancelled (the awaiting task, or <paramref name="cancellationToken"/>); then closes
+    /// the server and waits for it (asyncio's <c>serve_forever</c>: CPython 3.11 leaves a cancelled
+    /// serve_forever's server closed, <c>is_serving()</c> false and <c>sockets</c> empty). A token
+    /// already cancelled ends the call at once and leaves the server as it was (not started, not closed).
+    /// </summary>
+    public Task ServeForeverAsync() => ServeForeverAsync(CancellationToken.None);
+
+    /// <summary><see cref="ServeForeverAsync()"/>, ended also by <paramref name="cancellationToken"/>.</summary>
+    public async Task ServeForeverAsync(CancellationToken cancellationToken)
     {
         _loop.VerifyAccess();
+        cancellationToken.ThrowIfCancellationRequested();
         if (_serveForever is not null) throw new EventLoopException($"server {this} is already being awaited on serve_forever()");
         if (_closed) throw new EventLoopException($"server {this} is closed");
         StartServing();
-        _serveForever = _loop.CreateFuture();
+        var serving = _loop.CreateFuture();
+        _serveForever = serving;
         try
         {
-            await _serveForever;
+            if (cancellationToken.CanBeCanceled) await TokenCancellation.WaitAsync(serving, cancellationToken);
+            else await serving;
         }
-        catch (CancelledException)
+        catch (OperationCanceledException) // the task's CancelledException, or the token's
         {
             try
             {
@@ -136,14 +147,35 @@ public sealed class Server : IAsyncDisposable
         foreach (var c in _clients.ToArray()) c.Abort();
     }
 
-    /// <summary>Completes when the server is closed and all its connections are gone.</summary>
-    public async Task WaitClosedAsync()
+    /// <summary>
+    /// Completes when the server is closed and all its connections are gone. A token cancels this wait
+    /// only: the server goes on serving (CPython 3.11: a cancelled <c>wait_closed()</c> leaves
+    /// <c>is_serving()</c> true), and its waiter is taken out of the list.
+    /// </summary>
+    public Task WaitClosedAsync() => WaitClosedAsync(CancellationToken.None);
+
+    /// <summary><see cref="WaitClosedAsync()"/>, whose wait <paramref name="cancellationToken"/> can cancel.</summary>
+    public async Task WaitClosedAsync(CancellationToken cancellationToken)
     {
         _loop.VerifyAccess();
+        cancellationToken.ThrowIfCancellationRequested();
         if (_closed && _clients.Count == 0) return;
         var waiter = _loop.CreateFuture();
         _closeWaiters.Add(waiter);
-        await waiter;
+        if (!cancellationToken.CanBeCanceled)
+        {
+            await waiter;
+            return;
+        }
+
+        try
+        {
+            await TokenCancellation.WaitAsync(waiter, cancellationToken);
+        }
+        finally
+        {
+            _closeWaiters.Remove(waiter);
+        }
     }
 
     public async ValueTask DisposeAsync()
