@@ -161,6 +161,39 @@ let createTaskTokens =
               Expect.equal r (true, true, true) "all cancelled") ]
 
 [<Tests>]
+let taskGroupTokens =
+    testList
+        "Tokens.TaskGroup"
+        [ // 3.11 (a child cancelled at 0.1 in a group): "group ended; a.cancelled True b b".
+          testCase "a child the token cancels does not abort the group" (fun () ->
+              use loop = newLoop ()
+              use cts = new CancellationTokenSource()
+
+              let r =
+                  runMain loop (fun () ->
+                      task {
+                          let mutable a: LoopTask<string> = null
+                          let mutable b: LoopTask<string> = null
+                          let mutable c: LoopTask = null
+
+                          do!
+                              TaskGroup.RunAsync(fun tg ->
+                                  task {
+                                      a <- tg.CreateTask((fun () -> after 1.0 "a" ()), cts.Token)
+                                      b <- tg.CreateTask(fun () -> ValueTask<string>(after 0.5 "b" ()))
+                                      c <- tg.CreateTask((fun () -> sleep 1.0 :> Task), "c", cts.Token)
+                                      do! sleep 0.1
+                                      Task.Run(fun () -> cts.Cancel()).Wait()
+                                  }
+                                  :> Task)
+
+                          let! bv = b
+                          return a.Cancelled, c.Cancelled, bv
+                      })
+
+              Expect.equal r (true, true, "b") "a and c cancelled, b's result") ]
+
+[<Tests>]
 let gatherTokens =
     testList
         "Tokens.Gather"
