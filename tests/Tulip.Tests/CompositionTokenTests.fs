@@ -32,12 +32,18 @@ let oneTick () =
         return 1
     }
 
+/// Runs the actions on other threads (a Thread each: Task.Wait could run a task inline on this one) and
+/// waits for them. They only post to the loop: blocking the loop thread meanwhile cannot deadlock.
+let onOtherThreads (actions: (unit -> unit) list) =
+    let threads = [ for a in actions -> Thread(ThreadStart(a), IsBackground = true) ]
+    for t in threads do t.Start()
+    for t in threads do t.Join()
+
 let fire (cts: CancellationTokenSource) firing =
     match firing with
     | Before -> ()
     | FromLoop -> cts.Cancel()
-    // The other thread only posts to the loop: blocking the loop thread until it is done cannot deadlock.
-    | FromThread -> Task.Run(fun () -> cts.Cancel()).Wait()
+    | FromThread -> onOtherThreads [ fun () -> cts.Cancel() ]
 
 let expectTokenCancel (cts: CancellationTokenSource) (e: exn) =
     match e with
@@ -183,7 +189,7 @@ let taskGroupTokens =
                                       b <- tg.CreateTask(fun () -> ValueTask<string>(after 0.5 "b" ()))
                                       c <- tg.CreateTask((fun () -> sleep 1.0 :> Task), "c", cts.Token)
                                       do! sleep 0.1
-                                      Task.Run(fun () -> cts.Cancel()).Wait()
+                                      onOtherThreads [ fun () -> cts.Cancel() ]
                                   }
                                   :> Task)
 
@@ -500,9 +506,10 @@ let shieldTokens =
 
               Expect.isTrue r "outer cancelled") ]
 
-/// The token fires on another thread while the operation completes on the loop: the outcome is the
-/// result or a CancelledException carrying the token, never anything else, and nothing is left registered.
-let race (start: CancellationToken -> Task<int>) =
+/// The token fires on another thread as the operation's future completes (posted from a thread too): the
+/// two arrive in the same tick in either order, or from two threads at once. The outcome is the result or a
+/// CancelledException carrying the token, never anything else.
+let race (start: Future<int> -> CancellationToken -> Task<int>) =
     use loop = newLoop ()
 
     let outcomes =
@@ -510,12 +517,27 @@ let race (start: CancellationToken -> Task<int>) =
             task {
                 let seen = Collections.Generic.HashSet<string>()
 
-                for _ in 1..200 do
+                for i in 1..300 do
                     use cts = new CancellationTokenSource()
-                    let op = start cts.Token
-                    let other = Task.Run(fun () -> cts.Cancel())
-                    do! yieldTick ()
-                    other.Wait()
+                    let f = loop.CreateFuture<int>()
+                    let op = start f cts.Token
+
+                    let complete () =
+                        loop.CallSoonThreadsafe(fun () -> if not f.Done then f.SetResult 1) |> ignore
+
+                    // The loop thread waits for the other thread(s): both arrivals are in the inbox before the next tick.
+                    match i % 3 with
+                    | 0 ->
+                        onOtherThreads
+                            [ fun () ->
+                                  complete ()
+                                  cts.Cancel() ]
+                    | 1 ->
+                        onOtherThreads
+                            [ fun () ->
+                                  cts.Cancel()
+                                  complete () ]
+                    | _ -> onOtherThreads [ complete; (fun () -> cts.Cancel()) ]
 
                     try
                         let! v = op
@@ -534,15 +556,12 @@ let race (start: CancellationToken -> Task<int>) =
 let races =
     testList
         "Tokens.Races"
-        [ testCase "CreateTask" (fun () -> race (fun token -> task { return! Asyncio.CreateTask((fun () -> oneTick ()), token) }))
-          testCase "Gather" (fun () ->
-              race (fun token -> task { let! r = Asyncio.Gather([ fut (Asyncio.CreateTask(fun () -> oneTick ())) ], token) in return r[0] }))
-          testCase "Wait" (fun () ->
-              race (fun token -> task { let! (d, _) = Asyncio.Wait([ Asyncio.CreateTask(fun () -> oneTick ()) ], token) in return d.Count }))
-          testCase "WaitFor" (fun () -> race (fun token -> Asyncio.WaitFor(Func<Task<int>>(fun () -> oneTick ()), Nullable 5.0, token)))
-          testCase "AsCompleted" (fun () ->
-              race (fun token -> task { return! Asyncio.AsCompleted([ fut (Asyncio.CreateTask(fun () -> oneTick ())) ], Nullable(), token) |> Seq.head }))
-          testCase "Shield" (fun () -> race (fun token -> task { return! Asyncio.Shield((fun () -> oneTick ()), token) })) ]
+        [ testCase "CreateTask" (fun () -> race (fun f token -> task { return! Asyncio.CreateTask((fun () -> task { return! f }), token) }))
+          testCase "Gather" (fun () -> race (fun f token -> task { let! r = Asyncio.Gather([ f ], token) in return r[0] }))
+          testCase "Wait" (fun () -> race (fun f token -> task { let! (d, _) = Asyncio.Wait([ f ], token) in return d.Count }))
+          testCase "WaitFor" (fun () -> race (fun f token -> Asyncio.WaitFor(f, Nullable 5.0, token)))
+          testCase "AsCompleted" (fun () -> race (fun f token -> task { return! Asyncio.AsCompleted([ f ], Nullable(), token) |> Seq.head }))
+          testCase "Shield" (fun () -> race (fun f token -> task { return! Asyncio.Shield(f, token) })) ]
 
 [<Tests>]
 let registrations =
