@@ -665,4 +665,37 @@ let overloadsFromFSharp =
                           return [ a; b; c; e; f; g[0]; g[1]; s; w; w2; d.Count; x ]
                       })
 
-              Expect.equal r [ 1; 2; 3; 4; 5; 6; 7; 8; 9; 10; 1; 11 ] "all the overloads") ]
+              Expect.equal r [ 1; 2; 3; 4; 5; 6; 7; 8; 9; 10; 1; 11 ] "all the overloads")
+
+          testCase "TimeSpan timeouts: InfiniteTimeSpan is no deadline, as null" (fun () ->
+              use loop = newLoop ()
+
+              let r =
+                  runMain loop (fun () ->
+                      task {
+                          let t0 = loop.Time()
+                          let created = Asyncio.CreateTimeout(Timeout.InfiniteTimeSpan)
+                          let scope = Asyncio.Timeout(Timeout.InfiniteTimeSpan)
+                          let noDeadline = scope.When
+                          do! scope.DisposeAsync()
+                          let at = Asyncio.CreateTimeoutAt(TimeSpan.FromSeconds(t0 + 2.0))
+
+                          let! timedOut =
+                              task {
+                                  try
+                                      do! Asyncio.Timeout(TimeSpan.FromSeconds 0.5, fun _ -> sleep 1.0 :> Task)
+                                      return false
+                                  with :? TimeoutException ->
+                                      return true
+                              }
+
+                          let! inTime = Asyncio.TimeoutAt(TimeSpan.FromSeconds(loop.Time() + 1.0), fun _ -> after 0.5 "in time" ())
+                          return created.When, noDeadline, at.When, timedOut, inTime
+                      })
+
+              let createdWhen, noDeadline, atWhen, timedOut, inTime = r
+              Expect.isFalse createdWhen.HasValue "CreateTimeout(InfiniteTimeSpan): no deadline"
+              Expect.isFalse noDeadline.HasValue "Timeout(InfiniteTimeSpan): no deadline"
+              Expect.isTrue atWhen.HasValue "CreateTimeoutAt(TimeSpan): a deadline in loop time"
+              Expect.isTrue timedOut "Timeout(TimeSpan) raises TimeoutException"
+              Expect.equal inTime "in time" "TimeoutAt(TimeSpan) lets the body finish") ]

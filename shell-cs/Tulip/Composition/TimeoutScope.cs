@@ -202,7 +202,9 @@ public static partial class Asyncio
         return new TimeoutScope(delay is { } d ? loop.Time() + d : null);
     }
 
-    public static TimeoutScope CreateTimeout(TimeSpan delay) => CreateTimeout((double?)delay.TotalSeconds);
+    /// <summary>As <see cref="CreateTimeout(double?)"/> with the delay as a <see cref="TimeSpan"/>
+    /// (<see cref="System.Threading.Timeout.InfiniteTimeSpan"/>: no deadline, as null).</summary>
+    public static TimeoutScope CreateTimeout(TimeSpan delay) => CreateTimeout(Seconds(delay));
 
     /// <summary>As <see cref="CreateTimeout(double?)"/> with a deadline in loop time (<c>asyncio.timeout_at</c>).</summary>
     public static TimeoutScope CreateTimeoutAt(double? when) => new(when);
