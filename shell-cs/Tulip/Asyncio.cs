@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Tulip;
 
 /// <summary>
@@ -11,6 +13,7 @@ public static partial class Asyncio
     /// tasks still pending are cancelled and awaited, errors they end with are reported, and the loop
     /// is closed. Refused inside a running loop.
     /// </summary>
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public static T Run<T>(Func<Task<T>> main, bool debug = false, LoopClock? clock = null)
     {
         ArgumentNullException.ThrowIfNull(main);
@@ -47,6 +50,7 @@ public static partial class Asyncio
         }
     }
 
+    [OverloadResolutionPriority(1)]
     public static void Run(Func<Task> main, bool debug = false, LoopClock? clock = null)
     {
         ArgumentNullException.ThrowIfNull(main);
@@ -55,6 +59,19 @@ public static partial class Asyncio
             await main();
             return default(ValueTuple);
         }, debug, clock);
+    }
+
+    /// <summary>asyncio.run of a <see cref="ValueTask{TResult}"/> method (no <c>.AsTask()</c> at the call).</summary>
+    public static T Run<T>(Func<ValueTask<T>> main, bool debug = false, LoopClock? clock = null)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        return Run(() => main().AsTask(), debug, clock);
+    }
+
+    public static void Run(Func<ValueTask> main, bool debug = false, LoopClock? clock = null)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        Run(() => main().AsTask(), debug, clock);
     }
 
     /// <summary>asyncio.runners._cancel_all_tasks: cancel, wait for all, report the ones that failed.</summary>
@@ -108,25 +125,75 @@ public static partial class Asyncio
     }
 
     /// <summary>Creates a task on the running loop (asyncio.create_task).</summary>
+    [OverloadResolutionPriority(1)]
     public static LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name = null) =>
         EventLoop.GetRunningLoop().CreateTask(coroutine, name);
 
+    [OverloadResolutionPriority(1)]
     public static LoopTask CreateTask(Func<Task> coroutine, string? name = null) =>
         EventLoop.GetRunningLoop().CreateTask(coroutine, name);
 
     /// <summary>asyncio.create_task(coro, name=, context=): the coroutine starts in <paramref name="context"/>.</summary>
+    [OverloadResolutionPriority(1)]
     public static LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name, ExecutionContext? context) =>
         EventLoop.GetRunningLoop().CreateTask(coroutine, name, context);
 
+    [OverloadResolutionPriority(1)]
     public static LoopTask CreateTask(Func<Task> coroutine, string? name, ExecutionContext? context) =>
         EventLoop.GetRunningLoop().CreateTask(coroutine, name, context);
+
+    /// <summary>A task that <paramref name="cancellationToken"/> cancels (see
+    /// <see cref="EventLoop.CreateTask{T}(Func{Task{T}}, string?, CancellationToken)"/>).</summary>
+    [OverloadResolutionPriority(1)]
+    public static LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name, CancellationToken cancellationToken) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, name, cancellationToken);
+
+    [OverloadResolutionPriority(1)]
+    public static LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, CancellationToken cancellationToken) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, null, cancellationToken);
+
+    [OverloadResolutionPriority(1)]
+    public static LoopTask CreateTask(Func<Task> coroutine, string? name, CancellationToken cancellationToken) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, name, cancellationToken);
+
+    [OverloadResolutionPriority(1)]
+    public static LoopTask CreateTask(Func<Task> coroutine, CancellationToken cancellationToken) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, null, cancellationToken);
+
+    /// <summary>create_task of a <see cref="ValueTask{TResult}"/> method.</summary>
+    public static LoopTask<T> CreateTask<T>(Func<ValueTask<T>> coroutine, string? name = null) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, name);
+
+    public static LoopTask CreateTask(Func<ValueTask> coroutine, string? name = null) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, name);
+
+    public static LoopTask<T> CreateTask<T>(Func<ValueTask<T>> coroutine, string? name, CancellationToken cancellationToken) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, name, cancellationToken);
+
+    public static LoopTask<T> CreateTask<T>(Func<ValueTask<T>> coroutine, CancellationToken cancellationToken) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, null, cancellationToken);
+
+    public static LoopTask CreateTask(Func<ValueTask> coroutine, string? name, CancellationToken cancellationToken) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, name, cancellationToken);
+
+    public static LoopTask CreateTask(Func<ValueTask> coroutine, CancellationToken cancellationToken) =>
+        EventLoop.GetRunningLoop().CreateTask(coroutine, null, cancellationToken);
 
     /// <summary>asyncio.ensure_future: a future stays itself (any thread); a coroutine becomes a task.</summary>
     [ThreadSafe]
     public static Future<T> EnsureFuture<T>(Future<T> future) => future ?? throw new ArgumentNullException(nameof(future));
 
+    [OverloadResolutionPriority(1)]
     public static LoopTask<T> EnsureFuture<T>(Func<Task<T>> coroutine, EventLoop? loop = null) =>
         (loop ?? EventLoop.GetEventLoop()).CreateTask(coroutine);
+
+    public static LoopTask<T> EnsureFuture<T>(Func<ValueTask<T>> coroutine, EventLoop? loop = null) =>
+        (loop ?? EventLoop.GetEventLoop()).CreateTask(coroutine);
+
+    /// <summary>ensure_future of a <see cref="ValueTask{TResult}"/>: wrapped as <see cref="EnsureFuture{T}(Task{T}, EventLoop?)"/> (any thread).</summary>
+    [ThreadSafe]
+    public static Future<T> EnsureFuture<T>(ValueTask<T> awaitable, EventLoop? loop = null) =>
+        WrapTask(awaitable.AsTask(), loop ?? EventLoop.GetEventLoop());
 
     /// <summary>Wraps a .NET task as a loop future completed on the loop thread (asyncio.wrap_future). Any
     /// thread: the completion is posted with <see cref="EventLoop.CallSoonThreadsafe(Action)"/>.</summary>

@@ -21,6 +21,7 @@ public sealed partial class EventLoop
     /// Wraps a coroutine in a task and schedules its first step; none of it runs inline (asyncio's
     /// <c>create_task</c>). The coroutine is a function, so that it has not started yet.
     /// </summary>
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
@@ -32,6 +33,7 @@ public sealed partial class EventLoop
     }
 
     /// <summary>A task of a coroutine with no result.</summary>
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public LoopTask CreateTask(Func<Task> coroutine, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
@@ -40,6 +42,66 @@ public sealed partial class EventLoop
         if (_taskFactory is { } factory && !_inTaskFactory) return CreateByFactory(factory, coroutine, name);
         return new LoopTask(this, coroutine, name);
     }
+
+    /// <summary>A task of a coroutine written as a <see cref="ValueTask{TResult}"/> method (no <c>.AsTask()</c> at the call).</summary>
+    public LoopTask<T> CreateTask<T>(Func<ValueTask<T>> coroutine, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(coroutine);
+        return CreateTask(() => coroutine().AsTask(), name);
+    }
+
+    public LoopTask CreateTask(Func<ValueTask> coroutine, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(coroutine);
+        return CreateTask(() => coroutine().AsTask(), name);
+    }
+
+    /// <summary>
+    /// A task that <paramref name="cancellationToken"/> cancels: when it fires (any thread) the task's
+    /// <c>Cancel()</c> is marshalled onto the loop, and the task, if it ends cancelled, raises a
+    /// <see cref="CancelledException"/> carrying the token. A token already cancelled cancels the task
+    /// before its first step (asyncio's cancel before start). The registration is disposed when the task
+    /// is done. <see cref="CancellationToken.None"/> registers nothing.
+    /// </summary>
+    [OverloadResolutionPriority(1)]
+    public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name, CancellationToken cancellationToken)
+    {
+        var task = CreateTask(coroutine, name);
+        TokenLink.CancelOnToken(task, cancellationToken);
+        return task;
+    }
+
+    [OverloadResolutionPriority(1)]
+    public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, CancellationToken cancellationToken) => CreateTask(coroutine, null, cancellationToken);
+
+    [OverloadResolutionPriority(1)]
+    public LoopTask CreateTask(Func<Task> coroutine, string? name, CancellationToken cancellationToken)
+    {
+        var task = CreateTask(coroutine, name);
+        TokenLink.CancelOnToken(task, cancellationToken);
+        return task;
+    }
+
+    [OverloadResolutionPriority(1)]
+    public LoopTask CreateTask(Func<Task> coroutine, CancellationToken cancellationToken) => CreateTask(coroutine, null, cancellationToken);
+
+    public LoopTask<T> CreateTask<T>(Func<ValueTask<T>> coroutine, string? name, CancellationToken cancellationToken)
+    {
+        var task = CreateTask(coroutine, name);
+        TokenLink.CancelOnToken(task, cancellationToken);
+        return task;
+    }
+
+    public LoopTask<T> CreateTask<T>(Func<ValueTask<T>> coroutine, CancellationToken cancellationToken) => CreateTask(coroutine, null, cancellationToken);
+
+    public LoopTask CreateTask(Func<ValueTask> coroutine, string? name, CancellationToken cancellationToken)
+    {
+        var task = CreateTask(coroutine, name);
+        TokenLink.CancelOnToken(task, cancellationToken);
+        return task;
+    }
+
+    public LoopTask CreateTask(Func<ValueTask> coroutine, CancellationToken cancellationToken) => CreateTask(coroutine, null, cancellationToken);
 
     private ITaskFactory? _taskFactory;
 
@@ -102,6 +164,7 @@ public sealed partial class EventLoop
     /// instead of a copy of the caller's. A .NET ExecutionContext is immutable: the task sees its values,
     /// its own changes stay in the task.
     /// </summary>
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name, ExecutionContext? context)
     {
         var task = CreateTask(coroutine, name);
@@ -109,6 +172,7 @@ public sealed partial class EventLoop
         return task;
     }
 
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public LoopTask CreateTask(Func<Task> coroutine, string? name, ExecutionContext? context)
     {
         var task = CreateTask(coroutine, name);
@@ -154,9 +218,15 @@ public sealed partial class EventLoop
     }
 
     /// <summary>Wraps the coroutine in a task, runs until it is done, and returns its result.</summary>
+    [OverloadResolutionPriority(1)]
     public T RunUntilComplete<T>(Func<Task<T>> coroutine) => RunUntilComplete(CreateTask(coroutine));
 
+    [OverloadResolutionPriority(1)]
     public void RunUntilComplete(Func<Task> coroutine) => RunUntilComplete((Future)CreateTask(coroutine));
+
+    public T RunUntilComplete<T>(Func<ValueTask<T>> coroutine) => RunUntilComplete(CreateTask(coroutine));
+
+    public void RunUntilComplete(Func<ValueTask> coroutine) => RunUntilComplete((Future)CreateTask(coroutine));
 
     private void RunUntilDone(Future future)
     {

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Tulip;
 
 /// <summary>
@@ -35,6 +37,7 @@ public sealed class Runner : IDisposable
     }
 
     /// <summary>Runs <paramref name="main"/> as a task on the runner's loop until it is done; returns its result.</summary>
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public T Run<T>(Func<Task<T>> main)
     {
         ArgumentNullException.ThrowIfNull(main);
@@ -44,6 +47,7 @@ public sealed class Runner : IDisposable
         return _loop!.RunUntilComplete(main);
     }
 
+    [OverloadResolutionPriority(1)]
     public void Run(Func<Task> main)
     {
         ArgumentNullException.ThrowIfNull(main);
@@ -52,6 +56,19 @@ public sealed class Runner : IDisposable
             await main();
             return default(ValueTuple);
         });
+    }
+
+    /// <summary>Run of a <see cref="ValueTask{TResult}"/> method (no <c>.AsTask()</c> at the call).</summary>
+    public T Run<T>(Func<ValueTask<T>> main)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        return Run(() => main().AsTask());
+    }
+
+    public void Run(Func<ValueTask> main)
+    {
+        ArgumentNullException.ThrowIfNull(main);
+        Run(() => main().AsTask());
     }
 
     /// <summary>Cancels and awaits the tasks still pending, then closes the loop. Closing twice does nothing.</summary>

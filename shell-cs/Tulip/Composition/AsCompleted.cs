@@ -11,30 +11,54 @@ public static partial class Asyncio
     /// binds nothing. After <paramref name="timeout"/> seconds the awaitables not yet satisfied raise
     /// <see cref="TimeoutException"/>. The awaitables are not the futures themselves.
     /// </summary>
-    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Future<T>> futures, double? timeout = null)
+    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Future<T>> futures, double? timeout = null) =>
+        AsCompleted(futures, timeout, CancellationToken.None);
+
+    /// <summary>
+    /// as_completed whose awaits <paramref name="cancellationToken"/> cancels: when it fires (any thread,
+    /// marshalled onto the loop) every awaitable not satisfied yet raises a <see cref="CancelledException"/>
+    /// carrying the token (results that completed before are still handed out first), and the futures
+    /// are left running (asyncio: cancelling as_completed's waits does not cancel them). The registration
+    /// is disposed once every future is done, the timeout passed, or the token fired.
+    /// </summary>
+    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Future<T>> futures, double? timeout, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(futures); // at the call, not at the first MoveNext
-        return AsCompletedIterator(futures, timeout);
+        return AsCompletedIterator(futures, timeout, cancellationToken);
     }
 
-    private static IEnumerable<NextCompleted<T>> AsCompletedIterator<T>(IEnumerable<Future<T>> futures, double? timeout)
+    /// <summary>As <see cref="AsCompleted{T}(IEnumerable{Future{T}}, double?, CancellationToken)"/> with the timeout as a
+    /// <see cref="TimeSpan"/> (<see cref="System.Threading.Timeout.InfiniteTimeSpan"/>: no limit).</summary>
+    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Future<T>> futures, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        AsCompleted(futures, Seconds(timeout), cancellationToken);
+
+    private static IEnumerable<NextCompleted<T>> AsCompletedIterator<T>(IEnumerable<Future<T>> futures, double? timeout, CancellationToken cancellationToken)
     {
-        var state = new CompletionOrder<Future<T>>(futures, timeout);
+        var state = new CompletionOrder<Future<T>>(futures, timeout, cancellationToken);
         for (int i = 0; i < state.Count; i++) yield return new NextCompleted<T>(state);
     }
 
     /// <summary>as_completed of coroutines: each becomes a task on the running loop.</summary>
-    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Func<Task<T>>> coroutines, double? timeout = null)
+    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Func<Task<T>>> coroutines, double? timeout = null) =>
+        AsCompleted(coroutines, timeout, CancellationToken.None);
+
+    /// <summary>as_completed of coroutines with a token (the tasks are not cancelled by it).</summary>
+    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Func<Task<T>>> coroutines, double? timeout, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(coroutines);
         var loop = EventLoop.GetRunningLoop();
-        return AsCompleted(coroutines.Select(c => (Future<T>)loop.CreateTask(c)).ToList(), timeout);
+        return AsCompleted(coroutines.Select(c => (Future<T>)loop.CreateTask(c)).ToList(), timeout, cancellationToken);
     }
+
+    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Func<Task<T>>> coroutines, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        AsCompleted(coroutines, Seconds(timeout), cancellationToken);
 
     /// <summary>
     /// as_completed as an async stream (asyncio 3.13's <c>async for</c>): the futures themselves, each
     /// yielded once it is done, in the order they finish. After <paramref name="timeout"/> seconds the
-    /// enumeration raises <see cref="TimeoutException"/>.
+    /// enumeration raises <see cref="TimeoutException"/>. <paramref name="cancellationToken"/> (or
+    /// <c>WithCancellation</c>) cancels the wait in progress too: it raises a <see cref="CancelledException"/>
+    /// carrying the token, and the futures go on running.
     /// </summary>
     public static IAsyncEnumerable<TF> AsCompletedAsync<TF>(IEnumerable<TF> futures, double? timeout = null,
         CancellationToken cancellationToken = default)
@@ -44,14 +68,17 @@ public static partial class Asyncio
         return AsCompletedIteratorAsync(futures, timeout, cancellationToken);
     }
 
+    /// <summary>As <see cref="AsCompletedAsync{TF}(IEnumerable{TF}, double?, CancellationToken)"/> with the timeout as a <see cref="TimeSpan"/>.</summary>
+    public static IAsyncEnumerable<TF> AsCompletedAsync<TF>(IEnumerable<TF> futures, TimeSpan timeout, CancellationToken cancellationToken = default)
+        where TF : Future => AsCompletedAsync(futures, Seconds(timeout), cancellationToken);
+
     private static async IAsyncEnumerable<TF> AsCompletedIteratorAsync<TF>(IEnumerable<TF> futures, double? timeout,
         [EnumeratorCancellation] CancellationToken cancellationToken)
         where TF : Future
     {
-        var state = new CompletionOrder<TF>(futures, timeout);
+        var state = new CompletionOrder<TF>(futures, timeout, cancellationToken);
         for (int i = 0; i < state.Count; i++)
         {
-            cancellationToken.ThrowIfCancellationRequested();
             var slot = state.Loop.CreateFuture<TF?>();
             state.Next(slot, static (slot, f) => slot.SetResult(f));
             var f = await slot;
@@ -68,13 +95,16 @@ public static partial class Asyncio
     {
         private readonly HashSet<TF> _todo = new(ReferenceEqualityComparer.Instance);
         private readonly Queue<TF?> _done = new();
-        private readonly Queue<Action<TF?>> _slots = new();
+        private readonly Queue<(Future Slot, Action<TF?> Deliver)> _slots = new();
         private readonly TimerHandle? _timeoutHandle;
         private readonly Action<Future> _onCompletion;
+        private readonly CancellationToken _token;
+        private CancellationTokenRegistration _registration;
+        private bool _cancelled; // the token fired: a null handed out is a cancellation, not a timeout
         internal readonly EventLoop Loop;
         internal readonly int Count;
 
-        internal CompletionOrder(IEnumerable<TF> futures, double? timeout)
+        internal CompletionOrder(IEnumerable<TF> futures, double? timeout, CancellationToken token)
         {
             foreach (var f in futures)
             {
@@ -87,29 +117,53 @@ public static partial class Asyncio
             _onCompletion = OnCompletion;
             foreach (var f in _todo) f.AddDoneCallback(_onCompletion);
             if (_todo.Count > 0 && timeout is { } t) _timeoutHandle = Loop.CallLater(t, OnTimeout);
+            if (_todo.Count > 0 && token.CanBeCanceled)
+            {
+                _token = token;
+                if (token.IsCancellationRequested) OnToken();
+                else _registration = TokenLink.OnLoopWhenFired(Loop, token, static o => o.OnToken(), this);
+            }
         }
 
-        internal void Next<TSlot>(TSlot slot, Action<TSlot, TF?> deliver)
+        internal void Next<TSlot>(TSlot slot, Action<TSlot, TF?> deliver) where TSlot : Future
         {
-            if (_done.TryDequeue(out var f)) deliver(slot, f);
-            else _slots.Enqueue(x => deliver(slot, x));
+            if (_done.TryDequeue(out var f))
+            {
+                if (f is null && _cancelled) TokenLink.CancelWith(slot, _token);
+                else deliver(slot, f);
+            }
+            else
+            {
+                _slots.Enqueue((slot, x => deliver(slot, x)));
+            }
         }
 
         private void Put(TF? f)
         {
-            if (_slots.TryDequeue(out var slot)) slot(f);
-            else _done.Enqueue(f);
+            if (!_slots.TryDequeue(out var slot)) _done.Enqueue(f);
+            else if (f is null && _cancelled) TokenLink.CancelWith(slot.Slot, _token);
+            else slot.Deliver(f);
         }
 
         private void OnCompletion(Future f)
         {
-            if (_todo.Count == 0) return; // the timeout was here first
+            if (_todo.Count == 0) return; // the timeout or the token was here first
             _todo.Remove((TF)f);
             Put((TF)f);
-            if (_todo.Count == 0) _timeoutHandle?.Cancel();
+            if (_todo.Count == 0) End();
         }
 
-        private void OnTimeout()
+        private void OnTimeout() => Abandon();
+
+        private void OnToken()
+        {
+            if (_todo.Count == 0) return; // every future finished (or the timeout passed) first
+            _cancelled = true;
+            Abandon();
+        }
+
+        // What is not done yet will never be handed out: each gets a null (a timeout, or the token).
+        private void Abandon()
         {
             foreach (var f in _todo)
             {
@@ -118,6 +172,13 @@ public static partial class Asyncio
             }
 
             _todo.Clear();
+            End();
+        }
+
+        private void End()
+        {
+            _timeoutHandle?.Cancel();
+            TokenLink.Release(ref _registration);
         }
     }
 }

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Tulip;
 
 /// <summary>
@@ -12,6 +14,7 @@ public sealed class GatheringFuture<TResult> : Future<TResult>
     private readonly bool _returnExceptions;
     private int _finished;
     private bool _cancelRequested;
+    private CancellationToken _token;
 
     internal GatheringFuture(EventLoop loop, Future[] children, bool returnExceptions, Func<Future[], TResult> collect)
         : base(loop)
@@ -32,7 +35,12 @@ public sealed class GatheringFuture<TResult> : Future<TResult>
             if (child.Cancel(message)) any = true;
         }
 
-        if (any) _cancelRequested = true;
+        if (any)
+        {
+            _cancelRequested = true;
+            _token = TokenLink.TokenOf(this);
+        }
+
         return any;
     }
 
@@ -51,7 +59,7 @@ public sealed class GatheringFuture<TResult> : Future<TResult>
         {
             if (child.Cancelled)
             {
-                SetExceptionCore(new CancelledException(child.CancelMessageOrNull()));
+                SetExceptionCore(new CancelledException(child.CancelMessageOrNull(), _cancelRequested ? _token : TokenLink.TokenOf(child)));
                 return;
             }
 
@@ -67,7 +75,8 @@ public sealed class GatheringFuture<TResult> : Future<TResult>
         {
             // 3.11: the gather was cancelled and every child finished; raise CancelledError from the
             // last child (a child that swallowed the cancellation still counts as cancelled here).
-            SetExceptionCore(new CancelledException(child.Cancelled ? child.CancelMessageOrNull() : null));
+            // A token that cancelled the gather travels in the error (issue 14.1).
+            SetExceptionCore(new CancelledException(child.Cancelled ? child.CancelMessageOrNull() : null, _token));
             return;
         }
 
@@ -98,12 +107,52 @@ public static partial class Asyncio
         });
     }
 
+    /// <summary>
+    /// Gather whose await <paramref name="cancellationToken"/> cancels: when it fires (any thread,
+    /// marshalled onto the loop) the gather is cancelled, which cancels the children not done yet
+    /// (asyncio: cancelling the gather future cancels its children), and awaiting it raises a
+    /// <see cref="CancelledException"/> carrying the token once they have finished. The registration is
+    /// disposed when the gather is done.
+    /// </summary>
+    public static GatheringFuture<T[]> Gather<T>(IEnumerable<Future<T>> children, CancellationToken cancellationToken)
+    {
+        var gather = Gather(children);
+        TokenLink.CancelOnToken(gather, cancellationToken);
+        return gather;
+    }
+
     /// <summary>Gather of coroutines: each becomes a task on the running loop, in argument order.</summary>
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public static GatheringFuture<T[]> Gather<T>(params Func<Task<T>>[] coroutines)
     {
         ArgumentNullException.ThrowIfNull(coroutines);
         var loop = EventLoop.GetRunningLoop();
         return Gather(coroutines.Select(c => (Future<T>)loop.CreateTask(c)).ToArray());
+    }
+
+    /// <summary>Gather of <see cref="ValueTask{TResult}"/> methods: each becomes a task on the running loop.</summary>
+    public static GatheringFuture<T[]> Gather<T>(params Func<ValueTask<T>>[] coroutines)
+    {
+        ArgumentNullException.ThrowIfNull(coroutines);
+        var loop = EventLoop.GetRunningLoop();
+        return Gather(coroutines.Select(c => (Future<T>)loop.CreateTask(c)).ToArray());
+    }
+
+    /// <summary>Gather of coroutines that <paramref name="cancellationToken"/> cancels (see
+    /// <see cref="Gather{T}(IEnumerable{Future{T}}, CancellationToken)"/>).</summary>
+    public static GatheringFuture<T[]> Gather<T>(IEnumerable<Func<Task<T>>> coroutines, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(coroutines);
+        var loop = EventLoop.GetRunningLoop();
+        return Gather(coroutines.Select(c => (Future<T>)loop.CreateTask(c)).ToArray(), cancellationToken);
+    }
+
+    /// <summary>Gather of futures of any type whose await <paramref name="cancellationToken"/> cancels.</summary>
+    public static GatheringFuture<object?[]> Gather(IEnumerable<Future> children, bool returnExceptions, CancellationToken cancellationToken)
+    {
+        var gather = Gather(children, returnExceptions);
+        TokenLink.CancelOnToken(gather, cancellationToken);
+        return gather;
     }
 
     /// <summary>

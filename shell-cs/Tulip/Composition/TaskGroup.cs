@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Tulip;
 
 /// <summary>
@@ -77,6 +79,7 @@ public sealed class TaskGroup : IAsyncDisposable
     }
 
     /// <summary>Creates a task in the group (asyncio's <c>create_task</c>); refused once the group is finished or shutting down.</summary>
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
@@ -87,6 +90,7 @@ public sealed class TaskGroup : IAsyncDisposable
         return task;
     }
 
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public LoopTask CreateTask(Func<Task> coroutine, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
@@ -98,6 +102,7 @@ public sealed class TaskGroup : IAsyncDisposable
     }
 
     /// <summary>A task in the group whose coroutine starts in <paramref name="context"/> (see <see cref="EventLoop.CreateTask{T}(Func{Task{T}}, string?, ExecutionContext?)"/>).</summary>
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name, ExecutionContext? context)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
@@ -107,6 +112,7 @@ public sealed class TaskGroup : IAsyncDisposable
         return task;
     }
 
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public LoopTask CreateTask(Func<Task> coroutine, string? name, ExecutionContext? context)
     {
         ArgumentNullException.ThrowIfNull(coroutine);
@@ -114,6 +120,44 @@ public sealed class TaskGroup : IAsyncDisposable
         var task = _loop!.CreateTask(coroutine, name, context);
         Track(task);
         return task;
+    }
+
+    /// <summary>A task in the group that <paramref name="cancellationToken"/> cancels (see
+    /// <see cref="EventLoop.CreateTask{T}(Func{Task{T}}, string?, CancellationToken)"/>): like any child that
+    /// ends cancelled, it does not abort the group.</summary>
+    [OverloadResolutionPriority(1)]
+    public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, string? name, CancellationToken cancellationToken)
+    {
+        var task = CreateTask(coroutine, name);
+        TokenLink.CancelOnToken(task, cancellationToken);
+        return task;
+    }
+
+    [OverloadResolutionPriority(1)]
+    public LoopTask<T> CreateTask<T>(Func<Task<T>> coroutine, CancellationToken cancellationToken) => CreateTask(coroutine, null, cancellationToken);
+
+    [OverloadResolutionPriority(1)]
+    public LoopTask CreateTask(Func<Task> coroutine, string? name, CancellationToken cancellationToken)
+    {
+        var task = CreateTask(coroutine, name);
+        TokenLink.CancelOnToken(task, cancellationToken);
+        return task;
+    }
+
+    [OverloadResolutionPriority(1)]
+    public LoopTask CreateTask(Func<Task> coroutine, CancellationToken cancellationToken) => CreateTask(coroutine, null, cancellationToken);
+
+    /// <summary>A task in the group of a <see cref="ValueTask{TResult}"/> method.</summary>
+    public LoopTask<T> CreateTask<T>(Func<ValueTask<T>> coroutine, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(coroutine);
+        return CreateTask(() => coroutine().AsTask(), name);
+    }
+
+    public LoopTask CreateTask(Func<ValueTask> coroutine, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(coroutine);
+        return CreateTask(() => coroutine().AsTask(), name);
     }
 
     private void CheckCanCreate()

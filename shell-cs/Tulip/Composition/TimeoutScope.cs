@@ -202,7 +202,9 @@ public static partial class Asyncio
         return new TimeoutScope(delay is { } d ? loop.Time() + d : null);
     }
 
-    public static TimeoutScope CreateTimeout(TimeSpan delay) => CreateTimeout((double?)delay.TotalSeconds);
+    /// <summary>As <see cref="CreateTimeout(double?)"/> with the delay as a <see cref="TimeSpan"/>
+    /// (<see cref="System.Threading.Timeout.InfiniteTimeSpan"/>: no deadline, as null).</summary>
+    public static TimeoutScope CreateTimeout(TimeSpan delay) => CreateTimeout(Seconds(delay));
 
     /// <summary>As <see cref="CreateTimeout(double?)"/> with a deadline in loop time (<c>asyncio.timeout_at</c>).</summary>
     public static TimeoutScope CreateTimeoutAt(double? when) => new(when);
@@ -238,6 +240,25 @@ public static partial class Asyncio
             return default;
         });
     }
+
+    /// <summary>asyncio.timeout with the delay as a <see cref="TimeSpan"/> (<see cref="System.Threading.Timeout.InfiniteTimeSpan"/>: never).</summary>
+    public static TimeoutScope Timeout(TimeSpan delay) => Timeout(Seconds(delay));
+
+    /// <summary>asyncio.timeout_at with the deadline in loop time as a <see cref="TimeSpan"/>.</summary>
+    public static TimeoutScope TimeoutAt(TimeSpan when) => TimeoutAt((double?)when.TotalSeconds);
+
+    /// <summary>As <see cref="CreateTimeoutAt(double?)"/> with the deadline in loop time as a <see cref="TimeSpan"/>.</summary>
+    public static TimeoutScope CreateTimeoutAt(TimeSpan when) => CreateTimeoutAt((double?)when.TotalSeconds);
+
+    /// <summary><c>async with asyncio.timeout(delay)</c> around <paramref name="body"/>, the delay as a <see cref="TimeSpan"/>.</summary>
+    public static Task<T> Timeout<T>(TimeSpan delay, Func<TimeoutScope, Task<T>> body) => Timeout(Seconds(delay), body);
+
+    public static Task Timeout(TimeSpan delay, Func<TimeoutScope, Task> body) => Timeout(Seconds(delay), body);
+
+    /// <summary><c>async with asyncio.timeout_at(when)</c> around <paramref name="body"/>, the deadline in loop time as a <see cref="TimeSpan"/>.</summary>
+    public static Task<T> TimeoutAt<T>(TimeSpan when, Func<TimeoutScope, Task<T>> body) => TimeoutAt((double?)when.TotalSeconds, body);
+
+    public static Task TimeoutAt(TimeSpan when, Func<TimeoutScope, Task> body) => TimeoutAt((double?)when.TotalSeconds, body);
 
     /// <summary><c>async with asyncio.timeout_at(when)</c> around <paramref name="body"/>.</summary>
     public static Task<T> TimeoutAt<T>(double? when, Func<TimeoutScope, Task<T>> body)

@@ -17,8 +17,29 @@ public static partial class Asyncio
     /// ones. A timeout raises nothing and cancels nothing: what is not done is in Pending. An empty
     /// collection is an <see cref="ArgumentException"/> ("Set of Tasks/Futures is empty.").
     /// </summary>
-    public static async Task<(HashSet<TF> Done, HashSet<TF> Pending)> Wait<TF>(
+    public static Task<(HashSet<TF> Done, HashSet<TF> Pending)> Wait<TF>(
         IEnumerable<TF> futures, double? timeout = null, ReturnWhen returnWhen = ReturnWhen.AllCompleted)
+        where TF : Future => Wait(futures, timeout, returnWhen, CancellationToken.None);
+
+    /// <summary>As <see cref="Wait{TF}(IEnumerable{TF}, double?, ReturnWhen)"/> with the timeout as a
+    /// <see cref="TimeSpan"/> (<see cref="System.Threading.Timeout.InfiniteTimeSpan"/>: no limit).</summary>
+    public static Task<(HashSet<TF> Done, HashSet<TF> Pending)> Wait<TF>(
+        IEnumerable<TF> futures, TimeSpan timeout, ReturnWhen returnWhen = ReturnWhen.AllCompleted,
+        CancellationToken cancellationToken = default)
+        where TF : Future => Wait(futures, Seconds(timeout), returnWhen, cancellationToken);
+
+    /// <summary>Wait with no timeout whose await <paramref name="cancellationToken"/> cancels.</summary>
+    public static Task<(HashSet<TF> Done, HashSet<TF> Pending)> Wait<TF>(IEnumerable<TF> futures, CancellationToken cancellationToken)
+        where TF : Future => Wait(futures, null, ReturnWhen.AllCompleted, cancellationToken);
+
+    /// <summary>
+    /// Wait whose await <paramref name="cancellationToken"/> cancels: when it fires (any thread,
+    /// marshalled onto the loop) the wait raises a <see cref="CancelledException"/> carrying the token,
+    /// and the futures are left as they are (asyncio: cancelling wait() does not cancel them). The
+    /// registration is disposed when the wait ends.
+    /// </summary>
+    public static async Task<(HashSet<TF> Done, HashSet<TF> Pending)> Wait<TF>(
+        IEnumerable<TF> futures, double? timeout, ReturnWhen returnWhen, CancellationToken cancellationToken)
         where TF : Future
     {
         ArgumentNullException.ThrowIfNull(futures);
@@ -42,12 +63,14 @@ public static partial class Asyncio
             }
         };
         foreach (var f in fs) f.AddDoneCallback(onCompletion);
+        var link = TokenLink.Register(waiter, cancellationToken);
         try
         {
             await waiter;
         }
         finally
         {
+            link?.Dispose();
             timeoutHandle?.Cancel();
             foreach (var f in fs) f.RemoveDoneCallback(onCompletion);
         }
@@ -57,6 +80,10 @@ public static partial class Asyncio
         foreach (var f in fs) (f.Done ? done : pending).Add(f);
         return (done, pending);
     }
+
+    /// <summary>A <see cref="TimeSpan"/> timeout in asyncio's seconds; <see cref="System.Threading.Timeout.InfiniteTimeSpan"/> is none.</summary>
+    internal static double? Seconds(TimeSpan timeout) =>
+        timeout == System.Threading.Timeout.InfiniteTimeSpan ? null : timeout.TotalSeconds;
 
     private static void ReleaseWaiter(Future<ValueTuple> waiter)
     {

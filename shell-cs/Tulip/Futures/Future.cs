@@ -181,8 +181,9 @@ public abstract class Future
         if (_report is not null && Interlocked.Exchange(ref _report, null) is { } r) r.Clear();
     }
 
+    // Carries the token when a CancellationToken cancelled this future (TokenLink).
     private protected CancelledException MakeCancelledException() =>
-        new(FutureCore.CancelMessage(CoreState));
+        TokenLink.Cancelled(this, FutureCore.CancelMessage(CoreState));
 
     /// <summary>The cancel message of a cancelled future (null if none, or not cancelled).</summary>
     internal string? CancelMessageOrNull() => Cancelled ? FutureCore.CancelMessage(CoreState) : null;
