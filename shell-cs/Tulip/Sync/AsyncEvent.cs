@@ -43,26 +43,25 @@ public sealed class AsyncEvent
     {
         _binding.VerifyAccess();
         if (cancellationToken.IsCancellationRequested) return TokenCancellation.CancelledValueTask<bool>(cancellationToken);
-        return _value ? new ValueTask<bool>(true) : new ValueTask<bool>(WaitSlow(cancellationToken));
+        return _value ? new ValueTask<bool>(true) : new ValueTask<bool>(WaitSlow(_waiters.Add(_binding.Get(this), cancellationToken)));
     }
 
-    private async Task<bool> WaitSlow(CancellationToken cancellationToken)
+    private async Task<bool> WaitSlow(WaiterFuture fut)
     {
-        var fut = _waiters.Add(_binding.Get(this));
-        var canceller = TokenCanceller.Start(fut, cancellationToken);
         try
         {
             await fut;
             return true;
         }
-        catch (CancelledException) when (canceller is { Fired: true })
+        catch (CancelledException e)
         {
-            throw TokenCancellation.Cancelled(cancellationToken);
+            fut.ThrowIfCancelledByToken(e);
+            throw;
         }
         finally
         {
             _waiters.Remove(fut);
-            canceller?.Dispose();
+            fut.EndWait();
         }
     }
 

@@ -35,7 +35,7 @@ public sealed class AsyncLock
             return new ValueTask<LockReleaser>(new LockReleaser(this));
         }
 
-        return new ValueTask<LockReleaser>(AcquireSlow(cancellationToken));
+        return new ValueTask<LockReleaser>(AcquireSlow(_waiters.Add(_binding.Get(this), cancellationToken)));
     }
 
     /// <summary>
@@ -54,19 +54,19 @@ public sealed class AsyncLock
             return new ValueTask<bool>(true);
         }
 
-        return new ValueTask<bool>(AcquireSlowBool(cancellationToken));
+        return new ValueTask<bool>(AcquireSlowBool(_waiters.Add(_binding.Get(this), cancellationToken)));
     }
 
-    private async Task<bool> AcquireSlowBool(CancellationToken cancellationToken)
+    private async Task<bool> AcquireSlowBool(WaiterFuture fut)
     {
-        await AcquireSlow(cancellationToken);
+        await AcquireSlow(fut);
         return true;
     }
 
-    private async Task<LockReleaser> AcquireSlow(CancellationToken cancellationToken)
+    // The waiter is made (and the token registered) before the first await, by the caller: the state
+    // machine then holds nothing more than it did before tokens.
+    private async Task<LockReleaser> AcquireSlow(WaiterFuture fut)
     {
-        var fut = _waiters.Add(_binding.Get(this));
-        var canceller = TokenCanceller.Start(fut, cancellationToken);
         try
         {
             try
@@ -76,14 +76,14 @@ public sealed class AsyncLock
             finally
             {
                 _waiters.Remove(fut);
-                canceller?.Dispose();
+                fut.EndWait();
             }
         }
         catch (OperationCanceledException e)
         {
             // Woken and then cancelled before it could take the lock: the wake-up goes to the next.
             if (!_locked) WakeUpFirst();
-            if (canceller is { Fired: true } && e is CancelledException) throw TokenCancellation.Cancelled(cancellationToken);
+            fut.ThrowIfCancelledByToken(e);
             throw;
         }
 

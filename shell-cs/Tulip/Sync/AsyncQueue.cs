@@ -112,20 +112,18 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
             return ValueTask.CompletedTask;
         }
 
-        return new ValueTask(PutSlow(item, cancellationToken));
+        if (_isShutdown) return ValueTask.FromException(new QueueShutDownException());
+        return new ValueTask(PutSlow(item, _putters.Add(_binding.Get(this), cancellationToken)));
     }
 
-    private async Task PutSlow(T item, CancellationToken cancellationToken)
+    // The first waiter is made (and the token registered) by the caller, before the first await: the
+    // state machine holds nothing more than before tokens; a re-wait carries the token on (AddNext).
+    private async Task PutSlow(T item, WaiterFuture putter)
     {
-        TokenCanceller? canceller = null;
         try
         {
-            while (IsFull)
+            while (true)
             {
-                if (_isShutdown) throw new QueueShutDownException();
-                var putter = _putters.Add(_binding.Get(this));
-                if (canceller is null) canceller = TokenCanceller.Start(putter, cancellationToken);
-                else canceller.Watch(putter);
                 try
                 {
                     await putter;
@@ -136,14 +134,18 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
                     _putters.Remove(putter);
                     // Woken by a get, but cannot take the slot: wake the next putter in line.
                     if (!IsFull && !putter.Cancelled) WakeupNext(ref _putters);
-                    if (canceller is { Fired: true } && e is CancelledException) throw TokenCancellation.Cancelled(cancellationToken);
+                    putter.ThrowIfCancelledByToken(e);
                     throw;
                 }
+
+                if (!IsFull) break;
+                if (_isShutdown) throw new QueueShutDownException();
+                putter = _putters.AddNext(_binding.Get(this), putter);
             }
         }
         finally
         {
-            canceller?.Dispose();
+            putter.EndWait();
         }
 
         PutNowaitCore(item);
@@ -177,20 +179,17 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
         _binding.VerifyAccess();
         if (cancellationToken.IsCancellationRequested) return TokenCancellation.CancelledValueTask<T>(cancellationToken);
         if (Count > 0) return new ValueTask<T>(GetNowaitCore());
-        return new ValueTask<T>(GetSlow(cancellationToken));
+        if (_isShutdown) return ValueTask.FromException<T>(new QueueShutDownException());
+        return new ValueTask<T>(GetSlow(_getters.Add(_binding.Get(this), cancellationToken)));
     }
 
-    private async Task<T> GetSlow(CancellationToken cancellationToken)
+    // As PutSlow: the first waiter comes from the caller, a re-wait carries the token on.
+    private async Task<T> GetSlow(WaiterFuture getter)
     {
-        TokenCanceller? canceller = null;
         try
         {
-            while (Count == 0)
+            while (true)
             {
-                if (_isShutdown) throw new QueueShutDownException();
-                var getter = _getters.Add(_binding.Get(this));
-                if (canceller is null) canceller = TokenCanceller.Start(getter, cancellationToken);
-                else canceller.Watch(getter);
                 try
                 {
                     await getter;
@@ -201,14 +200,18 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
                     _getters.Remove(getter);
                     // Woken by a put, but cancelled before taking the item: wake the next getter.
                     if (Count > 0 && !getter.Cancelled) WakeupNext(ref _getters);
-                    if (canceller is { Fired: true } && e is CancelledException) throw TokenCancellation.Cancelled(cancellationToken);
+                    getter.ThrowIfCancelledByToken(e);
                     throw;
                 }
+
+                if (Count > 0) break;
+                if (_isShutdown) throw new QueueShutDownException();
+                getter = _getters.AddNext(_binding.Get(this), getter);
             }
         }
         finally
         {
-            canceller?.Dispose();
+            getter.EndWait();
         }
 
         return GetNowaitCore();

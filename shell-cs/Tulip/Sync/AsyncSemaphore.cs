@@ -57,7 +57,7 @@ public class AsyncSemaphore
             return new ValueTask<bool>(true);
         }
 
-        return new ValueTask<bool>(AcquireSlow(cancellationToken));
+        return new ValueTask<bool>(AcquireSlow(_waiters.Add(_binding.Get(this), cancellationToken)));
     }
 
     /// <summary>Takes a unit and returns what gives it back at the end of a <c>using</c>;
@@ -72,19 +72,18 @@ public class AsyncSemaphore
             return new ValueTask<SemaphoreReleaser>(new SemaphoreReleaser(this));
         }
 
-        return new ValueTask<SemaphoreReleaser>(AcquireSlowReleaser(cancellationToken));
+        return new ValueTask<SemaphoreReleaser>(AcquireSlowReleaser(_waiters.Add(_binding.Get(this), cancellationToken)));
     }
 
-    private async Task<SemaphoreReleaser> AcquireSlowReleaser(CancellationToken cancellationToken)
+    private async Task<SemaphoreReleaser> AcquireSlowReleaser(WaiterFuture fut)
     {
-        await AcquireSlow(cancellationToken);
+        await AcquireSlow(fut);
         return new SemaphoreReleaser(this);
     }
 
-    private async Task<bool> AcquireSlow(CancellationToken cancellationToken)
+    // The waiter is made (and the token registered) by the caller, before the first await.
+    private async Task<bool> AcquireSlow(WaiterFuture fut)
     {
-        var fut = _waiters.Add(_binding.Get(this));
-        var canceller = TokenCanceller.Start(fut, cancellationToken);
         try
         {
             try
@@ -94,7 +93,7 @@ public class AsyncSemaphore
             finally
             {
                 _waiters.Remove(fut);
-                canceller?.Dispose();
+                fut.EndWait();
             }
         }
         catch (OperationCanceledException e)
@@ -106,7 +105,7 @@ public class AsyncSemaphore
                 WakeUpNext();
             }
 
-            if (canceller is { Fired: true } && e is CancelledException) throw TokenCancellation.Cancelled(cancellationToken);
+            fut.ThrowIfCancelledByToken(e);
             throw;
         }
 
