@@ -3,11 +3,14 @@
 /// virtual-time loop, and are checked against a simple model: the lock is never held by two (nor a
 /// semaphore by more than its value), no item is lost or duplicated and items come out in FIFO order,
 /// no wake-up is lost (a waiter cancelled after it was woken passes its turn on), and waiters that are
-/// never cancelled are served first come, first served.
+/// never cancelled are served first come, first served. Each cancellation comes either as a task cancel
+/// or through a CancellationToken passed to the operation (issue 14.1: the same laws hold, and a wait
+/// cancelled through a token fails with a CancelledException carrying that token).
 module Tulip.PropertyTests.SyncProperties
 
 open System
 open System.Collections.Generic
+open System.Threading
 open System.Threading.Tasks
 open Expecto
 open FsCheck
@@ -20,7 +23,7 @@ open Tulip.PropertyTests.LoopProperties
 /// (ms, then so many ticks later) — and holds what it took for `Hold` ms. The extra ticks let a
 /// cancellation land anywhere: before the call, while waiting, between the wake-up and the waiter's
 /// resumption (the window where a wake-up is lost if it is not passed on), or after.
-type Actor = { Start: int; CancelAt: (int * int) option; Hold: int }
+type Actor = { Start: int; CancelAt: (int * int) option; Hold: int; ViaToken: bool }
 
 let private ms (n: int) = float n / 1000.0
 
@@ -29,7 +32,8 @@ let private actor maxStart =
         let! start = Gen.choose (0, maxStart)
         let! cancel = Gen.optionOf (Gen.zip (Gen.choose (0, maxStart + 6)) (Gen.choose (0, 3)))
         let! hold = Gen.choose (0, 2)
-        return { Start = start; CancelAt = cancel; Hold = hold }
+        let! viaToken = Gen.elements [ false; true ]
+        return { Start = start; CancelAt = cancel; Hold = hold; ViaToken = viaToken }
     }
 
 let private actors maxStart =
@@ -55,12 +59,16 @@ let private settle (tasks: Future list) =
             return List.ofSeq pending
     }
 
-/// Cancels `t` at `at` ms, noting first (in `early`) whether it had not yet got what it waited for.
-let private cancelAt (loop: EventLoop) (t: Future) (at: (int * int) option) (beforeServed: unit -> bool) (early: bool ref) =
+/// Cancels `t` at `at` ms — the task, or through its token source when `cts` is given — noting first
+/// (in `early`) whether it had not yet got what it waited for.
+let private cancelAt (loop: EventLoop) (t: Future) (at: (int * int) option) (cts: CancellationTokenSource option) (beforeServed: unit -> bool) (early: bool ref) =
     let cancel () =
         if not t.Done then
             if beforeServed () then early.Value <- true
-            t.Cancel() |> ignore
+
+            match cts with
+            | Some c -> c.Cancel()
+            | None -> t.Cancel() |> ignore
 
     let rec later n () =
         if n = 0 then cancel () else loop.CallSoon(later (n - 1)) |> ignore
@@ -69,13 +77,43 @@ let private cancelAt (loop: EventLoop) (t: Future) (at: (int * int) option) (bef
     | Some(at, ticks) -> loop.CallLater(ms at, later ticks) |> ignore
     | None -> ()
 
+/// The token an actor passes to its operation (None: default, cancelled as a task instead).
+let private tokenSource (a: Actor) = if a.ViaToken then Some(new CancellationTokenSource()) else None
+
+let private tokenOf (cts: CancellationTokenSource option) =
+    match cts with
+    | Some c -> c.Token
+    | None -> CancellationToken.None
+
+/// What a law records about token cancellations: the ones that came without their token, and whether
+/// the law is cleaning up (cancelling the tasks still waiting: those cancels are the task's).
+type private TokenLog = { Bad: List<string>; Cleaning: bool ref }
+
+let private tokenLog () = { Bad = List<string>(); Cleaning = ref false }
+
+/// Runs an operation with an actor's token: a failure that is a cancellation through the token must
+/// carry it (recorded otherwise); the exception goes on either way.
+let private withToken (log: TokenLog) (who: string) (cts: CancellationTokenSource option) (op: CancellationToken -> Task<'T>) =
+    task {
+        try
+            return! op (tokenOf cts)
+        with
+        | :? OperationCanceledException as e when cts.IsSome && not log.Cleaning.Value ->
+            match e with
+            | :? CancelledException as ce when ce.CancellationToken = cts.Value.Token -> ()
+            | _ -> log.Bad.Add(sprintf "%s: %s without its token" who (e.GetType().Name))
+
+            return raise e
+    }
+
 /// The common shape of the lock and semaphore laws: `capacity` holders at most; never-cancelled
 /// acquirers all get in, in the order they asked; nothing is left held or waiting.
-let private holdersLaw (capacity: int) (acquire: unit -> ValueTask<bool>) (release: unit -> unit) (isFree: unit -> bool) (schedule: Actor list) =
+let private holdersLaw (capacity: int) (acquire: CancellationToken -> ValueTask<bool>) (release: unit -> unit) (isFree: unit -> bool) (schedule: Actor list) =
     let holders = ref 0
     let maxHolders = ref 0
     let asked = List<int>()
     let entered = List<int>()
+    let bad = tokenLog ()
 
     let pending, early =
         run (fun loop ->
@@ -85,13 +123,15 @@ let private holdersLaw (capacity: int) (acquire: unit -> ValueTask<bool>) (relea
                 let tasks =
                     schedule
                     |> List.mapi (fun i a ->
+                        let cts = tokenSource a
+
                         let t =
                             loop.CreateTask(
                                 Func<Task>(fun () ->
                                     task {
                                         do! Asyncio.Sleep(ms a.Start)
                                         asked.Add i
-                                        let! _ = acquire ()
+                                        let! _ = withToken bad (string i) cts (fun ct -> (acquire ct).AsTask())
                                         entered.Add i
                                         holders.Value <- holders.Value + 1
                                         maxHolders.Value <- max maxHolders.Value holders.Value
@@ -104,7 +144,7 @@ let private holdersLaw (capacity: int) (acquire: unit -> ValueTask<bool>) (relea
                                     })
                             )
 
-                        cancelAt loop t a.CancelAt (fun () -> not (entered.Contains i)) early[i]
+                        cancelAt loop t a.CancelAt cts (fun () -> not (entered.Contains i)) early[i]
                         t :> Future)
 
                 let! pending = settle tasks
@@ -115,6 +155,7 @@ let private holdersLaw (capacity: int) (acquire: unit -> ValueTask<bool>) (relea
         sprintf "schedule:\n%s\nasked %A\nentered %A\nearly-cancelled %A" (show schedule) (List.ofSeq asked) (List.ofSeq entered) early
 
     if maxHolders.Value > capacity then failtestf "held by %d at once (capacity %d)\n%s" maxHolders.Value capacity (info ())
+    if bad.Bad.Count > 0 then failtestf "token cancellations without their token: %A\n%s" (List.ofSeq bad.Bad) (info ())
     if not (List.isEmpty pending) then failtestf "%d tasks never finished: a wake-up was lost\n%s" pending.Length (info ())
     if not (isFree ()) then failtestf "left held at the end\n%s" (info ())
 
@@ -132,13 +173,13 @@ let lockLaw =
     testPropertyWithConfig config "AsyncLock: never held by two; cancelled waiters pass their turn on; FIFO; no lost wake-up"
     <| Prop.forAll (Arb.fromGen (actors 6)) (fun schedule ->
         let lk = AsyncLock()
-        holdersLaw 1 (fun () -> lk.AcquireAsync()) (fun () -> lk.Release()) (fun () -> not lk.Locked && lk.Waiters = 0) schedule)
+        holdersLaw 1 (fun ct -> lk.AcquireAsync ct) (fun () -> lk.Release()) (fun () -> not lk.Locked && lk.Waiters = 0) schedule)
 
 let semaphoreLaw =
     testPropertyWithConfig config "AsyncSemaphore: at most value holders; a cancelled waiter gives its unit on; FIFO; no lost wake-up"
     <| Prop.forAll (Arb.fromGen (Gen.zip (Gen.choose (1, 3)) (actors 6))) (fun (value, schedule) ->
         let sem = AsyncSemaphore value
-        holdersLaw value (fun () -> sem.AcquireAsync()) (fun () -> sem.Release()) (fun () -> sem.Value = value) schedule)
+        holdersLaw value (fun ct -> sem.AcquireAsync ct) (fun () -> sem.Release()) (fun () -> sem.Value = value) schedule)
 
 /// A queue schedule: putters (each putting its own item) and getters, all with cancellations.
 type QueueSchedule = { MaxSize: int; Putters: Actor list; Getters: Actor list }
@@ -159,6 +200,7 @@ let queueLaw =
         let got = List<int>()
         let waitingGetters = ref 0
         let waitingPutters = ref 0
+        let bad = tokenLog ()
 
         let pendingPutters, pendingGetters =
             run (fun loop ->
@@ -168,6 +210,8 @@ let queueLaw =
                     let putters =
                         s.Putters
                         |> List.mapi (fun i a ->
+                            let cts = tokenSource a
+
                             let t =
                                 loop.CreateTask(
                                     Func<Task>(fun () ->
@@ -175,34 +219,37 @@ let queueLaw =
                                             do! Asyncio.Sleep(ms a.Start)
                                             // The item enters the queue inside Put, synchronously after any wait;
                                             // record it in queue order right after.
-                                            do! q.PutAsync i
+                                            do! withToken bad (sprintf "putter %d" i) cts (fun ct -> task { do! q.PutAsync(i, ct) })
                                             putDone.Add i
                                         })
                                 )
 
-                            cancelAt loop t a.CancelAt (fun () -> true) never
+                            cancelAt loop t a.CancelAt cts (fun () -> true) never
                             t :> Future)
 
                     let getters =
                         s.Getters
                         |> List.mapi (fun i a ->
+                            let cts = tokenSource a
+
                             let t =
                                 loop.CreateTask(
                                     Func<Task>(fun () ->
                                         task {
                                             do! Asyncio.Sleep(ms a.Start)
-                                            let! v = q.GetAsync()
+                                            let! v = withToken bad (sprintf "getter %d" i) cts (fun ct -> q.GetAsync(ct).AsTask())
                                             got.Add v
                                         })
                                 )
 
-                            cancelAt loop t a.CancelAt (fun () -> true) never
+                            cancelAt loop t a.CancelAt cts (fun () -> true) never
                             t :> Future)
 
                     let! _ = settle (putters @ getters)
                     let pp = putters |> List.filter (fun t -> not t.Done) |> List.length
                     let pg = getters |> List.filter (fun t -> not t.Done) |> List.length
                     // Release whoever still waits, so the loop ends clean.
+                    bad.Cleaning.Value <- true
                     q.Shutdown(immediate = false)
                     let! _ = settle (putters @ getters)
                     return pp, pg
@@ -214,6 +261,7 @@ let queueLaw =
             sprintf "maxsize %d\nputters:\n%s\ngetters:\n%s\nput %A\ngot %A\nleft %A" s.MaxSize (show s.Putters) (show s.Getters) (List.ofSeq putDone) (List.ofSeq got) remaining
 
         let gotL = List.ofSeq got
+        if bad.Bad.Count > 0 then failtestf "token cancellations without their token: %A\n%s" (List.ofSeq bad.Bad) (info ())
         if List.distinct gotL <> gotL then failtestf "an item was got twice\n%s" (info ())
         // Every item put is either got or still in the queue, in the order it was put.
         if gotL @ remaining <> List.ofSeq putDone then failtestf "items lost, invented or out of order\n%s" (info ())
@@ -237,6 +285,7 @@ let eventLaw =
     testPropertyWithConfig config "AsyncEvent: every waiter not cancelled that waited before the Clear is woken; the others wait"
     <| Prop.forAll (Arb.fromGen eventSchedules) (fun s ->
         let ev = AsyncEvent()
+        let bad = tokenLog ()
 
         let outcome =
             run (fun loop ->
@@ -250,24 +299,29 @@ let eventLaw =
                     let tasks =
                         s.Waiters
                         |> List.map (fun a ->
+                            let cts = tokenSource a
+
                             let t =
                                 loop.CreateTask(
                                     Func<Task<bool>>(fun () ->
                                         task {
                                             do! Asyncio.Sleep(ms a.Start)
-                                            return! ev.WaitAsync()
+                                            return! withToken bad "waiter" cts (fun ct -> ev.WaitAsync(ct).AsTask())
                                         })
                                 )
 
-                            cancelAt loop t a.CancelAt (fun () -> true) (ref false)
+                            cancelAt loop t a.CancelAt cts (fun () -> true) (ref false)
                             t)
 
                     let! _ = settle [ for t in tasks -> t :> Future ]
                     let outcome = tasks |> List.map (fun t -> if t.Cancelled then None else Some t.Done)
+                    bad.Cleaning.Value <- true
                     for t in tasks do t.Cancel() |> ignore
                     let! _ = settle [ for t in tasks -> t :> Future ]
                     return outcome
                 })
+
+        if bad.Bad.Count > 0 then failtestf "token cancellations without their token: %A" (List.ofSeq bad.Bad)
 
         List.zip s.Waiters outcome
         |> List.iteri (fun i (a, o) ->
@@ -297,6 +351,7 @@ let conditionLaw =
         let holders = ref 0
         let maxHolders = ref 0
         let woken = List<int>()
+        let bad = tokenLog ()
 
         let early =
             run (fun loop ->
@@ -319,18 +374,20 @@ let conditionLaw =
                     let tasks =
                         s.CondWaiters
                         |> List.mapi (fun i a ->
+                            let cts = tokenSource a
+
                             let t =
                                 loop.CreateTask(
                                     Func<Task>(fun () ->
                                         task {
                                             do! Asyncio.Sleep(ms a.Start)
-                                            let! r = cond.LockAsync()
+                                            let! r = withToken bad (sprintf "%d lock" i) cts (fun ct -> cond.LockAsync(ct).AsTask())
 
                                             try
                                                 holders.Value <- holders.Value + 1
                                                 maxHolders.Value <- max maxHolders.Value holders.Value
                                                 holders.Value <- holders.Value - 1
-                                                let! _ = cond.WaitAsync()
+                                                let! _ = withToken bad (sprintf "%d wait" i) cts (fun ct -> cond.WaitAsync ct)
                                                 holders.Value <- holders.Value + 1
                                                 maxHolders.Value <- max maxHolders.Value holders.Value
                                                 woken.Add i
@@ -345,11 +402,12 @@ let conditionLaw =
                                 )
 
                             // "Early": cancelled at or before the notification's tick could deliver it.
-                            cancelAt loop t a.CancelAt (fun () -> not (woken.Contains i)) early[i]
+                            cancelAt loop t a.CancelAt cts (fun () -> not (woken.Contains i)) early[i]
                             t :> Future)
 
                     let! _ = settle tasks
                     let early = early |> List.map (fun r -> r.Value)
+                    bad.Cleaning.Value <- true
                     for t in tasks do t.Cancel() |> ignore
                     let! _ = settle tasks
                     return early
@@ -357,6 +415,7 @@ let conditionLaw =
 
         let info () = sprintf "%A\nwoken %A\nearly %A" s (List.ofSeq woken) early
         if maxHolders.Value > 1 then failtestf "the lock was held by two\n%s" (info ())
+        if bad.Bad.Count > 0 then failtestf "token cancellations without their token: %A\n%s" (List.ofSeq bad.Bad) (info ())
         // Never-cancelled waiters that were waiting when Notify ran.
         let candidates =
             s.CondWaiters |> List.mapi (fun i a -> i, a) |> List.filter (fun (i, a) -> a.Start < s.NotifyAt && not early[i]) |> List.map fst

@@ -106,22 +106,31 @@ public static partial class Asyncio
 
     /// <summary>
     /// Suspends the current task for <paramref name="seconds"/> of loop time; 0 or less yields exactly
-    /// one tick (asyncio.sleep).
+    /// one tick (asyncio.sleep). <paramref name="cancellationToken"/> cancels the sleep as a task cancel
+    /// would (its timer cancelled, a <see cref="CancelledException"/> carrying the token at the await);
+    /// already cancelled, the await fails at once and no timer is scheduled.
     /// </summary>
-    public static SleepAwaitable Sleep(double seconds) => new(Sleep(seconds, default(ValueTuple)));
+    public static SleepAwaitable Sleep(double seconds, CancellationToken cancellationToken = default) =>
+        new(Sleep(seconds, default(ValueTuple), cancellationToken));
 
-    public static SleepAwaitable<T> Sleep<T>(double seconds, T result)
+    /// <summary>asyncio.sleep(delay, result): as <see cref="Sleep(double, CancellationToken)"/>, the await giving <paramref name="result"/>.</summary>
+    public static SleepAwaitable<T> Sleep<T>(double seconds, T result, CancellationToken cancellationToken = default)
     {
         if (double.IsNaN(seconds)) throw new ArgumentOutOfRangeException(nameof(seconds), "delay is NaN");
-        return SleepTicks(Core.Time.ofSeconds(seconds), result);
+        return SleepTicks(Core.Time.ofSeconds(seconds), result, cancellationToken);
     }
 
-    public static SleepAwaitable Sleep(TimeSpan delay) => new(SleepTicks(delay.Ticks, default(ValueTuple)));
+    /// <summary>As <see cref="Sleep(double, CancellationToken)"/>, for a <see cref="TimeSpan"/>.</summary>
+    public static SleepAwaitable Sleep(TimeSpan delay, CancellationToken cancellationToken = default) =>
+        new(SleepTicks(delay.Ticks, default(ValueTuple), cancellationToken));
 
-    private static SleepAwaitable<T> SleepTicks<T>(long ticks, T result)
+    private static SleepAwaitable<T> SleepTicks<T>(long ticks, T result, CancellationToken cancellationToken)
     {
         var loop = EventLoop.GetRunningLoop();
-        return ticks <= 0 ? new SleepAwaitable<T>(loop, null, result) : new SleepAwaitable<T>(loop, new SleepFuture<T>(loop, ticks, result), result);
+        // A one-tick yield, or a token already cancelled: no timer (the awaiter reads the token).
+        return ticks <= 0 || cancellationToken.IsCancellationRequested
+            ? new SleepAwaitable<T>(loop, null, result, cancellationToken)
+            : new SleepAwaitable<T>(loop, new SleepFuture<T>(loop, ticks, result, cancellationToken), result, cancellationToken);
     }
 
     /// <summary>Creates a task on the running loop (asyncio.create_task).</summary>

@@ -11,6 +11,9 @@ public class CancelledException : OperationCanceledException
     public CancelledException(string? cancelMessage)
         : base(cancelMessage ?? "The operation was cancelled.") => CancelMessage = cancelMessage;
 
+    /// <summary>A wait cancelled through <paramref name="token"/> (<see cref="OperationCanceledException.CancellationToken"/>).</summary>
+    public CancelledException(CancellationToken token) : base("The operation was cancelled.", token) { }
+
     public CancelledException(string? cancelMessage, CancellationToken token)
         : base(cancelMessage ?? "The operation was cancelled.", token) => CancelMessage = cancelMessage;
 

@@ -56,18 +56,22 @@ public sealed class AsyncBarrier
     }
 
     /// <summary>Waits until <see cref="Parties"/> tasks are waiting; returns this task's arrival index.</summary>
-    public async Task<int> WaitAsync()
+    /// <remarks><paramref name="cancellationToken"/> cancels the waits (for the lock, for a draining round to
+    /// end, for the others to arrive) as a task cancel would: a <see cref="CancelledException"/> carrying the
+    /// token, this task no longer counted; already cancelled, it fails at once.</remarks>
+    public async Task<int> WaitAsync(CancellationToken cancellationToken = default)
     {
         _cond.VerifyAccess();
-        using (await _cond.LockAsync())
+        if (cancellationToken.IsCancellationRequested) throw TokenCancellation.Cancelled(cancellationToken);
+        using (await _cond.LockAsync(cancellationToken))
         {
-            await Block();
+            await Block(cancellationToken);
             try
             {
                 int index = _count;
                 _count++;
                 if (index + 1 == _parties) Release();
-                else await WaitFilled();
+                else await WaitFilled(cancellationToken);
                 return index;
             }
             finally
@@ -78,9 +82,9 @@ public sealed class AsyncBarrier
         }
     }
 
-    private async Task Block()
+    private async Task Block(CancellationToken cancellationToken)
     {
-        await _cond.WaitForAsync(() => _state is not (State.Draining or State.Resetting));
+        await _cond.WaitForAsync(() => _state is not (State.Draining or State.Resetting), cancellationToken);
         if (_state == State.Broken) throw new BrokenBarrierException("Barrier aborted");
     }
 
@@ -90,9 +94,9 @@ public sealed class AsyncBarrier
         _cond.NotifyAll();
     }
 
-    private async Task WaitFilled()
+    private async Task WaitFilled(CancellationToken cancellationToken)
     {
-        await _cond.WaitForAsync(() => _state != State.Filling);
+        await _cond.WaitForAsync(() => _state != State.Filling, cancellationToken);
         if (_state is State.Broken or State.Resetting) throw new BrokenBarrierException("Abort or reset of barrier");
     }
 
@@ -106,10 +110,13 @@ public sealed class AsyncBarrier
     }
 
     /// <summary>Back to the initial state; tasks waiting now get <see cref="BrokenBarrierException"/>.</summary>
-    public async Task ResetAsync()
+    /// <remarks>It waits only for the barrier's lock: <paramref name="cancellationToken"/> cancels that wait
+    /// (nothing done); already cancelled, it fails at once.</remarks>
+    public async Task ResetAsync(CancellationToken cancellationToken = default)
     {
         _cond.VerifyAccess();
-        using (await _cond.LockAsync())
+        if (cancellationToken.IsCancellationRequested) throw TokenCancellation.Cancelled(cancellationToken);
+        using (await _cond.LockAsync(cancellationToken))
         {
             if (_count > 0)
             {
@@ -125,10 +132,13 @@ public sealed class AsyncBarrier
     }
 
     /// <summary>Breaks the barrier: waiting and later tasks get <see cref="BrokenBarrierException"/>.</summary>
-    public async Task AbortAsync()
+    /// <remarks>It waits only for the barrier's lock: <paramref name="cancellationToken"/> cancels that wait
+    /// (nothing done); already cancelled, it fails at once.</remarks>
+    public async Task AbortAsync(CancellationToken cancellationToken = default)
     {
         _cond.VerifyAccess();
-        using (await _cond.LockAsync())
+        if (cancellationToken.IsCancellationRequested) throw TokenCancellation.Cancelled(cancellationToken);
+        using (await _cond.LockAsync(cancellationToken))
         {
             _state = State.Broken;
             _cond.NotifyAll();

@@ -37,24 +37,31 @@ public sealed class AsyncEvent
         _value = false;
     }
 
-    /// <summary>Waits until the flag is set; returns true.</summary>
-    public ValueTask<bool> WaitAsync()
+    /// <summary>Waits until the flag is set; returns true. <paramref name="cancellationToken"/> cancels the
+    /// wait (a <see cref="CancelledException"/> carrying it); already cancelled, it fails at once.</summary>
+    public ValueTask<bool> WaitAsync(CancellationToken cancellationToken = default)
     {
         _binding.VerifyAccess();
-        return _value ? new ValueTask<bool>(true) : new ValueTask<bool>(WaitSlow());
+        if (cancellationToken.IsCancellationRequested) return TokenCancellation.CancelledValueTask<bool>(cancellationToken);
+        return _value ? new ValueTask<bool>(true) : new ValueTask<bool>(WaitSlow(_waiters.Add(_binding.Get(this), cancellationToken)));
     }
 
-    private async Task<bool> WaitSlow()
+    private async Task<bool> WaitSlow(WaiterFuture fut)
     {
-        var fut = _waiters.Add(_binding.Get(this));
         try
         {
             await fut;
             return true;
         }
+        catch (CancelledException e)
+        {
+            fut.ThrowIfCancelledByToken(e);
+            throw;
+        }
         finally
         {
             _waiters.Remove(fut);
+            fut.EndWait();
         }
     }
 

@@ -23,41 +23,50 @@ public sealed class AsyncLock
         }
     }
 
-    /// <summary>Acquires the lock and returns what releases it at the end of a <c>using</c>.</summary>
-    public ValueTask<LockReleaser> LockAsync()
+    /// <summary>Acquires the lock and returns what releases it at the end of a <c>using</c>.
+    /// <paramref name="cancellationToken"/> cancels the wait (see <see cref="AcquireAsync"/>).</summary>
+    public ValueTask<LockReleaser> LockAsync(CancellationToken cancellationToken = default)
     {
         _binding.VerifyAccess();
+        if (cancellationToken.IsCancellationRequested) return TokenCancellation.CancelledValueTask<LockReleaser>(cancellationToken);
         if (!_locked && _waiters.AllCancelled())
         {
             _locked = true;
             return new ValueTask<LockReleaser>(new LockReleaser(this));
         }
 
-        return new ValueTask<LockReleaser>(AcquireSlow());
+        return new ValueTask<LockReleaser>(AcquireSlow(_waiters.Add(_binding.Get(this), cancellationToken)));
     }
 
-    /// <summary>asyncio's <c>acquire()</c>: waits until the lock is free, takes it, returns true.</summary>
-    public ValueTask<bool> AcquireAsync()
+    /// <summary>
+    /// asyncio's <c>acquire()</c>: waits until the lock is free, takes it, returns true.
+    /// <paramref name="cancellationToken"/> cancels the wait as a task cancel would: a
+    /// <see cref="CancelledException"/> carrying the token, the lock not taken (a wake-up that came first
+    /// is passed on to the next waiter); already cancelled, it fails at once and takes nothing.
+    /// </summary>
+    public ValueTask<bool> AcquireAsync(CancellationToken cancellationToken = default)
     {
         _binding.VerifyAccess();
+        if (cancellationToken.IsCancellationRequested) return TokenCancellation.CancelledValueTask<bool>(cancellationToken);
         if (!_locked && _waiters.AllCancelled())
         {
             _locked = true;
             return new ValueTask<bool>(true);
         }
 
-        return new ValueTask<bool>(AcquireSlowBool());
+        return new ValueTask<bool>(AcquireSlowBool(_waiters.Add(_binding.Get(this), cancellationToken)));
     }
 
-    private async Task<bool> AcquireSlowBool()
+    private async Task<bool> AcquireSlowBool(WaiterFuture fut)
     {
-        await AcquireSlow();
+        await AcquireSlow(fut);
         return true;
     }
 
-    private async Task<LockReleaser> AcquireSlow()
+    // The waiter is made (and the token registered) before the first await, by the caller: the state
+    // machine then holds nothing more than it did before tokens.
+    private async Task<LockReleaser> AcquireSlow(WaiterFuture fut)
     {
-        var fut = _waiters.Add(_binding.Get(this));
         try
         {
             try
@@ -67,12 +76,14 @@ public sealed class AsyncLock
             finally
             {
                 _waiters.Remove(fut);
+                fut.EndWait();
             }
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e)
         {
             // Woken and then cancelled before it could take the lock: the wake-up goes to the next.
             if (!_locked) WakeUpFirst();
+            fut.ThrowIfCancelledByToken(e);
             throw;
         }
 

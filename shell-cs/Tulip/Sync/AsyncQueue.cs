@@ -96,37 +96,56 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
         }
     }
 
-    /// <summary>Puts an item, waiting while the queue is full. <see cref="QueueShutDownException"/> once shut down.</summary>
-    public ValueTask PutAsync(T item)
+    /// <summary>
+    /// Puts an item, waiting while the queue is full. <see cref="QueueShutDownException"/> once shut down.
+    /// <paramref name="cancellationToken"/> cancels the wait as a task cancel would: a
+    /// <see cref="CancelledException"/> carrying the token, the item not put (a slot freed for it first goes
+    /// to the next putter); already cancelled, it fails at once and puts nothing.
+    /// </summary>
+    public ValueTask PutAsync(T item, CancellationToken cancellationToken = default)
     {
         _binding.VerifyAccess();
+        if (cancellationToken.IsCancellationRequested) return TokenCancellation.CancelledValueTask(cancellationToken);
         if (!IsFull)
         {
             PutNowaitCore(item);
             return ValueTask.CompletedTask;
         }
 
-        return new ValueTask(PutSlow(item));
+        if (_isShutdown) return ValueTask.FromException(new QueueShutDownException());
+        return new ValueTask(PutSlow(item, _putters.Add(_binding.Get(this), cancellationToken)));
     }
 
-    private async Task PutSlow(T item)
+    // The first waiter is made (and the token registered) by the caller, before the first await: the
+    // state machine holds nothing more than before tokens; a re-wait carries the token on (AddNext).
+    private async Task PutSlow(T item, WaiterFuture putter)
     {
-        while (IsFull)
+        try
         {
-            if (_isShutdown) throw new QueueShutDownException();
-            var putter = _putters.Add(_binding.Get(this));
-            try
+            while (true)
             {
-                await putter;
+                try
+                {
+                    await putter;
+                }
+                catch (Exception e)
+                {
+                    putter.Cancel(); // in case it is not done yet
+                    _putters.Remove(putter);
+                    // Woken by a get, but cannot take the slot: wake the next putter in line.
+                    if (!IsFull && !putter.Cancelled) WakeupNext(ref _putters);
+                    putter.ThrowIfCancelledByToken(e);
+                    throw;
+                }
+
+                if (!IsFull) break;
+                if (_isShutdown) throw new QueueShutDownException();
+                putter = _putters.AddNext(_binding.Get(this), putter);
             }
-            catch (Exception)
-            {
-                putter.Cancel(); // in case it is not done yet
-                _putters.Remove(putter);
-                // Woken by a get, but cannot take the slot: wake the next putter in line.
-                if (!IsFull && !putter.Cancelled) WakeupNext(ref _putters);
-                throw;
-            }
+        }
+        finally
+        {
+            putter.EndWait();
         }
 
         PutNowaitCore(item);
@@ -149,32 +168,50 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
         WakeupNext(ref _getters);
     }
 
-    /// <summary>Takes an item, waiting while the queue is empty. <see cref="QueueShutDownException"/> once shut down and empty.</summary>
-    public ValueTask<T> GetAsync()
+    /// <summary>
+    /// Takes an item, waiting while the queue is empty. <see cref="QueueShutDownException"/> once shut down
+    /// and empty. <paramref name="cancellationToken"/> cancels the wait as a task cancel would: a
+    /// <see cref="CancelledException"/> carrying the token, no item taken (one put for it first stays in
+    /// the queue for the next getter); already cancelled, it fails at once and takes nothing.
+    /// </summary>
+    public ValueTask<T> GetAsync(CancellationToken cancellationToken = default)
     {
         _binding.VerifyAccess();
+        if (cancellationToken.IsCancellationRequested) return TokenCancellation.CancelledValueTask<T>(cancellationToken);
         if (Count > 0) return new ValueTask<T>(GetNowaitCore());
-        return new ValueTask<T>(GetSlow());
+        if (_isShutdown) return ValueTask.FromException<T>(new QueueShutDownException());
+        return new ValueTask<T>(GetSlow(_getters.Add(_binding.Get(this), cancellationToken)));
     }
 
-    private async Task<T> GetSlow()
+    // As PutSlow: the first waiter comes from the caller, a re-wait carries the token on.
+    private async Task<T> GetSlow(WaiterFuture getter)
     {
-        while (Count == 0)
+        try
         {
-            if (_isShutdown) throw new QueueShutDownException();
-            var getter = _getters.Add(_binding.Get(this));
-            try
+            while (true)
             {
-                await getter;
+                try
+                {
+                    await getter;
+                }
+                catch (Exception e)
+                {
+                    getter.Cancel();
+                    _getters.Remove(getter);
+                    // Woken by a put, but cancelled before taking the item: wake the next getter.
+                    if (Count > 0 && !getter.Cancelled) WakeupNext(ref _getters);
+                    getter.ThrowIfCancelledByToken(e);
+                    throw;
+                }
+
+                if (Count > 0) break;
+                if (_isShutdown) throw new QueueShutDownException();
+                getter = _getters.AddNext(_binding.Get(this), getter);
             }
-            catch (Exception)
-            {
-                getter.Cancel();
-                _getters.Remove(getter);
-                // Woken by a put, but cancelled before taking the item: wake the next getter.
-                if (Count > 0 && !getter.Cancelled) WakeupNext(ref _getters);
-                throw;
-            }
+        }
+        finally
+        {
+            getter.EndWait();
         }
 
         return GetNowaitCore();
@@ -209,14 +246,17 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
         if (_unfinished == 0) _finished.Set();
     }
 
-    /// <summary>Waits until every item put has been got and marked with <see cref="TaskDone"/>.</summary>
-    public ValueTask JoinAsync()
+    /// <summary>Waits until every item put has been got and marked with <see cref="TaskDone"/>.
+    /// <paramref name="cancellationToken"/> cancels the wait (a <see cref="CancelledException"/> carrying
+    /// it); already cancelled, it fails at once.</summary>
+    public ValueTask JoinAsync(CancellationToken cancellationToken = default)
     {
         _binding.VerifyAccess();
+        if (cancellationToken.IsCancellationRequested) return TokenCancellation.CancelledValueTask(cancellationToken);
         if (_unfinished == 0) return ValueTask.CompletedTask;
         // The inner event binds to this loop as it waits: so does the queue (its puts clear that event).
         _binding.BindIfRunning();
-        return new ValueTask(_finished.WaitAsync().AsTask());
+        return new ValueTask(_finished.WaitAsync(cancellationToken).AsTask());
     }
 
     /// <summary>
@@ -243,16 +283,16 @@ public class AsyncQueue<T> : IAsyncEnumerable<T>
         while (_putters.PopFirst() is { } p) p.TryWake();
     }
 
-    /// <summary>The items as they come, until the queue is shut down and empty. Does not call <see cref="TaskDone"/>.</summary>
+    /// <summary>The items as they come, until the queue is shut down and empty. Does not call <see cref="TaskDone"/>.
+    /// <paramref name="cancellationToken"/> (<c>WithCancellation</c>) cancels each <see cref="GetAsync"/>.</summary>
     public async IAsyncEnumerator<T> GetAsyncEnumerator(CancellationToken cancellationToken = default)
     {
         while (true)
         {
-            cancellationToken.ThrowIfCancellationRequested();
             T item;
             try
             {
-                item = await GetAsync();
+                item = await GetAsync(cancellationToken);
             }
             catch (QueueShutDownException)
             {

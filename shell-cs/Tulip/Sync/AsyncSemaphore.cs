@@ -42,41 +42,48 @@ public class AsyncSemaphore
 
     private bool IsLocked => _value == 0 || !_waiters.AllCancelled();
 
-    /// <summary>Takes a unit, waiting if there is none; returns true.</summary>
-    public ValueTask<bool> AcquireAsync()
+    /// <summary>
+    /// Takes a unit, waiting if there is none; returns true. <paramref name="cancellationToken"/> cancels
+    /// the wait as a task cancel would: a <see cref="CancelledException"/> carrying the token, no unit taken
+    /// (one handed over first goes on to the next waiter); already cancelled, it fails at once.
+    /// </summary>
+    public ValueTask<bool> AcquireAsync(CancellationToken cancellationToken = default)
     {
         _binding.VerifyAccess();
+        if (cancellationToken.IsCancellationRequested) return TokenCancellation.CancelledValueTask<bool>(cancellationToken);
         if (!IsLocked)
         {
             _value--;
             return new ValueTask<bool>(true);
         }
 
-        return new ValueTask<bool>(AcquireSlow());
+        return new ValueTask<bool>(AcquireSlow(_waiters.Add(_binding.Get(this), cancellationToken)));
     }
 
-    /// <summary>Takes a unit and returns what gives it back at the end of a <c>using</c>.</summary>
-    public ValueTask<SemaphoreReleaser> LockAsync()
+    /// <summary>Takes a unit and returns what gives it back at the end of a <c>using</c>;
+    /// <paramref name="cancellationToken"/> as for <see cref="AcquireAsync"/>.</summary>
+    public ValueTask<SemaphoreReleaser> LockAsync(CancellationToken cancellationToken = default)
     {
         _binding.VerifyAccess();
+        if (cancellationToken.IsCancellationRequested) return TokenCancellation.CancelledValueTask<SemaphoreReleaser>(cancellationToken);
         if (!IsLocked)
         {
             _value--;
             return new ValueTask<SemaphoreReleaser>(new SemaphoreReleaser(this));
         }
 
-        return new ValueTask<SemaphoreReleaser>(AcquireSlowReleaser());
+        return new ValueTask<SemaphoreReleaser>(AcquireSlowReleaser(_waiters.Add(_binding.Get(this), cancellationToken)));
     }
 
-    private async Task<SemaphoreReleaser> AcquireSlowReleaser()
+    private async Task<SemaphoreReleaser> AcquireSlowReleaser(WaiterFuture fut)
     {
-        await AcquireSlow();
+        await AcquireSlow(fut);
         return new SemaphoreReleaser(this);
     }
 
-    private async Task<bool> AcquireSlow()
+    // The waiter is made (and the token registered) by the caller, before the first await.
+    private async Task<bool> AcquireSlow(WaiterFuture fut)
     {
-        var fut = _waiters.Add(_binding.Get(this));
         try
         {
             try
@@ -86,9 +93,10 @@ public class AsyncSemaphore
             finally
             {
                 _waiters.Remove(fut);
+                fut.EndWait();
             }
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e)
         {
             // Handed a unit, then cancelled: give it back to the next waiter.
             if (!fut.Cancelled)
@@ -97,6 +105,7 @@ public class AsyncSemaphore
                 WakeUpNext();
             }
 
+            fut.ThrowIfCancelledByToken(e);
             throw;
         }
 

@@ -33,16 +33,18 @@ public sealed class Condition
         }
     }
 
-    public ValueTask<LockReleaser> LockAsync()
+    /// <summary>The lock's <see cref="AsyncLock.LockAsync"/> (the token cancels the wait).</summary>
+    public ValueTask<LockReleaser> LockAsync(CancellationToken cancellationToken = default)
     {
         _binding.VerifyAccess();
-        return _lock.LockAsync();
+        return _lock.LockAsync(cancellationToken);
     }
 
-    public ValueTask<bool> AcquireAsync()
+    /// <summary>The lock's <see cref="AsyncLock.AcquireAsync"/> (the token cancels the wait).</summary>
+    public ValueTask<bool> AcquireAsync(CancellationToken cancellationToken = default)
     {
         _binding.VerifyAccess();
-        return _lock.AcquireAsync();
+        return _lock.AcquireAsync(cancellationToken);
     }
 
     public void Release()
@@ -57,18 +59,25 @@ public sealed class Condition
     /// <summary>
     /// Releases the lock, waits to be notified, re-acquires the lock, returns true. Must be called with
     /// the lock held (<see cref="InvalidOperationException"/>("cannot wait on un-acquired lock")).
+    /// <paramref name="cancellationToken"/> cancels the wait for the notification as a task cancel would:
+    /// the lock is still taken back before the <see cref="CancelledException"/> carrying the token comes
+    /// out, and a notification that came first is passed on. Already cancelled: it fails at once, the lock
+    /// still held.
     /// </summary>
-    public async Task<bool> WaitAsync()
+    public async Task<bool> WaitAsync(CancellationToken cancellationToken = default)
     {
         _binding.VerifyAccess();
+        if (cancellationToken.IsCancellationRequested) throw TokenCancellation.Cancelled(cancellationToken);
         if (!_lock.Locked) throw new InvalidOperationException("cannot wait on un-acquired lock");
         var loop = _binding.Get(this);
         _lock.Release();
+        TokenCanceller? canceller = null;
         try
         {
             try
             {
                 var fut = _waiters.Add(loop);
+                canceller = TokenCanceller.Start(fut, cancellationToken);
                 try
                 {
                     await fut;
@@ -77,11 +86,13 @@ public sealed class Condition
                 finally
                 {
                     _waiters.Remove(fut);
+                    canceller?.Dispose();
                 }
             }
             finally
             {
-                // The lock must be held again on the way out, even when cancelled meanwhile.
+                // The lock must be held again on the way out, even when cancelled meanwhile (the token
+                // does not cancel this part: the caller holds the lock whatever happens).
                 OperationCanceledException? err = null;
                 while (true)
                 {
@@ -99,11 +110,12 @@ public sealed class Condition
                 if (err is not null) ExceptionDispatchInfo.Throw(err);
             }
         }
-        catch (Exception)
+        catch (Exception e)
         {
             // We may have been notified before failing: notify another in our place (a spurious
             // wake-up at worst, which the condition-variable protocol allows).
             NotifyCore(1);
+            if (canceller is { Fired: true } && e is CancelledException) throw TokenCancellation.Cancelled(cancellationToken);
             throw;
         }
     }
@@ -112,15 +124,17 @@ public sealed class Condition
     /// Waits until <paramref name="predicate"/> (checked with the lock held) gives a true value and
     /// returns that value, as asyncio's <c>wait_for</c> does. A value is true when it is not
     /// <c>default(T)</c>: not false, 0, or null (Python's truthiness without its empty-collection rule).
+    /// <paramref name="cancellationToken"/> cancels each wait as in <see cref="WaitAsync"/>.
     /// </summary>
-    public async Task<T> WaitForAsync<T>(Func<T> predicate)
+    public async Task<T> WaitForAsync<T>(Func<T> predicate, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(predicate);
         _binding.VerifyAccess();
+        if (cancellationToken.IsCancellationRequested) throw TokenCancellation.Cancelled(cancellationToken);
         var result = predicate();
         while (EqualityComparer<T>.Default.Equals(result, default!))
         {
-            await WaitAsync();
+            await WaitAsync(cancellationToken);
             result = predicate();
         }
 

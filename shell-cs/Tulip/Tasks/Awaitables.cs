@@ -11,12 +11,14 @@ public readonly struct SleepAwaitable<T>
     private readonly EventLoop _loop;
     private readonly Future<T>? _future;
     private readonly T _result;
+    private readonly CancellationToken _token;
 
-    internal SleepAwaitable(EventLoop loop, Future<T>? future, T result)
+    internal SleepAwaitable(EventLoop loop, Future<T>? future, T result, CancellationToken token)
     {
         _loop = loop;
         _future = future;
         _result = result;
+        _token = token;
     }
 
     /// <summary>The future behind a real delay (null for a one-tick yield); fixed, any thread.</summary>
@@ -31,7 +33,7 @@ public readonly struct SleepAwaitable<T>
 
     /// <summary>The awaiter (any thread may take it; threads: as <see cref="FutureAwaiter"/>).</summary>
     [ThreadSafe]
-    public SleepAwaiter<T> GetAwaiter() => new(_loop, _future, _result);
+    public SleepAwaiter<T> GetAwaiter() => new(_loop, _future, _result, _token);
 }
 
 public readonly struct SleepAwaiter<T> : ICriticalNotifyCompletion
@@ -39,23 +41,35 @@ public readonly struct SleepAwaiter<T> : ICriticalNotifyCompletion
     private readonly EventLoop _loop;
     private readonly Future<T>? _future;
     private readonly T _result;
+    private readonly CancellationToken _token;
 
-    internal SleepAwaiter(EventLoop loop, Future<T>? future, T result)
+    internal SleepAwaiter(EventLoop loop, Future<T>? future, T result, CancellationToken token)
     {
         _loop = loop;
         _future = future;
         _result = result;
+        _token = token;
     }
 
-    /// <summary>Whether the delay is over (a snapshot; any thread).</summary>
+    /// <summary>Whether the delay is over, or the sleep failed at once (its token was cancelled before it
+    /// started); a snapshot, any thread.</summary>
     [ThreadSafe]
-    public bool IsCompleted => _future is { Done: true };
+    public bool IsCompleted => _future is null ? _token.IsCancellationRequested : _future.Done;
 
     public T GetResult()
     {
         _loop.VerifyAccess();
         _loop.ThrowPendingCancellation();
-        return _future is null ? _result : _future.ResultChecked();
+        if (_future is null)
+        {
+            // A one-tick yield (or a sleep whose token was cancelled before it started): it has nothing the
+            // token could cancel, so the token is read as the await ends.
+            if (_token.IsCancellationRequested) throw TokenCancellation.Cancelled(_token);
+            return _result;
+        }
+
+        if (_future is SleepFuture<T> { CancelledByToken: true }) throw TokenCancellation.Cancelled(_token);
+        return _future.ResultChecked();
     }
 
     /// <summary>Resumes <paramref name="continuation"/> after the delay; from another thread, on the loop's.</summary>
@@ -120,26 +134,35 @@ public readonly struct SleepAwaiter : ICriticalNotifyCompletion
     public void UnsafeOnCompleted(Action continuation) => _inner.UnsafeOnCompleted(continuation);
 }
 
-/// <summary>The future of a sleep: cancelling it cancels its timer too.</summary>
+/// <summary>The future of a sleep: cancelling it cancels its timer too. With a token that can be
+/// cancelled, the token cancels it (registered while the timer is pending, unregistered when it fires or
+/// the sleep is cancelled).</summary>
 internal sealed class SleepFuture<T> : Future<T>
 {
     private readonly TimerHandle _timer;
+    private readonly TokenCanceller? _canceller;
 
     internal TimerHandle Timer => _timer;
 
-    public SleepFuture(EventLoop loop, long delayTicks, T result) : base(loop)
+    /// <summary>Whether the sleep's token cancelled it (loop thread).</summary>
+    internal bool CancelledByToken => _canceller is { Fired: true };
+
+    public SleepFuture(EventLoop loop, long delayTicks, T result, CancellationToken token) : base(loop)
     {
         _timer = loop.CallLater(TimeSpan.FromTicks(delayTicks), static s => s.Item1.Fire(s.Item2), (this, result));
+        _canceller = TokenCanceller.Start(this, token);
     }
 
     private void Fire(T result)
     {
+        _canceller?.Dispose();
         if (!Done) SetResultCore(result);
     }
 
     private protected override bool CancelOnLoop(string? message)
     {
         _timer.Cancel();
+        _canceller?.Dispose();
         return base.CancelOnLoop(message);
     }
 }
