@@ -36,20 +36,30 @@ public sealed class TaskGroup : IAsyncDisposable
     }
 
     /// <summary>Runs <paramref name="body"/> with a new group and awaits every task it created (<c>async with TaskGroup() as tg</c>).</summary>
-    public static async Task RunAsync(Func<TaskGroup, Task> body)
+    public static async Task RunAsync(Func<TaskGroup, Task> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
         await RunAsync<ValueTuple>(async tg =>
         {
             await body(tg);
             return default;
-        });
+        }, cancellationToken);
     }
 
-    /// <summary>As <see cref="RunAsync(Func{TaskGroup, Task})"/>, giving back the body's result.</summary>
-    public static async Task<T> RunAsync<T>(Func<TaskGroup, Task<T>> body)
+    /// <summary>As <see cref="RunAsync(Func{TaskGroup, Task}, CancellationToken)"/>, giving back the body's
+    /// result. <paramref name="cancellationToken"/> cancels the task while the group runs, as cancelling
+    /// the task inside <c>async with tg:</c> does: the children are cancelled and awaited, and the group
+    /// raises <see cref="CancelledException"/> carrying the token.</summary>
+    public static Task<T> RunAsync<T>(Func<TaskGroup, Task<T>> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
+        return cancellationToken.CanBeCanceled
+            ? ScopeToken.RunAsync(() => RunGroupAsync(body), cancellationToken)
+            : RunGroupAsync(body);
+    }
+
+    private static async Task<T> RunGroupAsync<T>(Func<TaskGroup, Task<T>> body)
+    {
         var tg = new TaskGroup(enter: false);
         tg.Enter();
         T result;

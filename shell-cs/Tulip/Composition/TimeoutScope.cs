@@ -148,11 +148,21 @@ public sealed class TimeoutScope : IAsyncDisposable
         return s.Contains('.') || s.Contains('E') || s.Contains("Infinity") || s == "NaN" ? s : s + ".0";
     }
 
-    /// <summary>Runs <paramref name="body"/> inside the scope, as <c>async with t:</c> does (entering it now).</summary>
-    public async Task<T> RunAsync<T>(Func<TimeoutScope, Task<T>> body)
+    /// <summary>Runs <paramref name="body"/> inside the scope, as <c>async with t:</c> does (entering it
+    /// now). <paramref name="cancellationToken"/> cancels the task while the scope runs, as cancelling the
+    /// task inside <c>async with</c> would; the scope then raises <see cref="CancelledException"/> carrying
+    /// the token (not a timeout, even if the deadline passed meanwhile: 3.11's exit rule).</summary>
+    public Task<T> RunAsync<T>(Func<TimeoutScope, Task<T>> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
         _loop?.VerifyAccess();
+        return cancellationToken.CanBeCanceled
+            ? ScopeToken.RunAsync(() => RunInScopeAsync(body), cancellationToken)
+            : RunInScopeAsync(body);
+    }
+
+    private async Task<T> RunInScopeAsync<T>(Func<TimeoutScope, Task<T>> body)
+    {
         Enter();
         T result;
         try
@@ -224,21 +234,23 @@ public static partial class Asyncio
     public static TimeoutScope TimeoutAt(double? when) => new TimeoutScope(when).Enter();
 
     /// <summary><c>async with asyncio.timeout(delay)</c> around <paramref name="body"/>, with 3.11's exact exit rule.</summary>
-    public static Task<T> Timeout<T>(double? delay, Func<TimeoutScope, Task<T>> body)
+    /// <remarks><paramref name="cancellationToken"/> cancels the task while the scope runs (see
+    /// <see cref="TimeoutScope.RunAsync{T}(Func{TimeoutScope, Task{T}}, CancellationToken)"/>).</remarks>
+    public static Task<T> Timeout<T>(double? delay, Func<TimeoutScope, Task<T>> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
         var loop = EventLoop.GetRunningLoop();
-        return new TimeoutScope(delay is { } d ? loop.Time() + d : null).RunAsync(body);
+        return new TimeoutScope(delay is { } d ? loop.Time() + d : null).RunAsync(body, cancellationToken);
     }
 
-    public static Task Timeout(double? delay, Func<TimeoutScope, Task> body)
+    public static Task Timeout(double? delay, Func<TimeoutScope, Task> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
         return Timeout<ValueTuple>(delay, async t =>
         {
             await body(t);
             return default;
-        });
+        }, cancellationToken);
     }
 
     /// <summary>asyncio.timeout with the delay as a <see cref="TimeSpan"/> (<see cref="System.Threading.Timeout.InfiniteTimeSpan"/>: never).</summary>
@@ -251,29 +263,33 @@ public static partial class Asyncio
     public static TimeoutScope CreateTimeoutAt(TimeSpan when) => CreateTimeoutAt((double?)when.TotalSeconds);
 
     /// <summary><c>async with asyncio.timeout(delay)</c> around <paramref name="body"/>, the delay as a <see cref="TimeSpan"/>.</summary>
-    public static Task<T> Timeout<T>(TimeSpan delay, Func<TimeoutScope, Task<T>> body) => Timeout(Seconds(delay), body);
+    public static Task<T> Timeout<T>(TimeSpan delay, Func<TimeoutScope, Task<T>> body, CancellationToken cancellationToken = default) =>
+        Timeout(Seconds(delay), body, cancellationToken);
 
-    public static Task Timeout(TimeSpan delay, Func<TimeoutScope, Task> body) => Timeout(Seconds(delay), body);
+    public static Task Timeout(TimeSpan delay, Func<TimeoutScope, Task> body, CancellationToken cancellationToken = default) =>
+        Timeout(Seconds(delay), body, cancellationToken);
 
     /// <summary><c>async with asyncio.timeout_at(when)</c> around <paramref name="body"/>, the deadline in loop time as a <see cref="TimeSpan"/>.</summary>
-    public static Task<T> TimeoutAt<T>(TimeSpan when, Func<TimeoutScope, Task<T>> body) => TimeoutAt((double?)when.TotalSeconds, body);
+    public static Task<T> TimeoutAt<T>(TimeSpan when, Func<TimeoutScope, Task<T>> body, CancellationToken cancellationToken = default) =>
+        TimeoutAt((double?)when.TotalSeconds, body, cancellationToken);
 
-    public static Task TimeoutAt(TimeSpan when, Func<TimeoutScope, Task> body) => TimeoutAt((double?)when.TotalSeconds, body);
+    public static Task TimeoutAt(TimeSpan when, Func<TimeoutScope, Task> body, CancellationToken cancellationToken = default) =>
+        TimeoutAt((double?)when.TotalSeconds, body, cancellationToken);
 
     /// <summary><c>async with asyncio.timeout_at(when)</c> around <paramref name="body"/>.</summary>
-    public static Task<T> TimeoutAt<T>(double? when, Func<TimeoutScope, Task<T>> body)
+    public static Task<T> TimeoutAt<T>(double? when, Func<TimeoutScope, Task<T>> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return new TimeoutScope(when).RunAsync(body);
+        return new TimeoutScope(when).RunAsync(body, cancellationToken);
     }
 
-    public static Task TimeoutAt(double? when, Func<TimeoutScope, Task> body)
+    public static Task TimeoutAt(double? when, Func<TimeoutScope, Task> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
         return TimeoutAt<ValueTuple>(when, async t =>
         {
             await body(t);
             return default;
-        });
+        }, cancellationToken);
     }
 }
