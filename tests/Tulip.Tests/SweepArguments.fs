@@ -149,6 +149,8 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
             | "to" -> return box (w.DatagramPeer().LocalEndPoint)
             | "remoteAddress" -> return null
             | _ -> return box (IPEndPoint(IPAddress.Loopback, 0))
+        elif t = typeof<LoopTask> then
+            return box (loop.CreateTask(Func<Task>(fun () -> Task.CompletedTask)))
         elif typeof<Future>.IsAssignableFrom t then
             if t = typeof<Future> then return box (w.Future())
             elif isGenericTypeOf typedefof<Future<_>> t then return w.FutureOf(t.GetGenericArguments()[0])
