@@ -362,6 +362,11 @@ let targets: Target list =
               let! (r, wr, _) = w.Streams()
               return box (LoopConnection(r, wr))
           })
+      target "LoopPipe" typeof<LoopPipe> true (fun w ->
+          task {
+              let! (r, wr, _) = w.Streams()
+              return box (new LoopPipe(r, wr))
+          })
       target "LoopScheduler" typeof<LoopScheduler> true (fun w -> ret (LoopScheduler(w.Loop)))
       target "QueueObserver<int>" typeof<QueueObserver<int>> true (fun w ->
           task {
