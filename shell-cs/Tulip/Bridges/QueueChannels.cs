@@ -22,8 +22,8 @@ public static class QueueChannels
     /// A thread-safe writer whose items the pump puts into <paramref name="queue"/> on <paramref name="loop"/>,
     /// in the order they were written. <c>Complete()</c> ends the stream: the pump puts what is left, then
     /// shuts the queue down (asyncio 3.13's <c>shutdown()</c>, so the loop consumer's <c>await foreach</c>
-    /// ends once the queue is empty). <c>Complete(exception)</c> also shuts it down, and the pump task
-    /// ends with that exception (reported by the loop's exception handler, as an error with no caller).
+    /// ends once the queue is empty). <c>Complete(exception)</c> also shuts it down, and the exception goes
+    /// to the loop's exception handler at once (an error with no caller: the queue has no error state).
     /// If the queue is shut down by someone else, later writes fail with <see cref="ChannelClosedException"/>.
     /// </summary>
     /// <param name="queue">The queue the loop consumes.</param>
@@ -87,11 +87,21 @@ public static class QueueChannels
             front.Writer.TryComplete(new ChannelClosedException("the queue was shut down", e));
             return;
         }
-        catch (Exception e)
+        catch (OperationCanceledException e)
         {
+            // The pump itself was cancelled (the loop is closing): the producers and the consumer both learn it.
             front.Writer.TryComplete(e);
             ShutdownQuietly(queue);
             throw;
+        }
+        catch (Exception e)
+        {
+            // A producer completed the writer with an error: an error with no caller on the loop side
+            // (the queue has no error state), so it goes to the loop's exception handler, at once.
+            ShutdownQuietly(queue);
+            EventLoop.GetRunningLoop().CallExceptionHandler(
+                new ExceptionContext("A ChannelWriter feeding an AsyncQueue was completed with an error", e));
+            return;
         }
 
         ShutdownQuietly(queue);
