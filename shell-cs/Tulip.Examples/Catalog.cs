@@ -17,5 +17,9 @@ public static class Catalog
         .. Protocols.Examples,
         .. Streams.Examples,
         .. Reactive.Examples,
+        .. Bridges.Examples,
+        // Loop tasks as .NET Tasks and cancellation tokens, from F# (shell-cs/Tulip.Examples.FSharp).
+        new("tokens_astask_fs", "From .NET", "F#: loop tasks as .NET Tasks (AsTask, Task.WhenAll) and CancellationTokens on the loop's clock",
+            ctx => Tulip.Examples.FSharp.TokensAndTasks.run(ctx.Out, ctx.NewClock)),
     ];
 }

@@ -307,7 +307,22 @@ let expected: (string * Line list) list =
         Is "[ 2405.0 s] 600 readings, mean 2099.5"
         Is "[ 3005.0 s] 600 readings, mean 2699.5"
         Is "[ 3604.5 s] 600 readings, mean 3299.5"
-        Is "loop time 3604.5 s; real time under a second: True" ] ]
+        Is "loop time 3604.5 s; real time under a second: True" ]
+      // Issue 14's bridges: no Python original; the lines are Tulip's.
+      "channel_bridge",
+      [ for i in 1..5 -> Is $"loop consumer: job {i}" ]
+      @ [ Is "thread-pool producer: done"; Is "thread-pool consumer: 10 squares, sum 385" ]
+      "pipe_bridge",
+      [ Is "server: parsed 'GET /index'"
+        Is "server: parsed 'Host: tulip'"
+        Is "client: got 'GET /INDEX'"
+        Is "client: got 'HOST: TULIP'" ]
+      "tokens_astask_fs",
+      [ Is "fast: done after 1 s"
+        Is "slow: done after 2 s"
+        Is "Task.WhenAll: slow, fast"
+        Is "stuck: cancelled; the Task says IsCanceled = True"
+        Is "loop time: 7 s" ] ]
 
 /// Runs an example on virtual clocks (it never sleeps) and returns its output lines and its clocks.
 let run (example: Example) =

@@ -149,6 +149,8 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
             | "to" -> return box (w.DatagramPeer().LocalEndPoint)
             | "remoteAddress" -> return null
             | _ -> return box (IPEndPoint(IPAddress.Loopback, 0))
+        elif t = typeof<LoopTask> then
+            return box (loop.CreateTask(Func<Task>(fun () -> Task.CompletedTask)))
         elif typeof<Future>.IsAssignableFrom t then
             if t = typeof<Future> then return box (w.Future())
             elif isGenericTypeOf typedefof<Future<_>> t then return w.FutureOf(t.GetGenericArguments()[0])
@@ -359,6 +361,11 @@ let targets: Target list =
           task {
               let! (r, wr, _) = w.Streams()
               return box (LoopConnection(r, wr))
+          })
+      target "LoopPipe" typeof<LoopPipe> true (fun w ->
+          task {
+              let! (r, wr, _) = w.Streams()
+              return box (new LoopPipe(r, wr))
           })
       target "LoopScheduler" typeof<LoopScheduler> true (fun w -> ret (LoopScheduler(w.Loop)))
       target "QueueObserver<int>" typeof<QueueObserver<int>> true (fun w ->
