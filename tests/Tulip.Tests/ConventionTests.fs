@@ -53,23 +53,13 @@ let neverWaits: Map<string, string> =
     Map.ofList
         [ "EventLoop.CreateFuture", "makes a pending future"
           "NextCompleted.AsFuture", "converts the next completion to a future"
+          "FutureTasks.AsTask", "converts: the Task completes with the future (cancel the future to stop it)"
           "Asyncio.EnsureFuture", "wraps an awaitable as a future"
           "Asyncio.WrapTask", "wraps a .NET Task as a future"
           "ITaskFactory.CreateTask", "the hook the loop's CreateTask calls; CreateTask's token is applied by the loop to the task the hook returns"
           "FutureObservables.ToListFuture", "returns a future the observable completes; cancel it, or await it through WaitFor/Shield with a token"
           "FutureObservables.FirstToFuture", "returns a future the observable completes (as ToListFuture)"
           "FutureObservables.LastToFuture", "returns a future the observable completes (as ToListFuture)" ]
-
-/// Known gaps, not exceptions: the forms that run a body in the current task (a timeout scope, a task
-/// group) may wait, and a token for them must cancel the running task itself (asyncio: cancelling
-/// the task inside `async with`). Not built yet (issue 14's closing note); the body's own awaits take
-/// tokens meanwhile. This list may only shrink.
-let scopeBodiesWithoutToken: Map<string, string> =
-    Map.ofList
-        [ "Asyncio.Timeout", "Timeout(delay, body)"
-          "Asyncio.TimeoutAt", "TimeoutAt(when, body)"
-          "TimeoutScope.RunAsync", "scope.RunAsync(body)"
-          "TaskGroup.RunAsync", "TaskGroup.RunAsync(body)" ]
 
 /// Awaitable instance methods whose names are not ...Async, each with its reason.
 let nameExempt: Map<string, string> =
@@ -96,7 +86,6 @@ let tests =
                   |> List.groupBy fst
                   |> List.filter (fun (name, overloads) ->
                       not (neverWaits.ContainsKey name)
-                      && not (scopeBodiesWithoutToken.ContainsKey name)
                       && not (overloads |> List.exists (snd >> hasToken)))
                   |> List.map fst
                   |> List.sort
@@ -123,8 +112,6 @@ let tests =
                   [ for KeyValue (k, _) in neverWaits do
                         if not (names.Contains k) then yield k
                     for KeyValue (k, _) in nameExempt do
-                        if not (names.Contains k) then yield k
-                    for KeyValue (k, _) in scopeBodiesWithoutToken do
                         if not (names.Contains k) then yield k ]
 
               if not stale.IsEmpty then printfn "stale: %A" stale
