@@ -214,3 +214,81 @@ let tests =
                   Expect.isFalse c.CancellationToken.CanBeCanceled "not the token's"
                   Expect.equal cancelling 1 "the task's request stands"
               | e -> failtestf "expected the task's CancelledException, got %O" e) ]
+
+/// Issue 14.3: ValueTask coroutines wherever a coroutine is taken — the scope bodies and as_completed.
+[<Tests>]
+let valueTaskBodies =
+    testList
+        "ValueTask bodies"
+        [ testCase "TaskGroup.RunAsync, Timeout, TimeoutAt and scope.RunAsync take ValueTask bodies" (fun () ->
+              use loop = TestLoop.Create()
+
+              let r =
+                  runMain loop (fun () ->
+                      task {
+                          let! a =
+                              TaskGroup.RunAsync(
+                                  Func<TaskGroup, ValueTask<int>>(fun tg ->
+                                      let child = tg.CreateTask(fun () -> task { return 20 })
+                                      ValueTask<int>(task {
+                                          let! c = child
+                                          return c + 1
+                                      }))
+                              )
+
+                          do! TaskGroup.RunAsync(Func<TaskGroup, ValueTask>(fun _ -> ValueTask(task { do! Asyncio.Sleep 0.5 } :> Task)))
+
+                          let! b =
+                              Asyncio.Timeout(1.0, Func<TimeoutScope, ValueTask<int>>(fun _ -> ValueTask<int>(task { return 10 })))
+
+                          let! c =
+                              Asyncio.TimeoutAt(
+                                  TimeSpan.FromSeconds(loop.Time() + 5.0),
+                                  Func<TimeoutScope, ValueTask<int>>(fun _ -> ValueTask<int>(task { return 100 }))
+                              )
+
+                          let scope = Asyncio.CreateTimeout(TimeSpan.FromSeconds 1.0)
+                          let! d = scope.RunAsync(Func<TimeoutScope, ValueTask<int>>(fun _ -> ValueTask<int>(task { return 1000 })))
+                          return a + b + c + d
+                      })
+
+              Expect.equal r 1131 "every body ran and gave its value")
+
+          testCase "a ValueTask body past its deadline: TimeoutException, as the Task form" (fun () ->
+              use loop = TestLoop.Create()
+
+              let e =
+                  runMain loop (fun () ->
+                      task {
+                          try
+                              do! Asyncio.Timeout(0.1, Func<TimeoutScope, ValueTask>(fun _ -> ValueTask(task { do! Asyncio.Sleep 10.0 } :> Task)))
+                              return null
+                          with e ->
+                              return e
+                      })
+
+              Expect.isTrue (e :? TimeoutException) "timed out")
+
+          testCase "AsCompleted takes ValueTask coroutines, in completion order" (fun () ->
+              use loop = TestLoop.Create()
+
+              let order =
+                  runMain loop (fun () ->
+                      task {
+                          let coro (d: float) (v: int) =
+                              Func<ValueTask<int>>(fun () ->
+                                  ValueTask<int>(task {
+                                      do! Asyncio.Sleep d
+                                      return v
+                                  }))
+
+                          let got = ResizeArray<int>()
+
+                          for next in Asyncio.AsCompleted([ coro 0.3 3; coro 0.1 1; coro 0.2 2 ]) do
+                              let! v = next
+                              got.Add v
+
+                          return List.ofSeq got
+                      })
+
+              Expect.equal order [ 1; 2; 3 ] "completion order") ]

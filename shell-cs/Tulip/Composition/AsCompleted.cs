@@ -39,10 +39,12 @@ public static partial class Asyncio
     }
 
     /// <summary>as_completed of coroutines: each becomes a task on the running loop.</summary>
+    [OverloadResolutionPriority(1)] // a collection of async lambdas fits the ValueTask overload too: Task wins
     public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Func<Task<T>>> coroutines, double? timeout = null) =>
         AsCompleted(coroutines, timeout, CancellationToken.None);
 
     /// <summary>as_completed of coroutines with a token (the tasks are not cancelled by it).</summary>
+    [OverloadResolutionPriority(1)]
     public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Func<Task<T>>> coroutines, double? timeout, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(coroutines);
@@ -50,7 +52,23 @@ public static partial class Asyncio
         return AsCompleted(coroutines.Select(c => (Future<T>)loop.CreateTask(c)).ToList(), timeout, cancellationToken);
     }
 
+    [OverloadResolutionPriority(1)]
     public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Func<Task<T>>> coroutines, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        AsCompleted(coroutines, Seconds(timeout), cancellationToken);
+
+    /// <summary>as_completed of <see cref="ValueTask{TResult}"/> coroutines: each becomes a task on the running loop.</summary>
+    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Func<ValueTask<T>>> coroutines, double? timeout = null) =>
+        AsCompleted(coroutines, timeout, CancellationToken.None);
+
+    /// <summary>As above, with a token (the tasks are not cancelled by it).</summary>
+    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Func<ValueTask<T>>> coroutines, double? timeout, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(coroutines);
+        var loop = EventLoop.GetRunningLoop();
+        return AsCompleted(coroutines.Select(c => (Future<T>)loop.CreateTask(c)).ToList(), timeout, cancellationToken);
+    }
+
+    public static IEnumerable<NextCompleted<T>> AsCompleted<T>(IEnumerable<Func<ValueTask<T>>> coroutines, TimeSpan timeout, CancellationToken cancellationToken = default) =>
         AsCompleted(coroutines, Seconds(timeout), cancellationToken);
 
     /// <summary>

@@ -36,6 +36,7 @@ public sealed class TaskGroup : IAsyncDisposable
     }
 
     /// <summary>Runs <paramref name="body"/> with a new group and awaits every task it created (<c>async with TaskGroup() as tg</c>).</summary>
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public static async Task RunAsync(Func<TaskGroup, Task> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -50,12 +51,27 @@ public sealed class TaskGroup : IAsyncDisposable
     /// result. <paramref name="cancellationToken"/> cancels the task while the group runs, as cancelling
     /// the task inside <c>async with tg:</c> does: the children are cancelled and awaited, and the group
     /// raises <see cref="CancelledException"/> carrying the token.</summary>
+    [OverloadResolutionPriority(1)]
     public static Task<T> RunAsync<T>(Func<TaskGroup, Task<T>> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
         return cancellationToken.CanBeCanceled
             ? ScopeToken.RunAsync(() => RunGroupAsync(body), cancellationToken)
             : RunGroupAsync(body);
+    }
+
+    /// <summary>As <see cref="RunAsync(Func{TaskGroup, Task}, CancellationToken)"/> with a <see cref="ValueTask"/> body.</summary>
+    public static Task RunAsync(Func<TaskGroup, ValueTask> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return RunAsync(tg => body(tg).AsTask(), cancellationToken);
+    }
+
+    /// <summary>As <see cref="RunAsync{T}(Func{TaskGroup, Task{T}}, CancellationToken)"/> with a <see cref="ValueTask{TResult}"/> body.</summary>
+    public static Task<T> RunAsync<T>(Func<TaskGroup, ValueTask<T>> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return RunAsync(tg => body(tg).AsTask(), cancellationToken);
     }
 
     private static async Task<T> RunGroupAsync<T>(Func<TaskGroup, Task<T>> body)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 namespace Tulip;
 
 /// <summary>
@@ -152,6 +153,7 @@ public sealed class TimeoutScope : IAsyncDisposable
     /// now). <paramref name="cancellationToken"/> cancels the task while the scope runs, as cancelling the
     /// task inside <c>async with</c> would; the scope then raises <see cref="CancelledException"/> carrying
     /// the token (not a timeout, even if the deadline passed meanwhile: 3.11's exit rule).</summary>
+    [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public Task<T> RunAsync<T>(Func<TimeoutScope, Task<T>> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -159,6 +161,13 @@ public sealed class TimeoutScope : IAsyncDisposable
         return cancellationToken.CanBeCanceled
             ? ScopeToken.RunAsync(() => RunInScopeAsync(body), cancellationToken)
             : RunInScopeAsync(body);
+    }
+
+    /// <summary>As <see cref="RunAsync{T}(Func{TimeoutScope, Task{T}}, CancellationToken)"/> with a <see cref="ValueTask{TResult}"/> body.</summary>
+    public Task<T> RunAsync<T>(Func<TimeoutScope, ValueTask<T>> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return RunAsync(t => body(t).AsTask(), cancellationToken);
     }
 
     private async Task<T> RunInScopeAsync<T>(Func<TimeoutScope, Task<T>> body)
@@ -236,6 +245,7 @@ public static partial class Asyncio
     /// <summary><c>async with asyncio.timeout(delay)</c> around <paramref name="body"/>, with 3.11's exact exit rule.</summary>
     /// <remarks><paramref name="cancellationToken"/> cancels the task while the scope runs (see
     /// <see cref="TimeoutScope.RunAsync{T}(Func{TimeoutScope, Task{T}}, CancellationToken)"/>).</remarks>
+    [OverloadResolutionPriority(1)]
     public static Task<T> Timeout<T>(double? delay, Func<TimeoutScope, Task<T>> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -243,6 +253,7 @@ public static partial class Asyncio
         return new TimeoutScope(delay is { } d ? loop.Time() + d : null).RunAsync(body, cancellationToken);
     }
 
+    [OverloadResolutionPriority(1)]
     public static Task Timeout(double? delay, Func<TimeoutScope, Task> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -263,26 +274,32 @@ public static partial class Asyncio
     public static TimeoutScope CreateTimeoutAt(TimeSpan when) => CreateTimeoutAt((double?)when.TotalSeconds);
 
     /// <summary><c>async with asyncio.timeout(delay)</c> around <paramref name="body"/>, the delay as a <see cref="TimeSpan"/>.</summary>
+    [OverloadResolutionPriority(1)]
     public static Task<T> Timeout<T>(TimeSpan delay, Func<TimeoutScope, Task<T>> body, CancellationToken cancellationToken = default) =>
         Timeout(Seconds(delay), body, cancellationToken);
 
+    [OverloadResolutionPriority(1)]
     public static Task Timeout(TimeSpan delay, Func<TimeoutScope, Task> body, CancellationToken cancellationToken = default) =>
         Timeout(Seconds(delay), body, cancellationToken);
 
     /// <summary><c>async with asyncio.timeout_at(when)</c> around <paramref name="body"/>, the deadline in loop time as a <see cref="TimeSpan"/>.</summary>
+    [OverloadResolutionPriority(1)]
     public static Task<T> TimeoutAt<T>(TimeSpan when, Func<TimeoutScope, Task<T>> body, CancellationToken cancellationToken = default) =>
         TimeoutAt((double?)when.TotalSeconds, body, cancellationToken);
 
+    [OverloadResolutionPriority(1)]
     public static Task TimeoutAt(TimeSpan when, Func<TimeoutScope, Task> body, CancellationToken cancellationToken = default) =>
         TimeoutAt((double?)when.TotalSeconds, body, cancellationToken);
 
     /// <summary><c>async with asyncio.timeout_at(when)</c> around <paramref name="body"/>.</summary>
+    [OverloadResolutionPriority(1)]
     public static Task<T> TimeoutAt<T>(double? when, Func<TimeoutScope, Task<T>> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
         return new TimeoutScope(when).RunAsync(body, cancellationToken);
     }
 
+    [OverloadResolutionPriority(1)]
     public static Task TimeoutAt(double? when, Func<TimeoutScope, Task> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -291,5 +308,61 @@ public static partial class Asyncio
             await body(t);
             return default;
         }, cancellationToken);
+    }
+
+    /// <summary>As the <see cref="Task"/> form, with a <see cref="ValueTask"/> body.</summary>
+    public static Task<T> Timeout<T>(double? delay, Func<TimeoutScope, ValueTask<T>> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return Timeout(delay, t => body(t).AsTask(), cancellationToken);
+    }
+
+    /// <summary>As the <see cref="Task"/> form, with a <see cref="ValueTask"/> body.</summary>
+    public static Task Timeout(double? delay, Func<TimeoutScope, ValueTask> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return Timeout(delay, t => body(t).AsTask(), cancellationToken);
+    }
+
+    /// <summary>As the <see cref="Task"/> form, with a <see cref="ValueTask"/> body.</summary>
+    public static Task<T> TimeoutAt<T>(double? when, Func<TimeoutScope, ValueTask<T>> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return TimeoutAt(when, t => body(t).AsTask(), cancellationToken);
+    }
+
+    /// <summary>As the <see cref="Task"/> form, with a <see cref="ValueTask"/> body.</summary>
+    public static Task TimeoutAt(double? when, Func<TimeoutScope, ValueTask> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return TimeoutAt(when, t => body(t).AsTask(), cancellationToken);
+    }
+
+    /// <summary>As the <see cref="Task"/> form, with a <see cref="ValueTask"/> body.</summary>
+    public static Task<T> Timeout<T>(TimeSpan delay, Func<TimeoutScope, ValueTask<T>> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return Timeout(delay, t => body(t).AsTask(), cancellationToken);
+    }
+
+    /// <summary>As the <see cref="Task"/> form, with a <see cref="ValueTask"/> body.</summary>
+    public static Task Timeout(TimeSpan delay, Func<TimeoutScope, ValueTask> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return Timeout(delay, t => body(t).AsTask(), cancellationToken);
+    }
+
+    /// <summary>As the <see cref="Task"/> form, with a <see cref="ValueTask"/> body.</summary>
+    public static Task<T> TimeoutAt<T>(TimeSpan when, Func<TimeoutScope, ValueTask<T>> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return TimeoutAt(when, t => body(t).AsTask(), cancellationToken);
+    }
+
+    /// <summary>As the <see cref="Task"/> form, with a <see cref="ValueTask"/> body.</summary>
+    public static Task TimeoutAt(TimeSpan when, Func<TimeoutScope, ValueTask> body, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        return TimeoutAt(when, t => body(t).AsTask(), cancellationToken);
     }
 }
