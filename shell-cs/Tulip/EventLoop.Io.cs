@@ -96,21 +96,19 @@ public sealed partial class EventLoop
         if (source.Token < 0) source.Token = reactor.Register(source.Socket, r, w);
         else if ((source.Read is not null) != r || (source.Write is not null) != w) reactor.Modify(source.Token, r, w);
 
-        if (!ReferenceEquals(read, source.Read))
-        {
-            if (source.Read is { } old) _table.Release(old);
-            if (read is not null) RegisterParked(read);
-            source.Read = read;
-        }
-
-        if (!ReferenceEquals(write, source.Write))
-        {
-            if (source.Write is { } old) _table.Release(old);
-            if (write is not null) RegisterParked(write);
-            source.Write = write;
-        }
-
+        Rebind(ref source.Read, read);
+        Rebind(ref source.Write, write);
         _sched.Watch(source.Token, read?.Id, write?.Id);
+    }
+
+    /// <summary>A watched interest now runs <paramref name="next"/>: the handle it replaces is released
+    /// (its id goes stale), the new one registered for as long as it is watched.</summary>
+    private void Rebind(ref Handle? watched, Handle? next)
+    {
+        if (ReferenceEquals(watched, next)) return;
+        if (watched is { } old) _table.Release(old);
+        if (next is not null) RegisterParked(next);
+        watched = next;
     }
 
     /// <summary>Stops watching <paramref name="source"/> (before its socket closes); its handles are
@@ -124,10 +122,9 @@ public sealed partial class EventLoop
             _sched.Unwatch(source.Token);
         }
 
-        if (source.Read is { } r) _table.Release(r);
-        if (source.Write is { } w) _table.Release(w);
+        Rebind(ref source.Read, null);
+        Rebind(ref source.Write, null);
         source.Token = -1;
-        source.Read = source.Write = null;
     }
 
     // ---------------------------------------------------------------------------------------------

@@ -17,46 +17,22 @@ internal static class ScopeToken
         if (!cancellationToken.CanBeCanceled) return await scope();
         var task = EventLoop.GetRunningLoop().CurrentTask
             ?? throw new EventLoopException("a scope with a cancellation token runs inside a task");
-        if (cancellationToken.IsCancellationRequested) throw new CancelledException(cancellationToken);
-        var link = new Link(task);
-        var registration = cancellationToken.UnsafeRegister(static s => ((Link)s!).OnToken(), link);
+        if (cancellationToken.IsCancellationRequested) throw TokenCancellation.Cancelled(cancellationToken);
+        // The token cancels the task as it would cancel a waiter: the one mechanism of the primitives
+        // (marshalled onto the loop, acting only until the scope ends, unregistered then).
+        var canceller = TokenCanceller.Start(task.AsFuture(), cancellationToken)!;
         try
         {
             return await scope();
         }
-        catch (CancelledException) when (link.Fired)
+        catch (CancelledException) when (canceller.Fired)
         {
             task.Uncancel();
-            throw new CancelledException(cancellationToken);
+            throw TokenCancellation.Cancelled(cancellationToken);
         }
         finally
         {
-            link.Active = false;
-            registration.Unregister();
-        }
-    }
-
-    private sealed class Link(ILoopTask task)
-    {
-        // Read and written on the loop thread only.
-        public bool Active = true, Fired;
-
-        public void OnToken()
-        {
-            try
-            {
-                task.Loop.InvokeOnLoop(static l => l.CancelOnLoop(), this);
-            }
-            catch (EventLoopException)
-            {
-                // The loop is closed: the scope is over, nothing to cancel.
-            }
-        }
-
-        private void CancelOnLoop()
-        {
-            if (!Active || Fired || task.Done) return;
-            if (task.Cancel()) Fired = true;
+            canceller.Dispose();
         }
     }
 }
