@@ -336,6 +336,14 @@ type TaskCore =
     /// wakes a waiting or suspended task, then answers how to run the step (`LeftoverFree` for a
     /// finished task); `message` as for BeginStep.
     static member StepArrives(s: byref<TaskState>, origin: TaskStepOrigin, [<Out>] message: byref<string>) : TaskStepStart =
+        // The commonest arrival, in place: a started task that owes no cancellation resumes (stepArrives
+        // then beginStepFrom's last case, whatever the origin: it matters only when a cancel is owed).
+        if s.Started && not s.MustCancel && (s.Phase.IsWaiting || s.Phase.IsScheduled || s.Phase.IsSuspended) then
+            s.Phase <- Running
+            message <- null
+            TaskStepStart.Resume
+        else
+
         let o =
             match origin with
             | TaskStepOrigin.FromLoop -> FromLoop
@@ -351,15 +359,18 @@ type TaskCore =
     /// An await of `kind` is made where this task is current: where it goes (`s` is updated in place,
     /// as every hot-path face below: the state is not copied in and out).
     static member AwaitIn(s: byref<TaskState>, kind: TaskAwaitKind) : TaskAwaitAnswer =
-        let k = if kind = TaskAwaitKind.Yield then OnYield else OnFuture
-        let struct (answer, s') = TaskState.awaitIn k s
-        s <- s'
+        // TaskState.awaitIn, in place (it changes Wait only, and only while a step runs).
+        if not s.Phase.IsRunning then
+            TaskAwaitAnswer.NotInStep
+        else
+            let answer =
+                match s.Wait with
+                | NoWait -> TaskAwaitAnswer.Parked
+                | OnFuture -> TaskAwaitAnswer.ParkedDisplacingFuture
+                | OnYield -> TaskAwaitAnswer.ParkedDisplacingYield
 
-        match answer with
-        | NotInStep -> TaskAwaitAnswer.NotInStep
-        | Parked -> TaskAwaitAnswer.Parked
-        | ParkedDisplacingFuture -> TaskAwaitAnswer.ParkedDisplacingFuture
-        | ParkedDisplacingYield -> TaskAwaitAnswer.ParkedDisplacingYield
+            s.Wait <- (if kind = TaskAwaitKind.Yield then OnYield else OnFuture)
+            answer
 
     /// A loop await's result is read in the task's step: true when a cancellation is due, to be raised
     /// now with `message` (null for none).
@@ -377,6 +388,25 @@ type TaskCore =
     /// The step ended and its coroutine did not finish: how the task suspends (`message`: the cancel
     /// message for WaitsOnFutureCancelIt, else null).
     static member Suspend(s: byref<TaskState>, [<Out>] message: byref<string>) : TaskSuspension =
+        // TaskState.suspend's cases that cancel nothing, in place (a flagged task's wait on a future
+        // goes through the function: it asks for that future's cancellation).
+        if s.Phase.IsRunning && not (s.MustCancel && s.Wait.IsOnFuture) then
+            message <- null
+
+            match s.Wait with
+            | OnFuture ->
+                s.Phase <- Waiting
+                s.Wait <- NoWait
+                TaskSuspension.WaitsOnFuture
+            | OnYield ->
+                s.Phase <- Scheduled
+                s.Wait <- NoWait
+                TaskSuspension.Yields
+            | NoWait ->
+                s.Phase <- Suspended
+                TaskSuspension.WaitsOutside
+        else
+
         let struct (s', d) = TaskCore.Unwrap(TaskState.suspend s)
         s <- s'
         message <- null

@@ -51,10 +51,14 @@ type ThrowIn =
 ///   `waiterCancelOutcome`: a cancel that comes back round to the task meanwhile (tasks awaiting each
 ///   other in a cycle) is refused (`BeingCancelled`), where CPython recurses until RecursionError.
 ///
-/// A struct: the shell keeps it inline in the task, so a transition allocates nothing.
+/// A struct: the shell keeps it inline in the task, so a transition allocates nothing. The functions
+/// below never mutate it (they return new values); `Phase` and `Wait` are mutable only so that the
+/// interop's hot-path faces (`TaskCore.StepArrives`, `AwaitIn`, `Suspend`) can apply their commonest
+/// transitions in place, field by field, instead of copying the whole state through a result and a
+/// tuple; a property checks those faces against these functions on every generated state.
 [<Struct>]
 type TaskState =
-    { Phase: TaskPhase
+    { mutable Phase: TaskPhase
       /// The coroutine has run at least once (a task cancelled before its first step never runs its body).
       Started: bool
       /// `_must_cancel`: the next step throws a cancellation into the coroutine.
@@ -64,7 +68,7 @@ type TaskState =
       /// `_num_cancels_requested`: what `cancelling()` returns; `uncancel()` decrements it.
       CancelRequests: int
       /// The step's last loop await so far (only while `Running`).
-      Wait: StepWait
+      mutable Wait: StepWait
       /// A cancellation owed to the coroutine and not yet raised at one of its loop awaits.
       ThrowIn: ThrowIn
       /// The message of that cancellation.

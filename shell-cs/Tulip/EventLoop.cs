@@ -40,6 +40,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
         _clock = clock;
         long now = clock.Now;
         _sched = scheduler == SchedulerKind.Model ? new CoreScheduler(now) : new MutableScheduler(now);
+        _tickNow = now;
         Scheduler = scheduler;
         TimeProvider = new LoopTimeProvider(this);
     }
@@ -50,7 +51,8 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     {
         ArgumentNullException.ThrowIfNull(clock);
         _clock = clock;
-        _sched = scheduler(clock.Now);
+        _tickNow = clock.Now;
+        _sched = scheduler(_tickNow);
         Scheduler = kind;
         TimeProvider = new LoopTimeProvider(this);
     }
@@ -396,7 +398,12 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     /// </summary>
     private bool RunOnce()
     {
-        var timeout = _sched.BeginTick(_clock.Now, TakePosts());
+        // The poll timeout depends on the time only when nothing is ready and a timer waits: otherwise
+        // the tick starts at the time its last one read (a legal input: time does not go backwards),
+        // and the clock is read once per tick, after the poll, as CPython's _run_once does.
+        var posted = TakePosts();
+        if (posted.IsEmpty && _sched.ReadyCount == 0 && _sched.TimerCount > 0) _tickNow = _clock.Now;
+        var timeout = _sched.BeginTick(_tickNow, posted);
         int io;
         try
         {
@@ -410,10 +417,14 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
             throw;
         }
 
-        int ran = RunBatch(_sched.Polled(_clock.Now, TakePosts(), new ReadOnlySpan<IoEvent>(_ioEvents, 0, io)));
+        _tickNow = _clock.Now;
+        int ran = RunBatch(_sched.Polled(_tickNow, TakePosts(), new ReadOnlySpan<IoEvent>(_ioEvents, 0, io)));
         _iterationHook?.Invoke(new LoopIteration(timeout.HasLimit ? TimeSpan.FromTicks(timeout.Ticks) : null, ran));
         return _sched.EndTick();
     }
+
+    // The time the scheduler was last given (BeginTick may start a tick at it: see RunOnce).
+    private long _tickNow;
 
     // The poll's result, reused every tick (as many events per poll as epoll hands out at once).
     private readonly IoEvent[] _ioEvents = new IoEvent[256];
