@@ -105,6 +105,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     public Handle CallSoon(Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        if (Debug) CheckNotCoroutine(callback, "CallSoon");
         var h = new ActionHandle(this, callback);
         EnqueueSoon(h);
         return h;
@@ -114,6 +115,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     public Handle CallSoon<TState>(Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        if (Debug) CheckNotCoroutine(callback, "CallSoon");
         var h = new StateHandle<TState>(this, callback, state);
         EnqueueSoon(h);
         return h;
@@ -146,6 +148,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     private TimerHandle CallAtTicks(long deadline, Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        if (Debug) CheckNotCoroutine(callback, "CallAt");
         var h = new ActionTimerHandle(this, deadline, callback);
         EnqueueTimer(h);
         return h;
@@ -154,6 +157,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     private TimerHandle CallAtTicks<TState>(long deadline, Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        if (Debug) CheckNotCoroutine(callback, "CallAt");
         var h = new StateTimerHandle<TState>(this, deadline, callback, state);
         EnqueueTimer(h);
         return h;
@@ -179,6 +183,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     public Handle CallSoonThreadsafe(Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        if (Debug) CheckNotCoroutine(callback, "CallSoonThreadsafe");
         var h = new ActionHandle(this, callback);
         PostThreadsafe(h);
         return h;
@@ -189,6 +194,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     public Handle CallSoonThreadsafe<TState>(Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        if (Debug) CheckNotCoroutine(callback, "CallSoonThreadsafe");
         var h = new StateHandle<TState>(this, callback, state);
         PostThreadsafe(h);
         return h;
