@@ -98,7 +98,7 @@ let tests =
               let b = ex.Submit(Func<int>(fun () -> 2))
               Expect.isTrue (started.Wait limit) "a started"
               ex.Shutdown(wait = false, cancelPending = true)
-              Expect.isTrue b.IsCanceled "the pending work was cancelled at once"
+              Expect.isTrue b.IsCanceled (sprintf "the pending work was cancelled at once (%A, %A)" b.Status a.Status)
               let shut = Task.Run(fun () -> ex.Shutdown(wait = true))
               Thread.Sleep 50
               Expect.isFalse shut.IsCompleted "shutdown(wait) waits for the running work"
