@@ -66,9 +66,8 @@ public sealed class ThreadPoolExecutor : Executor
                 };
                 _threads.Add(start);
             }
+            start?.Start(this); // inside the lock: a shutdown that sees the thread can join it
         }
-
-        start?.Start(this);
     }
 
     private void Work()

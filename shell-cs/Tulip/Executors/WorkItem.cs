@@ -21,6 +21,9 @@ internal abstract class WorkItem
 
     public abstract bool HasArgument { get; }
 
+    /// <summary>What the executor keeps with the item while it is queued (the process pool: the request).</summary>
+    public object? Tag;
+
     /// <summary>The declared result type (<see cref="ValueTuple"/> for an action).</summary>
     public abstract Type ResultType { get; }
 
