@@ -518,8 +518,9 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     }
 
     /// <summary>
-    /// Closes the loop: queued callbacks are discarded and any further scheduling is refused. Refused
-    /// while running; closing twice does nothing.
+    /// Closes the loop: queued callbacks are discarded, any further scheduling is refused, and the default
+    /// executor is shut down without waiting (asyncio's <c>close()</c>). Refused while running; closing twice
+    /// does nothing.
     /// </summary>
     public void Close()
     {
@@ -532,6 +533,12 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
         CloseReactor();
         lock (_inboxLock) _inbox.Clear();
         if (ReferenceEquals(s_threadLoop, this)) s_threadLoop = null;
+        // asyncio's close(): the default executor is shut down without waiting (Run has joined it already).
+        if (_defaultExecutor is { } executor)
+        {
+            _defaultExecutor = null;
+            executor.Shutdown(wait: false);
+        }
     }
 
     public void Dispose() => Close();

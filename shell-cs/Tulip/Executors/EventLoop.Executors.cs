@@ -99,9 +99,16 @@ public sealed partial class EventLoop
     /// <see cref="Asyncio.Run(Func{Task}, bool, LoopClock?)"/> and <see cref="Runner"/> call it on exit
     /// (timeout: <see cref="ExecutorJoinTimeout"/>). <paramref name="cancellationToken"/> ends only the wait.
     /// </summary>
-    public async Task ShutdownDefaultExecutorAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public Task ShutdownDefaultExecutorAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
-        VerifyAccess();
+        VerifyAccess(); // at the call, not in the returned task
+        if (timeout is { } t && t < TimeSpan.Zero && t != Timeout.InfiniteTimeSpan)
+            throw new ArgumentOutOfRangeException(nameof(timeout), "timeout is negative");
+        return ShutdownDefaultExecutorCore(timeout, cancellationToken);
+    }
+
+    private async Task ShutdownDefaultExecutorCore(TimeSpan? timeout, CancellationToken cancellationToken)
+    {
         _executorShutdownCalled = true;
         if (_defaultExecutor is not { } executor) return;
         var joined = new Future<ValueTuple>(this);
