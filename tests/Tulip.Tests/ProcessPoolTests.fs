@@ -180,6 +180,15 @@ let tests =
               Expect.equal e.Message BrokenProcessPoolException.NotUsableMessage "later submits are refused (CPython's message)"
               finish pool [ first.Result ])
 
+          testCase "a worker host that cannot be started fails the work with a broken-pool error saying why" (fun () ->
+              let pool = new ProcessPoolExecutor(1, "/nonexistent/Tulip.Worker.dll")
+              let t = pool.Submit(Func<int, int>(Work.square), 2)
+              waitTask t
+              let e = t.Exception.InnerException :?> BrokenProcessPoolException
+              Expect.stringContains e.Message "could not start a worker process" "says what failed"
+              Expect.stringContains e.Message "/nonexistent/Tulip.Worker.dll" "and where it looked"
+              finish pool [])
+
           testCase "a worker that exits by itself breaks the pool too (os._exit in CPython)" (fun () ->
               let pool = new ProcessPoolExecutor(1)
               let t = pool.Submit(Func<int, int>(Work.exitNow), 3)

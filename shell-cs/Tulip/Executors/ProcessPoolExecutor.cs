@@ -167,8 +167,9 @@ public sealed class ProcessPoolExecutor : Executor
 
     private long NextId() => Interlocked.Increment(ref _nextId);
 
-    /// <summary>A worker died: fail everything pending, stop the other workers (their work fails too).</summary>
-    private void Break(Exception cause)
+    /// <summary>A worker died (or could not start): fail everything pending, stop the other workers
+    /// (their work fails too).</summary>
+    private void Break(Exception cause, string message = BrokenProcessPoolException.TerminatedMessage)
     {
         List<WorkItem> pending;
         WorkerProcess[] workers;
@@ -183,7 +184,7 @@ public sealed class ProcessPoolExecutor : Executor
             workers = _workers.ToArray();
         }
 
-        foreach (var item in pending) item.TryFailPending(new BrokenProcessPoolException(BrokenProcessPoolException.TerminatedMessage, cause));
+        foreach (var item in pending) item.TryFailPending(new BrokenProcessPoolException(message, cause));
         foreach (var w in workers) w.Kill();
     }
 
@@ -251,6 +252,17 @@ public sealed class ProcessPoolExecutor : Executor
             try
             {
                 _process = Launch(pool._hostPath);
+            }
+            catch (Exception e)
+            {
+                // Not a worker that died: say what went wrong (the host not found, dotnet not startable).
+                pool.Break(e, $"the process pool could not start a worker process: {e.Message}");
+                _exited = true;
+                return;
+            }
+
+            try
+            {
                 ProcessId = _process.Id;
                 var input = _process.StandardInput.BaseStream;
                 var output = _process.StandardOutput.BaseStream;
