@@ -204,4 +204,25 @@ let tests =
               pool.Shutdown(wait = true, cancelPending = true)
               Expect.isTrue a.IsCompletedSuccessfully "the running (or first) item finished"
               Expect.isTrue (rest |> List.forall (fun t -> t.IsCanceled)) "the pending ones were cancelled"
-              finish pool [ a.Result ]) ]
+              finish pool [ a.Result ]) 
+          // The hygiene gate of the whole suite's executors, run with the sequenced tests (after the
+          // parallel ones, which include the examples' pools): no worker process or thread is left.
+          testCase "no executor thread or worker process is left" (fun () ->
+              let me = string Environment.ProcessId
+
+              let workers () =
+                  [ for d in Directory.GetDirectories "/proc" do
+                        let stat = Path.Combine(d, "stat")
+                        let cmd = Path.Combine(d, "cmdline")
+                        try
+                            // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+                            let text = File.ReadAllText stat
+                            let fields = text.Substring(text.LastIndexOf ')' + 2).Split ' '
+                            if fields[1] = me && File.ReadAllText(cmd).Contains "Tulip.Worker.dll" then yield Path.GetFileName d
+                        with _ -> () ]
+
+              let deadline = DateTime.UtcNow.AddSeconds 10.0
+              while (not (List.isEmpty (workers ())) || ThreadPoolExecutor.LiveThreadsInProcess > 0) && DateTime.UtcNow < deadline do
+                  Thread.Sleep 50
+              Expect.isEmpty (workers ()) "no Tulip.Worker child process"
+              Expect.equal ThreadPoolExecutor.LiveThreadsInProcess 0 "no thread-pool executor thread") ]

@@ -10,6 +10,10 @@ namespace Tulip;
 public sealed class ThreadPoolExecutor : Executor
 {
     private static int s_counter;
+    private static int s_liveThreads;
+
+    /// <summary>Worker threads of every thread pool in the process that have not exited (tests' hygiene gate).</summary>
+    internal static int LiveThreadsInProcess => Volatile.Read(ref s_liveThreads);
 
     private readonly object _lock = new();
     private readonly Queue<WorkItem> _queue = new();
@@ -71,6 +75,19 @@ public sealed class ThreadPoolExecutor : Executor
     }
 
     private void Work()
+    {
+        Interlocked.Increment(ref s_liveThreads);
+        try
+        {
+            WorkLoop();
+        }
+        finally
+        {
+            Interlocked.Decrement(ref s_liveThreads);
+        }
+    }
+
+    private void WorkLoop()
     {
         while (true)
         {
