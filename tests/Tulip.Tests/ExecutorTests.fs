@@ -238,3 +238,45 @@ let tests =
 
               Expect.stringStarts (fst msgs) "coroutines cannot be used with RunInExecutor()" "the message names the method"
               Expect.stringStarts (snd msgs) "coroutines cannot be used with ToThread()" "") ]
+
+/// Sequenced: one test swaps LoopLog's process-wide sink.
+[<Tests>]
+let shutdownTests =
+    testSequenced
+    <| testList
+        "Executors (default executor shutdown)"
+        [ testCase "Runner.Close shuts the default executor down (asyncio.Runner.close: shutdown_default_executor)" (fun () ->
+              let runner = new Runner()
+              let thread = runner.Run(Func<Task<Thread>>(fun () -> task { return! Asyncio.ToThread(Func<Thread>(fun () -> Thread.CurrentThread)) }))
+              Expect.isTrue thread.IsAlive "the executor's thread lives while the runner does"
+              runner.Close()
+              Expect.isFalse thread.IsAlive "joined by Close")
+
+          testCase "shutdown_default_executor(timeout): past the timeout it logs a warning and returns, the work goes on" (fun () ->
+              use hold = new ManualResetEventSlim(false)
+              let logged = Collections.Concurrent.ConcurrentQueue<string>()
+              let previous = Diagnostics.LoopLog.Sink
+              Diagnostics.LoopLog.Sink <- Action<string>(fun m -> logged.Enqueue m)
+              let mutable thread: Thread = null
+
+              try
+                  runReal (fun () ->
+                      task {
+                          let loop = Asyncio.GetRunningLoop()
+                          let f = loop.RunInExecutor(null, Func<int>(fun () -> thread <- Thread.CurrentThread; hold.Wait(limit) |> ignore; 1))
+                          do! Asyncio.Sleep 0.05
+                          let t0 = loop.Time()
+                          do! loop.ShutdownDefaultExecutorAsync(Nullable(TimeSpan.FromMilliseconds 100.0))
+                          Expect.isLessThan (loop.Time() - t0) 5.0 "returned after the timeout, not when the work ended"
+                          Expect.isFalse f.Done "the work goes on"
+                          hold.Set()
+                          let! r = f
+                          return r
+                      })
+                  |> ignore
+              finally
+                  Diagnostics.LoopLog.Sink <- previous
+                  hold.Set()
+
+              Expect.exists logged (fun m -> m.Contains "did not finish joining its threads within 0.1 seconds") "asyncio's warning"
+              Expect.isTrue (thread.Join limit) "the thread ends once its work does") ]
