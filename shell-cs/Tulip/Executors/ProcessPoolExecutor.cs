@@ -71,11 +71,12 @@ public sealed class ProcessPoolExecutor : Executor
         }
     }
 
-    internal override void Validate(WorkItem item) => _ = Describe(item);
+    // The request is built (and the argument serialised) once, by whichever comes first.
+    internal override void Validate(WorkItem item) => item.Tag ??= Describe(item);
 
     internal override void Enqueue(WorkItem item)
     {
-        var call = Describe(item);
+        var call = item.Tag as RemoteCall ?? Describe(item);
         WorkerProcess? start = null;
         lock (_lock)
         {
