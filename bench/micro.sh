@@ -2,6 +2,8 @@
 # Quick micro benchmarks: Tulip's, in the output shape of ../shared/bench/micro/py_micro.py.
 #   ./bench/micro.sh [NAME...] [--scale F] [--runs N]   Tulip only
 #   ./bench/micro.sh --peers [NAME...]                   Tulip, then asyncio (and uvloop if installed), same run
+#   ./bench/micro.sh --peers executor_thread executor_process run_coroutine_threadsafe
+#                                                        the executor rows; peers from bench/executors.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -18,8 +20,17 @@ if [ "$peers" = 1 ]; then
   py=/usr/bin/python3; [ -x "$py" ] || py=python3
   micro=../shared/bench/micro/py_micro.py
   [ -f "$micro" ] || { echo "peer script $micro not found" >&2; exit 1; }
+  execs=$(printf '%s\n' "${args[@]}" | grep -E '^(executor_thread|executor_process|run_coroutine_threadsafe)$' | paste -sd' ' - || true)
+  if [ -n "$execs" ]; then
+    echo "## asyncio / uvloop executors ($($py --version 2>&1))"
+    # shellcheck disable=SC2086
+    $py bench/executors.py --loop asyncio $execs
+    # shellcheck disable=SC2086
+    if $py -c 'import uvloop' 2>/dev/null; then $py bench/executors.py --loop uvloop $execs; fi
+  fi
   only=$(printf '%s\n' "${args[@]}" | grep -E '^(call_soon|call_later|tasks_batch|tasks_seq|queue_pingpong|queue_unbounded)$' | paste -sd, - || true)
-  [ -n "$only" ] || only=call_soon,call_later,tasks_batch,tasks_seq
+  [ -n "$only$execs" ] || only=call_soon,call_later,tasks_batch,tasks_seq
+  [ -n "$only" ] || exit 0
   echo "## asyncio ($($py --version 2>&1))"
   $py "$micro" --loop asyncio --only "$only"
   if $py -c 'import uvloop' 2>/dev/null; then

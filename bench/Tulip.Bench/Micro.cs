@@ -28,6 +28,11 @@ public static class Micro
         ("core_call_soon", 1_000_000, CoreCallSoon),
         ("core_timers", 100_000, CoreTimers),
         ("memory_per_callback", 1_000_000, MemoryPerCallback),
+        // Issue 18 (twin: bench/executors.py): sequential round trips loop -> executor -> loop, and
+        // foreign thread -> loop -> foreign thread.
+        ("executor_thread", 20_000, ExecutorThread),
+        ("executor_process", 5_000, ExecutorProcess),
+        ("run_coroutine_threadsafe", 20_000, RunCoroutineThreadsafe),
     ];
 
     public static int Run(string[] args)
@@ -79,6 +84,8 @@ public static class Micro
             results[name] = entry;
         }
 
+        s_processPool?.Shutdown(wait: true);
+        s_processPool = null;
         Console.WriteLine("JSON " + JsonSerializer.Serialize(new Dictionary<string, object>
         {
             ["loop"] = "tulip",
@@ -351,5 +358,68 @@ public static class Micro
         GC.KeepAlive(loop);
         loop.Close();
         return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (after - before) / (double)n);
+    }
+
+    private static int Square(int x) => x * x;
+
+    // executor_thread: one loop task awaits N run_in_executor calls in turn (a one-thread pool, started).
+    private static Result ExecutorThread(long n)
+    {
+        using var executor = new ThreadPoolExecutor(1);
+        using var loop = new EventLoop();
+        return RoundTrips(loop, n, () => loop.RunInExecutor(executor, Square, 3));
+    }
+
+    // The pool outlives the runs (a worker process takes ~0.1 s to start): shut down at the end.
+    private static ProcessPoolExecutor? s_processPool;
+
+    // executor_process: the same through a one-process pool (JSON over the worker's pipes).
+    private static ProcessPoolExecutor ProcessPool => s_processPool ??= new ProcessPoolExecutor(1);
+
+    private static Result ExecutorProcess(long n)
+    {
+        using var loop = new EventLoop();
+        var pool = ProcessPool;
+        return RoundTrips(loop, n, () => loop.RunInExecutor(pool, Square, 3));
+    }
+
+    private static Result RoundTrips(EventLoop loop, long n, Func<Future<int>> call)
+    {
+        loop.RunUntilComplete(async () => await call()); // the worker started
+        long a0 = Allocated();
+        var sw = Stopwatch.StartNew();
+        long sum = loop.RunUntilComplete(async () =>
+        {
+            long total = 0;
+            for (long i = 0; i < n; i++) total += await call();
+            return total;
+        });
+        sw.Stop();
+        if (sum != 9 * n) throw new InvalidOperationException($"sum {sum}");
+        return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)n);
+    }
+
+    // run_coroutine_threadsafe: a foreign thread submits a coroutine to a running loop and waits for its
+    // Task, N times in turn.
+    private static Result RunCoroutineThreadsafe(long n)
+    {
+        using var loop = new EventLoop();
+        using var started = new ManualResetEventSlim();
+        var runner = new Thread(() =>
+        {
+            loop.CallSoon(started.Set);
+            loop.RunForever();
+        });
+        runner.Start();
+        started.Wait();
+        Func<Task<int>> coroutine = static () => Task.FromResult(1);
+        var sw = Stopwatch.StartNew();
+        long sum = 0;
+        for (long i = 0; i < n; i++) sum += Asyncio.RunCoroutineThreadsafe(coroutine, loop).GetAwaiter().GetResult();
+        sw.Stop();
+        loop.CallSoonThreadsafe(loop.Stop);
+        runner.Join();
+        if (sum != n) throw new InvalidOperationException($"sum {sum}");
+        return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, 0);
     }
 }

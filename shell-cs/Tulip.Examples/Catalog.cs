@@ -21,5 +21,6 @@ public static class Catalog
         // Loop tasks as .NET Tasks and cancellation tokens, from F# (shell-cs/Tulip.Examples.FSharp).
         new("tokens_astask_fs", "From .NET", "F#: loop tasks as .NET Tasks (AsTask, Task.WhenAll) and CancellationTokens on the loop's clock",
             ctx => Tulip.Examples.FSharp.TokensAndTasks.run(ctx.Out, ctx.NewClock)),
+        .. Executors.Examples,
     ];
 }

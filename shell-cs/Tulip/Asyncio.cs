@@ -10,8 +10,9 @@ public static partial class Asyncio
 {
     /// <summary>
     /// Runs <paramref name="main"/> on a new loop and returns its result (asyncio.run): afterwards the
-    /// tasks still pending are cancelled and awaited, errors they end with are reported, and the loop
-    /// is closed. Refused inside a running loop.
+    /// tasks still pending are cancelled and awaited, errors they end with are reported, the default
+    /// executor is shut down (its threads joined, up to <see cref="EventLoop.ExecutorJoinTimeout"/>), and the
+    /// loop is closed. Refused inside a running loop.
     /// </summary>
     [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
     public static T Run<T>(Func<Task<T>> main, bool debug = false, LoopClock? clock = null)
@@ -35,6 +36,7 @@ public static partial class Asyncio
             try
             {
                 CancelAllTasks(loop);
+                loop.ShutdownDefaultExecutorOnExit(); // asyncio.run: shutdown_default_executor, 300 s
             }
             catch (Exception e) when (failed)
             {

@@ -105,6 +105,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     public Handle CallSoon(Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        if (Debug) CheckNotCoroutine(callback, "CallSoon");
         var h = new ActionHandle(this, callback);
         EnqueueSoon(h);
         return h;
@@ -114,6 +115,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     public Handle CallSoon<TState>(Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        if (Debug) CheckNotCoroutine(callback, "CallSoon");
         var h = new StateHandle<TState>(this, callback, state);
         EnqueueSoon(h);
         return h;
@@ -146,6 +148,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     private TimerHandle CallAtTicks(long deadline, Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        if (Debug) CheckNotCoroutine(callback, "CallAt");
         var h = new ActionTimerHandle(this, deadline, callback);
         EnqueueTimer(h);
         return h;
@@ -154,6 +157,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     private TimerHandle CallAtTicks<TState>(long deadline, Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        if (Debug) CheckNotCoroutine(callback, "CallAt");
         var h = new StateTimerHandle<TState>(this, deadline, callback, state);
         EnqueueTimer(h);
         return h;
@@ -179,6 +183,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     public Handle CallSoonThreadsafe(Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        if (Debug) CheckNotCoroutine(callback, "CallSoonThreadsafe");
         var h = new ActionHandle(this, callback);
         PostThreadsafe(h);
         return h;
@@ -189,6 +194,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     public Handle CallSoonThreadsafe<TState>(Action<TState> callback, TState state)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        if (Debug) CheckNotCoroutine(callback, "CallSoonThreadsafe");
         var h = new StateHandle<TState>(this, callback, state);
         PostThreadsafe(h);
         return h;
@@ -512,8 +518,9 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
     }
 
     /// <summary>
-    /// Closes the loop: queued callbacks are discarded and any further scheduling is refused. Refused
-    /// while running; closing twice does nothing.
+    /// Closes the loop: queued callbacks are discarded, any further scheduling is refused, and the default
+    /// executor is shut down without waiting (asyncio's <c>close()</c>). Refused while running; closing twice
+    /// does nothing.
     /// </summary>
     public void Close()
     {
@@ -526,6 +533,12 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
         CloseReactor();
         lock (_inboxLock) _inbox.Clear();
         if (ReferenceEquals(s_threadLoop, this)) s_threadLoop = null;
+        // asyncio's close(): the default executor is shut down without waiting (Run has joined it already).
+        if (_defaultExecutor is { } executor)
+        {
+            _defaultExecutor = null;
+            executor.Shutdown(wait: false);
+        }
     }
 
     public void Dispose() => Close();

@@ -71,7 +71,7 @@ public sealed class Runner : IDisposable
         Run(() => main().AsTask());
     }
 
-    /// <summary>Cancels and awaits the tasks still pending, then closes the loop. Closing twice does nothing.</summary>
+    /// <summary>Cancels and awaits the tasks still pending, shuts the default executor down, then closes the loop. Closing twice does nothing.</summary>
     public void Close()
     {
         if (_state != State.Initialized) return;
@@ -79,6 +79,7 @@ public sealed class Runner : IDisposable
         try
         {
             Asyncio.CancelAllTasks(loop);
+            loop.ShutdownDefaultExecutorOnExit(); // asyncio.Runner.close: shutdown_default_executor
         }
         finally
         {

@@ -56,6 +56,7 @@ let neverWaits: Map<string, string> =
           "FutureTasks.AsTask", "converts: the Task completes with the future (cancel the future to stop it)"
           "Asyncio.EnsureFuture", "wraps an awaitable as a future"
           "Asyncio.WrapTask", "wraps a .NET Task as a future"
+          "Asyncio.WrapFuture", "wraps a .NET Task as a future (asyncio.wrap_future; WrapTask's conversion)"
           "ITaskFactory.CreateTask", "the hook the loop's CreateTask calls; CreateTask's token is applied by the loop to the task the hook returns"
           "FutureObservables.ToListFuture", "returns a future the observable completes; cancel it, or await it through WaitFor/Shield with a token"
           "FutureObservables.FirstToFuture", "returns a future the observable completes (as ToListFuture)"
@@ -68,7 +69,9 @@ let nameExempt: Map<string, string> =
           "EventLoop.CreateTask", "a factory (asyncio's create_task); the task runs on its own"
           "TaskGroup.CreateTask", "a factory (asyncio's TaskGroup.create_task)"
           "ITaskFactory.CreateTask", "a factory (asyncio's task factory)"
-          "NextCompleted.AsFuture", "a conversion" ]
+          "NextCompleted.AsFuture", "a conversion"
+          "EventLoop.RunInExecutor", "asyncio's run_in_executor: starts work and returns its future at once (as CreateTask); it takes a token"
+          "Executor.Submit", "concurrent.futures' submit: starts work and returns its Task at once (as Task.Run); it takes a token" ]
 
 let private hasToken (m: MethodInfo) =
     m.GetParameters() |> Array.exists (fun p -> p.ParameterType = typeof<CancellationToken>)

@@ -322,7 +322,26 @@ let expected: (string * Line list) list =
         Is "slow: done after 2 s"
         Is "Task.WhenAll: slow, fast"
         Is "stuck: cancelled; the Task says IsCanceled = True"
-        Is "loop time: 7 s" ] ]
+        Is "loop time: 7 s" ]
+      // PyMOTW's asyncio_executor_thread.py: the workers' lines and the loop's "waiting" interleave as
+      // the threads run; then the results and (Tulip's addition) debug mode refusing an async lambda.
+      "executor_thread",
+      [ Is "MainThread run_blocking_tasks: starting"
+        Is "MainThread run_blocking_tasks: creating executor tasks" ]
+      @ [ for _ in 1..13 ->
+              Like @"^(MainThread run_blocking_tasks: waiting for executor tasks|ThreadPoolExecutor-\d+_[0-2] +blocks\([0-5]\): (running|done))$" ]
+      @ [ Is "MainThread run_blocking_tasks: results: [0, 1, 4, 9, 16, 25]"
+          Is "MainThread run_blocking_tasks: coroutines cannot be used with CallSoon()"
+          Is "MainThread run_blocking_tasks: exiting" ]
+      // PyMOTW's asyncio_executor_process.py: the work runs in worker processes (their ids differ).
+      "executor_process",
+      [ Like @"^PID +\d+ run_blocking_tasks: starting$"
+        Like @"^PID +\d+ run_blocking_tasks: creating executor tasks$"
+        Like @"^PID +\d+ run_blocking_tasks: waiting for executor tasks$" ]
+      @ [ for _ in 1..6 -> Like @"^PID +\d+ +blocks\([0-5]\): ran in a worker process, result \d+$" ]
+      @ [ Like @"^PID +\d+ run_blocking_tasks: results: \[0, 1, 4, 9, 16, 25\]$"
+          Like @"^PID +\d+ run_blocking_tasks: [1-3] worker process\(es\), none of them this one: True$"
+          Like @"^PID +\d+ run_blocking_tasks: exiting$" ] ]
 
 /// Runs an example on virtual clocks (it never sleeps) and returns its output lines and its clocks.
 let run (example: Example) =

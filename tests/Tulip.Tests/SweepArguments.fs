@@ -75,6 +75,7 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
         if not (isNull under) then
             // Nullable<X>: a sensible X for the name.
             match name with
+            | "timeout" when under = typeof<TimeSpan> -> return box (TimeSpan.FromSeconds 1.0)
             | "timeout" -> return box 1.0
             | "delay" -> return box 100.0
             | "when" -> return box (loop.Time() + 100.0)
@@ -117,6 +118,11 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
             return box CancellationToken.None
         elif t = typeof<ExecutionContext> then
             return box (ExecutionContext.Capture())
+        elif typeof<Executor>.IsAssignableFrom t && not (t = typeof<ProcessPoolExecutor>) then
+            // A small thread pool the world shuts down at its end (Dispose: shutdown, waiting).
+            let e = new ThreadPoolExecutor(2)
+            w.Own(OwnDisposable e)
+            return box e
         elif t = typeof<ITaskFactory> then
             return box (SweepTaskFactory())
         elif t = typeof<TimerHandle> then
@@ -211,6 +217,8 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
             return box (Dictionary<string, obj>())
         elif isGenericTypeOf typedefof<IComparer<_>> t then
             return typedefof<Comparer<_>>.MakeGenericType(t.GetGenericArguments()).GetProperty("Default").GetValue(null)
+        elif t = typeof<Task> then
+            return box Task.CompletedTask
         elif isGenericTypeOf typedefof<Task<_>> t then
             let x = t.GetGenericArguments()[0]
             return taskFromResult x (defaultOf x)
@@ -391,7 +399,23 @@ let targets: Target list =
       target "BufferedProtocol" typeof<BufferedProtocol> false (fun _ -> ret (SweepBufferedProtocol()))
       target "DatagramProtocol" typeof<DatagramProtocol> false (fun _ -> ret (SweepDatagramProtocol()))
       target "LoopClock" typeof<LoopClock> false (fun _ -> ret (MonotonicClock()))
-      target "MonotonicClock" typeof<MonotonicClock> false (fun _ -> ret (MonotonicClock())) ]
+      target "MonotonicClock" typeof<MonotonicClock> false (fun _ -> ret (MonotonicClock()))
+      // Executors are thread-safe (not loop-bound); each world shuts its own down at its end. The process
+      // pool's submits of the sweep's delegates (compiled lambdas, not static methods) are refused before
+      // any worker process starts.
+      target "ThreadPoolExecutor" typeof<ThreadPoolExecutor> false (fun w ->
+          let e = new ThreadPoolExecutor(2)
+          w.Own(OwnDisposable e)
+          ret e)
+      target "Executor" typeof<Executor> false (fun w ->
+          let e = new ThreadPoolExecutor(2)
+          w.Own(OwnDisposable e)
+          ret e)
+      target "ProcessPoolExecutor" typeof<ProcessPoolExecutor> false (fun w ->
+          let e = new ProcessPoolExecutor(1)
+          w.Own(OwnDisposable e)
+          ret e)
+      target "RemoteWorkerException" typeof<RemoteWorkerException> false (fun _ -> ret (RemoteWorkerException("System.Exception", "sweep", "  at sweep"))) ]
 
 let targetsOf (t: Type) =
     targets
