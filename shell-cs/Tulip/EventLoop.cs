@@ -524,6 +524,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
         _sched.Close();
         _table.Clear();
         CloseReactor();
+        CloseSignals(); // asyncio: close() removes the loop's signal handlers
         lock (_inboxLock) _inbox.Clear();
         if (ReferenceEquals(s_threadLoop, this)) s_threadLoop = null;
     }

@@ -1,0 +1,350 @@
+/// Name resolution (issue 16): GetAddrInfoAsync / GetNameInfoAsync against CPython 3.11's
+/// socket.getaddrinfo / getnameinfo on the same machine (asyncio's loop.getaddrinfo calls exactly those
+/// in its executor), the fast path for numeric hosts, host-name validation, cancellation, and the
+/// resolver pool keeping slow lookups off the loop. No test needs a network: localhost comes from
+/// /etc/hosts, the rest is numeric or a fake resolver.
+module Tulip.Tests.DnsTests
+
+open System
+open System.Diagnostics
+open System.Net
+open System.Net.Sockets
+open System.Text.Json
+open System.Threading
+open System.Threading.Tasks
+open Expecto
+open Tulip
+open Tulip.NameResolution
+
+/// Runs `body` as the main task of a new real-clock loop, cancelled if it takes over `seconds`.
+let realLoop (seconds: float) (body: EventLoop -> Task<'T>) : 'T =
+    use loop = new EventLoop()
+    let main = loop.CreateTask(Func<Task<'T>>(fun () -> body loop), "test main")
+    let guard = loop.CallLater(seconds, fun () -> main.Cancel "the test's time limit passed" |> ignore)
+
+    try
+        loop.RunUntilComplete(main)
+    finally
+        guard.Cancel()
+
+/// A resolver a test controls: counts calls, may block until released, answers with a fixed entry.
+type FakeResolver(block: bool) =
+    let release = new ManualResetEventSlim(not block)
+    let entered = new SemaphoreSlim(0)
+    let mutable calls = 0
+    let mutable active = 0
+    let mutable maxActive = 0
+    let hosts = Collections.Concurrent.ConcurrentQueue<string>()
+    member _.Calls = Volatile.Read(&calls)
+    member _.MaxActive = Volatile.Read(&maxActive)
+    member _.Hosts = List.ofSeq hosts
+    member _.Release() = release.Set()
+    /// Waits (blocking, bounded) until `n` lookups have entered the resolver.
+    member _.WaitEntered(n: int) =
+        for _ in 1..n do
+            if not (entered.Wait(TimeSpan.FromSeconds 10.0)) then failtest "the lookup never reached the resolver"
+
+    interface IResolver with
+        member _.GetAddrInfo(host, _service, _family, _type, _proto, _flags) =
+            Interlocked.Increment(&calls) |> ignore
+            let now = Interlocked.Increment(&active)
+            lock hosts (fun () -> maxActive <- max maxActive now)
+            hosts.Enqueue host
+            entered.Release() |> ignore
+            release.Wait(TimeSpan.FromSeconds 20.0) |> ignore
+            Interlocked.Decrement(&active) |> ignore
+            Collections.Generic.List [ AddrInfo(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp, "", IPEndPoint(IPAddress.Loopback, 1)) ]
+
+        member _.GetNameInfo(_endPoint, _flags) =
+            Interlocked.Increment(&calls) |> ignore
+            entered.Release() |> ignore
+            release.Wait(TimeSpan.FromSeconds 20.0) |> ignore
+            struct ("fake", "fake")
+
+let private nativeFamily (f: AddressFamily) =
+    match f with
+    | AddressFamily.InterNetwork -> 2
+    | AddressFamily.InterNetworkV6 -> 10
+    | _ -> 0
+
+/// One entry as text both sides agree on: family type proto 'canon' host port.
+let private entryText (e: AddrInfo) =
+    $"{nativeFamily e.Family} {int e.Type} {int e.Protocol} '{e.CanonicalName}' {e.Address.Address} {e.Address.Port}"
+
+/// CPython's answers for a list of queries, each "host|service|family|type|flags" (host and service
+/// may be "None"), one JSON value per line: a list of entry texts or ["ERR", code].
+let private pythonAnswers (queries: string list) =
+    let script =
+        """
+import json, socket, sys
+for line in sys.stdin.read().splitlines():
+    host, serv, fam, typ, flags = line.split('|')
+    host = None if host == 'None' else host
+    serv = None if serv == 'None' else (int(serv) if serv.isdigit() else serv)
+    try:
+        r = socket.getaddrinfo(host, serv, int(fam), int(typ), 0, int(flags))
+        print(json.dumps(["%d %d %d '%s' %s %d" % (f, t, p, c, a[0], a[1]) for f, t, p, c, a in r]))
+    except socket.gaierror as e:
+        print(json.dumps(["ERR", str(e.errno)]))
+"""
+
+    let psi = ProcessStartInfo("python3", [ "-c"; script ])
+    psi.RedirectStandardInput <- true
+    psi.RedirectStandardOutput <- true
+    use p = Process.Start psi
+    p.StandardInput.Write(String.Join("\n", queries))
+    p.StandardInput.Close()
+    let out = p.StandardOutput.ReadToEnd()
+    p.WaitForExit()
+    out.Split('\n', StringSplitOptions.RemoveEmptyEntries) |> Array.map (fun l -> JsonSerializer.Deserialize<string[]> l)
+
+let private families = [ AddressFamily.Unspecified; AddressFamily.InterNetwork; AddressFamily.InterNetworkV6 ]
+let private types = [ enum<SocketType> 0; SocketType.Stream; SocketType.Dgram ]
+
+let private flagSets =
+    [ AddrInfoFlags.None; AddrInfoFlags.Passive; AddrInfoFlags.CanonName; AddrInfoFlags.NumericHost; AddrInfoFlags.AddrConfig ]
+
+/// Tulip's answer as the same JSON-ish array.
+let private ours (loop: EventLoop) (host: string) (service: string) fam typ flags =
+    task {
+        try
+            let! r = loop.GetAddrInfoAsync(host, service, fam, typ, ProtocolType.Unspecified, flags)
+            return [| for e in r -> entryText e |]
+        with :? AddressInfoException as e ->
+            return [| "ERR"; string e.ResolverCode |]
+    }
+
+let private compareWithPython (hosts: string list) (services: string list) =
+    let queries =
+        [ for h in hosts do
+              for s in services do
+                  for f in families do
+                      for t in types do
+                          for fl in flagSets -> h, s, f, t, fl ]
+
+    let expected =
+        pythonAnswers [ for h, s, f, t, fl in queries -> $"""{if isNull h then "None" else h}|{if isNull s then "None" else s}|{nativeFamily f}|{int t}|{int fl}""" ]
+
+    Expect.equal expected.Length queries.Length "CPython answered every query"
+
+    realLoop 30.0 (fun loop ->
+        task {
+            for (h, s, f, t, fl), want in List.zip queries (List.ofArray expected) do
+                let! got = ours loop h s f t fl
+                Expect.sequenceEqual got want $"getaddrinfo({h}, {s}, {f}, {t}, flags={fl}) as CPython's, in its order"
+        })
+
+[<Tests>]
+let tests =
+    testSequenced
+    <| testList
+        "Dns"
+        [ testCase "numeric hosts in every family/type/flag combination equal CPython's getaddrinfo, in its order"
+          <| fun () -> compareWithPython [ "127.0.0.1"; "::1"; null; "0.0.0.0"; "::" ] [ "80"; null ]
+
+          testCase "localhost in every family/type/flag combination equals CPython's getaddrinfo (canonname too)"
+          <| fun () -> compareWithPython [ "localhost" ] [ "80"; "0" ]
+
+          testCase "service names and numbers: 'http', '80', 80 and None, as CPython; an unknown service is EAI_SERVICE"
+          <| fun () -> compareWithPython [ "localhost"; "127.0.0.1" ] [ "http"; "ssh"; "80"; null; "no-such-service" ]
+
+          testCase "an int port gives the same answer as its text; a port out of range is refused before any lookup"
+          <| fun () ->
+              realLoop 10.0 (fun loop ->
+                  task {
+                      let! a = loop.GetAddrInfoAsync("localhost", 8080)
+                      let! b = loop.GetAddrInfoAsync("localhost", "8080")
+                      Expect.sequenceEqual (Seq.map entryText a) (Seq.map entryText b) "int and text ports"
+                      Expect.throws (fun () -> loop.GetAddrInfoAsync("localhost", 65536) |> ignore) "port 65536"
+                      Expect.throws (fun () -> loop.GetAddrInfoAsync("localhost", -1) |> ignore) "port -1"
+                  })
+
+          testCase "resolution failures are AddressInfoException with the resolver's code and gai_strerror's text (gaierror)"
+          <| fun () ->
+              realLoop 10.0 (fun loop ->
+                  task {
+                      // python3: socket.getaddrinfo('::1', 80, socket.AF_INET) -> gaierror(-9, 'Address family for hostname not supported')
+                      try
+                          let! _ = loop.GetAddrInfoAsync("::1", 80, AddressFamily.InterNetwork)
+                          failtest "expected a gaierror"
+                      with :? AddressInfoException as e ->
+                          Expect.equal e.ResolverCode -9 "EAI_ADDRFAMILY"
+                          Expect.equal e.Message "Address family for hostname not supported" "gai_strerror"
+                          Expect.equal e.SocketErrorCode SocketError.HostNotFound "the nearest SocketError"
+                      // python3: socket.getaddrinfo('localhost', 'nosuch') -> gaierror(-8, 'Servname not supported for ai_socktype')
+                      try
+                          let! _ = loop.GetAddrInfoAsync("localhost", "nosuch")
+                          failtest "expected a gaierror"
+                      with :? AddressInfoException as e ->
+                          Expect.equal e.ResolverCode -8 "EAI_SERVICE"
+                          Expect.equal e.Message "Servname not supported for ai_socktype" "gai_strerror"
+                  })
+
+          testCase "a numeric host (and None) with a numeric port never reaches the resolver; a name does"
+          <| fun () ->
+              realLoop 10.0 (fun loop ->
+                  task {
+                      let fake = FakeResolver(false)
+                      let pool = ResolverPool(2)
+                      loop.Resolver <- fake
+                      loop.Resolvers <- pool
+
+                      for host in [ "127.0.0.1"; "::1"; "fe80::1%1"; null; "10.1.2.3" ] do
+                          let! r = loop.GetAddrInfoAsync(host, 443)
+                          Expect.isNonEmpty r $"{host} answered"
+
+                      let! _ = loop.GetNameInfoAsync(IPEndPoint(IPAddress.Loopback, 80), NameInfoFlags.NumericHost ||| NameInfoFlags.NumericServ)
+                      Expect.equal fake.Calls 0 "no call reached the resolver"
+                      Expect.equal pool.Started 0L "nothing went to the resolver pool"
+                      let! r = loop.GetAddrInfoAsync("example.test", 443)
+                      Expect.equal fake.Calls 1 "a name is looked up"
+                      Expect.equal (entryText r[0]) "2 1 6 '' 127.0.0.1 1" "the resolver's answer comes back"
+                  })
+
+          testCase "host names are validated before any lookup: empty, too long, empty or long labels, NUL and control characters"
+          <| fun () ->
+              realLoop 10.0 (fun loop ->
+                  task {
+                      let fake = FakeResolver(false)
+                      loop.Resolver <- fake
+                      let label63 = String('a', 63)
+                      let name253 = String.Join(".", [ label63; label63; label63; String('b', 61) ])
+                      Expect.equal name253.Length 253 "the longest legal name"
+
+                      let bad =
+                          [ "", "empty"
+                            name253 + "c", "254 characters"
+                            "a..b", "empty label"
+                            ".a", "empty first label"
+                            String('a', 64) + ".com", "64-character label"
+                            "exa\u0000mple.com", "NUL"
+                            "exa\nmple.com", "control character"
+                            "exa\u007fmple.com", "DEL" ]
+
+                      for host, why in bad do
+                          try
+                              let! _ = loop.GetAddrInfoAsync(host, 80)
+                              failtestf "%s: accepted" why
+                          with :? ArgumentException as e ->
+                              Expect.equal e.ParamName "host" $"{why}: the error names the host"
+
+                      Expect.equal fake.Calls 0 "no bad name reached the resolver"
+                      // The longest legal name (and one with a root dot) reaches the resolver whole: never truncated.
+                      let! _ = loop.GetAddrInfoAsync(name253, 80)
+                      let! _ = loop.GetAddrInfoAsync(name253 + ".", 80)
+                      Expect.sequenceEqual fake.Hosts [ name253; name253 + "." ] "the names the resolver saw, whole"
+                  })
+
+          testCase "a lookup in flight is cancelled by its token and by cancelling its task; the loop goes on; the late answer is dropped"
+          <| fun () ->
+              realLoop 10.0 (fun loop ->
+                  task {
+                      let fake = FakeResolver(true)
+                      loop.Resolver <- fake
+                      let errors = ShellSupport.collectErrors loop
+                      use cts = new CancellationTokenSource()
+                      let lookup = loop.GetAddrInfoAsync("slow.test", 80, cancellationToken = cts.Token)
+                      do! Task.Run(fun () -> fake.WaitEntered 1)
+                      cts.Cancel()
+
+                      try
+                          let! _ = lookup
+                          failtest "the lookup completed"
+                      with :? OperationCanceledException as e ->
+                          Expect.equal e.CancellationToken cts.Token "the cancellation carries the token"
+
+                      let t = loop.CreateTask(fun () -> loop.GetNameInfoAsync(IPEndPoint(IPAddress.Loopback, 80)))
+                      do! Task.Run(fun () -> fake.WaitEntered 1)
+                      t.Cancel() |> ignore
+
+                      try
+                          let! _ = t
+                          failtest "the reverse lookup completed"
+                      with :? OperationCanceledException ->
+                          ()
+
+                      Expect.isTrue t.Cancelled "the task is cancelled"
+                      fake.Release()
+                      // Let the abandoned answers arrive: nothing is reported, nothing completes twice.
+                      do! Asyncio.Sleep 0.05
+                      Expect.isEmpty errors "no error reached the exception handler"
+                      // A token already cancelled: no lookup at all.
+                      let before = fake.Calls
+
+                      try
+                          let! _ = loop.GetAddrInfoAsync("slow.test", 80, cancellationToken = cts.Token)
+                          failtest "ran"
+                      with :? OperationCanceledException ->
+                          ()
+
+                      Expect.equal fake.Calls before "a cancelled token starts no lookup"
+                  })
+
+          testCase "reverse lookups of 127.0.0.1 and ::1, named and numeric, equal CPython's getnameinfo"
+          <| fun () ->
+              let cases =
+                  [ for a in [ "127.0.0.1"; "::1" ] do
+                        for port in [ 80; 22; 12345 ] do
+                            for flags in [ 0; 1; 2; 3; 4; 16 ] -> a, port, flags ]
+
+              let script =
+                  """
+import socket, sys
+for line in sys.stdin.read().splitlines():
+    a, port, flags = line.split('|')
+    try:
+        print('%s %s' % socket.getnameinfo((a, int(port)), int(flags)))
+    except socket.gaierror as e:
+        print('ERR %d' % e.errno)
+"""
+
+              let psi = ProcessStartInfo("python3", [ "-c"; script ])
+              psi.RedirectStandardInput <- true
+              psi.RedirectStandardOutput <- true
+              use p = Process.Start psi
+              p.StandardInput.Write(String.Join("\n", [ for a, port, f in cases -> $"{a}|{port}|{f}" ]))
+              p.StandardInput.Close()
+              let expected = p.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries)
+              p.WaitForExit()
+              Expect.equal expected.Length cases.Length "CPython answered"
+
+              realLoop 20.0 (fun loop ->
+                  task {
+                      for (a, port, flags), want in List.zip cases (List.ofArray expected) do
+                          let! got =
+                              task {
+                                  try
+                                      let! struct (h, s) = loop.GetNameInfoAsync(IPEndPoint(IPAddress.Parse a, port), enum<NameInfoFlags> flags)
+                                      return $"{h} {s}"
+                                  with :? AddressInfoException as e ->
+                                      return $"ERR {e.ResolverCode}"
+                              }
+
+                          Expect.equal got want $"getnameinfo(({a}, {port}), {flags})"
+                  })
+
+          testCase "slow lookups run off the loop: timers keep their pace while lookups are blocked, and the pool bounds them"
+          <| fun () ->
+              realLoop 10.0 (fun loop ->
+                  task {
+                      let fake = FakeResolver(true)
+                      let pool = ResolverPool(2)
+                      loop.Resolver <- fake
+                      loop.Resolvers <- pool
+                      let lookups = [ for i in 1..5 -> loop.GetAddrInfoAsync($"slow{i}.test", 80) ]
+                      do! Task.Run(fun () -> fake.WaitEntered 2)
+                      // Twenty 5 ms ticks of loop work while every lookup is stuck in the resolver.
+                      let sw = Stopwatch.StartNew()
+
+                      for _ in 1..20 do
+                          do! Asyncio.Sleep 0.005
+
+                      sw.Stop()
+                      Expect.isLessThan sw.Elapsed.TotalSeconds 2.0 "loop work was not delayed behind the lookups"
+                      Expect.isFalse (lookups |> List.exists (fun t -> t.IsCompleted)) "the lookups are still blocked"
+                      Expect.equal fake.Calls 2 "only MaxConcurrency lookups run at once; the others queue"
+                      fake.Release()
+                      let! results = Task.WhenAll lookups
+                      Expect.equal results.Length 5 "all answered once released"
+                      Expect.equal fake.MaxActive 2 "never more than two at once"
+                  }) ]
