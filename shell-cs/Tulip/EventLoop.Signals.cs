@@ -25,18 +25,26 @@ public sealed partial class EventLoop
     public void AddSignalHandler(int signal, Action callback)
     {
         ArgumentNullException.ThrowIfNull(callback);
+        AddSignalHandler(signal, callback, fallback: false);
+    }
+
+    /// <summary>A fallback handler (Run's Ctrl+C) is called only while no loop has one of its own for the signal.</summary>
+    internal LoopSignal AddSignalHandler(int signal, Action callback, bool fallback)
+    {
         ThrowIfClosed();
         VerifyAccess();
         CheckSignal(signal);
         if (_signalHandlers.TryGetValue(signal, out var existing))
         {
             existing.Callback = callback;
-            return;
+            existing.IsFallback = fallback;
+            return existing;
         }
 
-        var target = new LoopSignal(this, signal, callback);
+        var target = new LoopSignal(this, signal, callback) { IsFallback = fallback };
         SignalDispatcher.Add(target); // may refuse the signal: nothing is recorded then
         _signalHandlers.Add(signal, target);
+        return target;
     }
 
     /// <summary>add_signal_handler with an argument (asyncio's <c>*args</c>), allocating no closure per call.</summary>
@@ -57,6 +65,12 @@ public sealed partial class EventLoop
         target.Removed();
         SignalDispatcher.Remove(target);
         return true;
+    }
+
+    /// <summary>Removes <paramref name="target"/> if it is still this loop's handler for its signal.</summary>
+    internal void RemoveSignalHandlerIf(LoopSignal target)
+    {
+        if (!IsClosed && _signalHandlers.TryGetValue(target.Signal, out var t) && ReferenceEquals(t, target)) RemoveSignalHandler(target.Signal);
     }
 
     /// <summary>The signals this loop handles now.</summary>

@@ -86,9 +86,39 @@ let acceptOutOfDescriptors (kind: ReactorKind) =
     say "DONE"
     0
 
+/// Issue 16: a console program written with Tulip and no signal code of its own. Its main task
+/// sleeps; the parent sends SIGINT. Asyncio.Run cancels the main task (its finally runs), then raises
+/// KeyboardInterruptException, which this "program" turns into exit code 130 as Python does. With
+/// `stubborn`, the main task swallows the first cancellation and sleeps on: the second SIGINT must then
+/// end the process by the default action.
+let runUnderSigint (stubborn: bool) =
+    try
+        Asyncio.Run(fun () ->
+            task {
+                try
+                    try
+                        say "READY"
+                        do! Asyncio.Sleep 30.0
+                        say "SLEPT"
+                    with :? OperationCanceledException when stubborn ->
+                        say "IGNORED"
+                        do! Asyncio.Sleep 30.0
+                finally
+                    say "FINALLY"
+            }
+            :> Task)
+
+        say "RETURNED"
+        0
+    with :? KeyboardInterruptException as e ->
+        say $"INTERRUPTED {e.Signal}"
+        130
+
 let run (args: string list) =
     match args with
     | [ "accept-emfile"; kind ] -> acceptOutOfDescriptors (Enum.Parse<ReactorKind> kind)
+    | [ "run-sigint" ] -> runUnderSigint false
+    | [ "run-sigint-stubborn" ] -> runUnderSigint true
     | _ ->
         eprintfn "unknown child scenario: %A" args
         2

@@ -35,3 +35,19 @@ public class EventLoopException : InvalidOperationException
 {
     public EventLoopException(string message) : base(message) { }
 }
+
+/// <summary>
+/// Python's <c>KeyboardInterrupt</c> as <see cref="Asyncio.Run{T}(Func{Task{T}}, bool, LoopClock?, bool)"/> raises it: Ctrl+C
+/// (SIGINT) cancelled the main task, which has unwound (its <c>finally</c> blocks ran). A cancellation,
+/// so code that catches <see cref="OperationCanceledException"/> catches it; a console app may catch it
+/// and exit with 130 (128 + SIGINT), as a Python program interrupted by Ctrl+C does.
+/// </summary>
+public sealed class KeyboardInterruptException : CancelledException
+{
+    public KeyboardInterruptException() : base("interrupted (SIGINT)") { }
+
+    public KeyboardInterruptException(int signal) : base($"interrupted (signal {signal})") => Signal = signal;
+
+    /// <summary>The signal that interrupted the run (SIGINT, or SIGTERM where that was asked for).</summary>
+    public int Signal { get; } = UnixSignal.SIGINT;
+}

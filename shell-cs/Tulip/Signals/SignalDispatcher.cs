@@ -79,7 +79,15 @@ internal static class SignalDispatcher
         lock (s_lock) targets = s_entries.TryGetValue(signal, out var e) ? e.Targets : [];
         // A loop handles it: the default action (terminate, for most) must not run.
         if (targets.Length > 0) context.Cancel = true;
-        foreach (var t in targets) t.Arrive();
+        // A fallback (Run's Ctrl+C handling: asyncio's stand-in for default_int_handler) steps aside
+        // while any loop has a handler of its own for the signal.
+        bool anyOwn = false;
+        foreach (var t in targets) anyOwn |= !t.IsFallback;
+        foreach (var t in targets)
+        {
+            if (anyOwn && t.IsFallback) continue;
+            t.Arrive();
+        }
     }
 
     /// <summary>The runtime's own names for the signals it knows (its default-action handling keys on
@@ -114,6 +122,9 @@ internal sealed class LoopSignal(EventLoop loop, int signal, Action callback)
     public int Signal { get; } = signal;
 
     public Action Callback { get; set; } = callback;
+
+    /// <summary>Installed by Run rather than by the program (see <see cref="SignalDispatcher"/>).</summary>
+    public volatile bool IsFallback;
 
     public void Removed() => _removed = true;
 
