@@ -15,6 +15,8 @@ open System.Threading.Tasks
 open Expecto
 open Tulip
 open Tulip.NameResolution
+open Tulip.Transports
+open Tulip.Tests.NetSupport
 
 /// Runs `body` as the main task of a new real-clock loop, cancelled if it takes over `seconds`.
 let realLoop (seconds: float) (body: EventLoop -> Task<'T>) : 'T =
@@ -351,4 +353,69 @@ for line in sys.stdin.read().splitlines():
                       let! results = Task.WhenAll lookups
                       Expect.equal results.Length 5 "all answered once released"
                       Expect.equal fake.MaxActive 2 "never more than two at once"
+                  })
+
+          testCase "interleave orders addresses as asyncio's _interleave_addrinfos (first family count 1 and 2)"
+          <| fun () ->
+              let e (fam: AddressFamily) (n: int) =
+                  let a = if fam = AddressFamily.InterNetwork then IPAddress.Parse $"10.0.0.{n}" else IPAddress.Parse $"fe80::{n}"
+                  AddrInfo(fam, SocketType.Stream, ProtocolType.Tcp, "", IPEndPoint(a, 1))
+
+              let v6 = AddressFamily.InterNetworkV6
+              let v4 = AddressFamily.InterNetwork
+              let infos = [| e v6 1; e v6 2; e v6 3; e v4 1; e v4 2 |]
+              let names (l: Collections.Generic.List<AddrInfo>) = [ for i in l -> string i.Address.Address ]
+              // python3: _interleave_addrinfos(infos, 1) / (infos, 2) with the same five entries
+              Expect.equal (names (HappyEyeballs.Interleave(infos, 1))) [ "fe80::1"; "10.0.0.1"; "fe80::2"; "10.0.0.2"; "fe80::3" ] "count 1"
+              Expect.equal (names (HappyEyeballs.Interleave(infos, 2))) [ "fe80::1"; "fe80::2"; "10.0.0.1"; "fe80::3"; "10.0.0.2" ] "count 2"
+
+          testCase "CreateConnection resolves through GetAddrInfo and tries each address: ::1 refused, then 127.0.0.1 (in order and raced)"
+          <| fun () ->
+              realLoop 10.0 (fun loop ->
+                  task {
+                      let signal = Signal(loop)
+                      let! server = loop.CreateServerAsync((fun () -> Recorder(signal, "server") :> BaseProtocol), "127.0.0.1", 0)
+                      let port = portOf server
+
+                      try
+                          // getaddrinfo(None, port, type=SOCK_STREAM): ::1 first, then 127.0.0.1; only the second listens.
+                          for delay, inter in [ Nullable(), Nullable(); Nullable 0.25, Nullable(); Nullable 0.25, Nullable 2; Nullable(), Nullable 1 ] do
+                              let sw = Stopwatch.StartNew()
+                              let! struct (t, _) = loop.CreateConnectionAsync((fun () -> Recorder(signal, "client")), null, port, null, delay, inter)
+                              Expect.equal (t.GetExtraInfo "peername" :?> IPEndPoint).Address IPAddress.Loopback $"delay {delay}, interleave {inter}: connected to 127.0.0.1"
+                              // A refusal starts the next attempt at once: the race does not wait out its delay.
+                              Expect.isLessThan sw.Elapsed.TotalSeconds 0.2 "no wait for the delay after a refusal"
+                              t.Close()
+                      finally
+                          server.Close()
+
+                      do! server.WaitClosedAsync()
+                  })
+
+          testCase "CreateConnection when every address fails: one error as itself, several as 'Multiple exceptions: ...' holding each"
+          <| fun () ->
+              realLoop 10.0 (fun loop ->
+                  task {
+                      // A port nobody listens on (bound, then closed).
+                      let port =
+                          use s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+                          s.Bind(IPEndPoint(IPAddress.Loopback, 0))
+                          (s.LocalEndPoint :?> IPEndPoint).Port
+
+                      try
+                          let! _ = loop.CreateConnectionAsync((fun () -> Recorder(Signal(loop), "c")), "127.0.0.1", port)
+                          failtest "connected"
+                      with
+                      | :? ConnectionAttemptsException -> failtest "one address: its own error"
+                      | :? SocketException as e -> Expect.equal e.SocketErrorCode SocketError.ConnectionRefused "refused"
+
+                      for delay in [ Nullable(); Nullable 0.25 ] do
+                          try
+                              let! _ = loop.CreateConnectionAsync((fun () -> Recorder(Signal(loop), "c")), null, port, null, delay, Nullable())
+                              failtest "connected"
+                          with :? ConnectionAttemptsException as e ->
+                              // python3: OSError('Multiple exceptions: [Errno 111] Connect call failed ('::1', 1, 0, 0), [Errno 111] ...')
+                              Expect.stringStarts e.Message "Multiple exceptions: [Errno 111] Connect call failed ([::1]:" "asyncio's message"
+                              Expect.equal [ for struct (a, _) in e.Attempts -> (a :?> IPEndPoint).Address ] [ IPAddress.IPv6Loopback; IPAddress.Loopback ] "both attempts, in order"
+                              Expect.equal e.SocketErrorCode SocketError.ConnectionRefused "the first error's code"
                   }) ]

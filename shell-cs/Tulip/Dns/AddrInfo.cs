@@ -12,6 +12,23 @@ namespace Tulip;
 /// </summary>
 public sealed record AddrInfo(AddressFamily Family, SocketType Type, ProtocolType Protocol, string CanonicalName, IPEndPoint Address)
 {
+    private readonly string _canonicalName = CanonicalName ?? throw new ArgumentNullException(nameof(CanonicalName));
+    private readonly IPEndPoint _address = Address ?? throw new ArgumentNullException(nameof(Address));
+
+    /// <summary>The canonical name ("" unless asked for).</summary>
+    public string CanonicalName
+    {
+        get => _canonicalName;
+        init => _canonicalName = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
+    /// <summary>The socket address (asyncio's sockaddr).</summary>
+    public IPEndPoint Address
+    {
+        get => _address;
+        init => _address = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
     public override string ToString() => $"({Family}, {Type}, {Protocol}, '{CanonicalName}', {Address})";
 }
 

@@ -51,3 +51,25 @@ public sealed class KeyboardInterruptException : CancelledException
     /// <summary>The signal that interrupted the run (SIGINT, or SIGTERM where that was asked for).</summary>
     public int Signal { get; } = UnixSignal.SIGINT;
 }
+
+/// <summary>
+/// create_connection tried every address of the host and each attempt failed with a different error
+/// (asyncio's <c>OSError('Multiple exceptions: …')</c>). <see cref="Attempts"/> holds each address and
+/// its error in the order tried; <see cref="System.Net.Sockets.SocketException.SocketErrorCode"/> is the first one's.
+/// </summary>
+public sealed class ConnectionAttemptsException : System.Net.Sockets.SocketException
+{
+    public ConnectionAttemptsException(string message, IReadOnlyList<(System.Net.EndPoint Address, Exception Error)> attempts)
+        : base(FirstCode(attempts), message) => Attempts = attempts;
+
+    private static int FirstCode(IReadOnlyList<(System.Net.EndPoint Address, Exception Error)> attempts)
+    {
+        ArgumentNullException.ThrowIfNull(attempts);
+        return attempts.Count > 0 && attempts[0].Error is System.Net.Sockets.SocketException s
+            ? (int)s.SocketErrorCode
+            : (int)System.Net.Sockets.SocketError.SocketError;
+    }
+
+    /// <summary>Each address tried and why it failed.</summary>
+    public IReadOnlyList<(System.Net.EndPoint Address, Exception Error)> Attempts { get; }
+}
