@@ -67,6 +67,47 @@ public sealed partial class EventLoop
         return true;
     }
 
+    /// <summary>
+    /// The signals in <paramref name="signals"/> as they arrive, as an <c>await foreach</c> stream: while it
+    /// is enumerated, this loop handles them (replacing any handler it had for them), one item per
+    /// handler call (a burst may coalesce, the last signal is always seen); ending the enumeration (break,
+    /// dispose, the token) removes the handlers. The handlers are installed when enumeration starts.
+    /// </summary>
+    public async IAsyncEnumerable<int> ReceiveSignalsAsync(int[] signals,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(signals);
+        ThrowIfClosed();
+        VerifyAccess();
+        foreach (var s in signals) CheckSignal(s, nameof(signals));
+        cancellationToken.ThrowIfCancellationRequested();
+        var arrived = new Queue<int>();
+        Future<ValueTuple>? waiter = null;
+        var installed = new List<LoopSignal>();
+        try
+        {
+            foreach (var s in signals.Distinct())
+            {
+                installed.Add(AddSignalHandler(s, () =>
+                {
+                    arrived.Enqueue(s);
+                    if (waiter is { Done: false }) waiter.SetResult(default);
+                }, fallback: false));
+            }
+
+            while (true)
+            {
+                while (arrived.Count > 0) yield return arrived.Dequeue();
+                waiter = new Future<ValueTuple>(this);
+                await TokenCancellation.WaitAsync(waiter, cancellationToken);
+            }
+        }
+        finally
+        {
+            foreach (var t in installed) RemoveSignalHandlerIf(t);
+        }
+    }
+
     /// <summary>Removes <paramref name="target"/> if it is still this loop's handler for its signal.</summary>
     internal void RemoveSignalHandlerIf(LoopSignal target)
     {

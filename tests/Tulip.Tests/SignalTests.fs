@@ -3,7 +3,9 @@
 /// child process. Every test waits on the loop for the handler, under a time limit, never sleeping
 /// blindly; every test leaves no handler registered. A "safety" PosixSignalRegistration (other code's,
 /// as far as Tulip knows) holds each signal a test sends for the test's whole length, so a signal that
-/// arrives late can never take the default action (terminate) in the test process.
+/// arrives late can never take the default action (terminate) in the test process. The tests send
+/// SIGUSR2, SIGVTALRM, SIGPROF and SIGPWR: SIGHUP, SIGUSR1 and SIGINT belong to the `signal` example,
+/// which may run at the same time.
 module Tulip.Tests.SignalTests
 
 open System
@@ -41,7 +43,7 @@ let tests =
         "Signals"
         [ testCase "each handler runs once per signal, on the loop's thread; removal reports whether one was registered"
           <| fun () ->
-              withSafety [ UnixSignal.SIGHUP; UnixSignal.SIGUSR1; UnixSignal.SIGUSR2 ] (fun () ->
+              withSafety [ UnixSignal.SIGUSR2; UnixSignal.SIGVTALRM; UnixSignal.SIGPROF ] (fun () ->
                   realLoop 10.0 (fun loop ->
                       task {
                           let loopThread = Environment.CurrentManagedThreadId
@@ -49,7 +51,7 @@ let tests =
                           let threads = ResizeArray<int>()
                           let mutable waiting = flag loop
 
-                          for s in [ UnixSignal.SIGHUP; UnixSignal.SIGUSR1; UnixSignal.SIGUSR2 ] do
+                          for s in [ UnixSignal.SIGUSR2; UnixSignal.SIGVTALRM; UnixSignal.SIGPROF ] do
                               counts[s] <- 0
 
                               loop.AddSignalHandler(
@@ -61,7 +63,7 @@ let tests =
                                   s
                               )
 
-                          for s in [ UnixSignal.SIGHUP; UnixSignal.SIGUSR1; UnixSignal.SIGUSR2 ] do
+                          for s in [ UnixSignal.SIGUSR2; UnixSignal.SIGVTALRM; UnixSignal.SIGPROF ] do
                               waiting <- flag loop
                               send s
                               do! waiting
@@ -69,21 +71,21 @@ let tests =
 
                           // Nothing more comes: a last round trip through a signal shows no stray call.
                           waiting <- flag loop
-                          send UnixSignal.SIGHUP
+                          send UnixSignal.SIGUSR2
                           do! waiting
                           Expect.equal (List.ofSeq counts.Values) [ 2; 1; 1 ] "one call per signal sent"
                           Expect.allEqual threads loopThread "handlers run on the loop's thread"
-                          Expect.isTrue (loop.RemoveSignalHandler UnixSignal.SIGUSR1) "removed"
-                          Expect.isFalse (loop.RemoveSignalHandler UnixSignal.SIGUSR1) "nothing left to remove"
+                          Expect.isTrue (loop.RemoveSignalHandler UnixSignal.SIGVTALRM) "removed"
+                          Expect.isFalse (loop.RemoveSignalHandler UnixSignal.SIGVTALRM) "nothing left to remove"
                           Expect.isFalse (loop.RemoveSignalHandler UnixSignal.SIGTERM) "never registered"
-                          Expect.isTrue (loop.RemoveSignalHandler UnixSignal.SIGHUP) "removed"
                           Expect.isTrue (loop.RemoveSignalHandler UnixSignal.SIGUSR2) "removed"
+                          Expect.isTrue (loop.RemoveSignalHandler UnixSignal.SIGPROF) "removed"
                           Expect.isEmpty loop.HandledSignals "no handler left"
                       }))
 
           testCase "a burst of 1,000 signals then a final one: calls may coalesce, but one always follows the last signal sent"
           <| fun () ->
-              withSafety [ UnixSignal.SIGUSR1 ] (fun () ->
+              withSafety [ UnixSignal.SIGPWR ] (fun () ->
                   realLoop 20.0 (fun loop ->
                       task {
                           let mutable finalSent = false
@@ -91,7 +93,7 @@ let tests =
                           let mutable sawFinal = flag loop
 
                           loop.AddSignalHandler(
-                              UnixSignal.SIGUSR1,
+                              UnixSignal.SIGPWR,
                               fun () ->
                                   calls <- calls + 1
                                   // Read after the call began: true only if the final kill() came before.
@@ -101,16 +103,16 @@ let tests =
                           let sender =
                               Task.Run(fun () ->
                                   for _ in 1..1000 do
-                                      send UnixSignal.SIGUSR1
+                                      send UnixSignal.SIGPWR
 
                                   Volatile.Write(&finalSent, true)
-                                  send UnixSignal.SIGUSR1)
+                                  send UnixSignal.SIGPWR)
 
                           do! sender
                           do! sawFinal
                           Expect.isGreaterThanOrEqual calls 1 "the handler ran"
                           Expect.isLessThanOrEqual calls 1001 "never more calls than signals"
-                          Expect.isTrue (loop.RemoveSignalHandler UnixSignal.SIGUSR1) "removed"
+                          Expect.isTrue (loop.RemoveSignalHandler UnixSignal.SIGPWR) "removed"
                       }))
 
           testCase "refused: SIGKILL, SIGSTOP, numbers that are no signal, a closed loop; nothing is registered by a refusal"
@@ -202,7 +204,7 @@ let tests =
 
           testCase "a handler that throws reports to the loop's exception handler and stays registered"
           <| fun () ->
-              withSafety [ UnixSignal.SIGUSR1 ] (fun () ->
+              withSafety [ UnixSignal.SIGPROF ] (fun () ->
                   realLoop 10.0 (fun loop ->
                       task {
                           let errors = ShellSupport.collectErrors loop
@@ -210,21 +212,89 @@ let tests =
                           let mutable saw = flag loop
 
                           loop.AddSignalHandler(
-                              UnixSignal.SIGUSR1,
+                              UnixSignal.SIGPROF,
                               fun () ->
                                   calls <- calls + 1
                                   setFlag saw
                                   failwith "boom"
                           )
 
-                          send UnixSignal.SIGUSR1
+                          send UnixSignal.SIGPROF
                           do! saw
                           saw <- flag loop
-                          send UnixSignal.SIGUSR1
+                          send UnixSignal.SIGPROF
                           do! saw
                           Expect.equal calls 2 "still called"
                           Expect.equal errors.Count 2 "each error reported"
-                          loop.RemoveSignalHandler UnixSignal.SIGUSR1 |> ignore
+                          loop.RemoveSignalHandler UnixSignal.SIGPROF |> ignore
+                      }))
+
+          testCase "signals as an await foreach stream: one item per signal, in order; ending the enumeration removes the handlers"
+          <| fun () ->
+              withSafety [ UnixSignal.SIGUSR2; UnixSignal.SIGPROF ] (fun () ->
+                  realLoop 10.0 (fun loop ->
+                      task {
+                          let e = loop.ReceiveSignalsAsync([| UnixSignal.SIGUSR2; UnixSignal.SIGPROF |]).GetAsyncEnumerator()
+                          // The first MoveNext installs the handlers (synchronously, on the loop) and waits.
+                          let first = e.MoveNextAsync().AsTask()
+                          Expect.sequenceEqual (Seq.sort loop.HandledSignals) [ UnixSignal.SIGUSR2; UnixSignal.SIGPROF ] "handlers installed"
+                          send UnixSignal.SIGUSR2
+                          let! more = first
+                          Expect.isTrue more "an item"
+                          Expect.equal e.Current UnixSignal.SIGUSR2 "SIGUSR2 first"
+                          let next = e.MoveNextAsync().AsTask()
+                          send UnixSignal.SIGPROF
+                          let! more = next
+                          Expect.isTrue more "an item"
+                          Expect.equal e.Current UnixSignal.SIGPROF "then SIGPROF"
+                          do! e.DisposeAsync()
+                          Expect.isEmpty loop.HandledSignals "disposing the enumerator removed the handlers"
+                          // A token ends it too.
+                          use cts = new CancellationTokenSource()
+                          let e2 = loop.ReceiveSignalsAsync([| UnixSignal.SIGUSR2 |], cts.Token).GetAsyncEnumerator()
+                          let pending = e2.MoveNextAsync().AsTask()
+                          cts.Cancel()
+
+                          try
+                              let! _ = pending
+                              failtest "ended without the token"
+                          with :? OperationCanceledException ->
+                              ()
+
+                          do! e2.DisposeAsync()
+                          Expect.isEmpty loop.HandledSignals "cancelled: no handler left"
+                      }))
+
+          testCase "signals as an IObservable (Tulip.Reactive): OnNext on the loop thread; disposing the subscription removes the handler"
+          <| fun () ->
+              withSafety [ UnixSignal.SIGUSR2 ] (fun () ->
+                  realLoop 10.0 (fun loop ->
+                      task {
+                          let seen = ResizeArray<int * int>()
+                          let mutable got = flag loop
+
+                          let observer =
+                              { new IObserver<int> with
+                                  member _.OnNext s =
+                                      seen.Add((s, Environment.CurrentManagedThreadId))
+                                      setFlag got
+                                  member _.OnError e = failtestf "OnError %O" e
+                                  member _.OnCompleted() = () }
+
+                          let sub = Tulip.Reactive.SignalObservables.ObserveSignals(loop, UnixSignal.SIGUSR2).Subscribe observer
+
+                          while not (loop.HandledSignals |> Seq.contains UnixSignal.SIGUSR2) do
+                              do! Asyncio.Sleep 0.0
+
+                          send UnixSignal.SIGUSR2
+                          do! got
+                          Expect.equal (List.ofSeq seen) [ UnixSignal.SIGUSR2, Environment.CurrentManagedThreadId ] "one signal, observed on the loop thread"
+                          sub.Dispose()
+
+                          while not (Seq.isEmpty loop.HandledSignals) do
+                              do! Asyncio.Sleep 0.0
+
+                          Expect.equal (SignalDispatcher.TargetCount UnixSignal.SIGUSR2) 0 "no loop handles it any more"
                       }))
 
           testCase "Asyncio.Run under SIGINT (child process): the main task's finally runs, Run raises KeyboardInterrupt, exit 130"
