@@ -85,12 +85,27 @@ public static class NamesAndSignals
         }
 
         (string Name, int Number)[] signals = [("SIGHUP", UnixSignal.SIGHUP), ("SIGUSR1", UnixSignal.SIGUSR1), ("SIGINT", UnixSignal.SIGINT)];
-        foreach (var (name, number) in signals) loop.AddSignalHandler(number, Handler, name);
+        var handled = new List<(string Name, int Number)>();
+        foreach (var (name, number) in signals)
+        {
+            try
+            {
+                loop.AddSignalHandler(number, Handler, name);
+                handled.Add((name, number));
+            }
+            catch (SignalIgnoredException e)
+            {
+                // Started as a background job (SIGINT ignored): say so rather than wait for a signal.
+                ctx.WriteLine($"not handling {name}: {e.Message}");
+            }
+        }
+
         try
         {
             ctx.WriteLine("starting send_signals for this process");
             foreach (var (name, number) in new[] { signals[0], signals[0], signals[1], signals[2] })
             {
+                if (!handled.Contains((name, number))) continue;
                 arrived = loop.CreateFuture<ValueTuple>();
                 ctx.WriteLine($"sending {name}");
                 UnixSignal.SendToSelf(number);
@@ -100,7 +115,7 @@ public static class NamesAndSignals
         }
         finally
         {
-            foreach (var (_, number) in signals) loop.RemoveSignalHandler(number);
+            foreach (var (_, number) in handled) loop.RemoveSignalHandler(number);
         }
     });
 }

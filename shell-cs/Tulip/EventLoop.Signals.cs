@@ -20,7 +20,9 @@ public sealed partial class EventLoop
     /// <para>Refused: a number that is no signal (<see cref="ArgumentOutOfRangeException"/>), SIGKILL and
     /// SIGSTOP and any other the OS will not let a process catch (<see cref="ArgumentException"/>, "sig N
     /// cannot be caught"), a system without Unix signals (<see cref="PlatformNotSupportedException"/>), a
-    /// closed loop (<see cref="EventLoopException"/>).</para>
+    /// closed loop (<see cref="EventLoopException"/>), SIGINT or SIGQUIT in a process that started with it
+    /// ignored (<see cref="SignalIgnoredException"/>: the runtime would never deliver it). Any other
+    /// signal inherited as ignored is reset to its default first, as Python's signal.signal replaces SIG_IGN.</para>
     /// </summary>
     public void AddSignalHandler(int signal, Action callback)
     {

@@ -418,4 +418,39 @@ for line in sys.stdin.read().splitlines():
                               Expect.stringStarts e.Message "Multiple exceptions: [Errno 111] Connect call failed ([::1]:" "asyncio's message"
                               Expect.equal [ for struct (a, _) in e.Attempts -> (a :?> IPEndPoint).Address ] [ IPAddress.IPv6Loopback; IPAddress.Loopback ] "both attempts, in order"
                               Expect.equal e.SocketErrorCode SocketError.ConnectionRefused "the first error's code"
+                  })
+
+          testCase "a staggered race: the first address hangs (a full accept queue), the second starts after the delay and wins"
+          <| fun () ->
+              realLoop 10.0 (fun loop ->
+                  task {
+                      // A listener with backlog 0 that never accepts: one connection fills its queue, and
+                      // the next connect's SYN is dropped (the kernel retries after 1 s): it hangs.
+                      use full = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+                      full.Bind(IPEndPoint(IPAddress.Loopback, 0))
+                      full.Listen 0
+                      use filler = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+                      filler.Connect(full.LocalEndPoint)
+                      let signal = Signal(loop)
+                      let! server = loop.CreateServerAsync((fun () -> Recorder(signal, "server") :> BaseProtocol), "127.0.0.1", 0)
+                      let hang = full.LocalEndPoint :?> IPEndPoint
+                      let good = IPEndPoint(IPAddress.Loopback, portOf server)
+
+                      loop.Resolver <-
+                          { new IResolver with
+                              member _.GetAddrInfo(_, _, _, _, _, _) =
+                                  Collections.Generic.List
+                                      [ AddrInfo(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp, "", hang)
+                                        AddrInfo(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp, "", good) ]
+                              member _.GetNameInfo(_, _) = struct ("", "") }
+
+                      let sw = Stopwatch.StartNew()
+                      let! struct (t, _) = loop.CreateConnectionAsync((fun () -> Recorder(signal, "client")), "race.test", 1, null, Nullable 0.1, Nullable())
+                      let elapsed = sw.Elapsed.TotalSeconds
+                      Expect.equal (t.GetExtraInfo "peername" :?> IPEndPoint) good "the second address won"
+                      Expect.isGreaterThanOrEqual elapsed 0.09 "the second attempt started after the delay"
+                      Expect.isLessThan elapsed 0.9 "and did not wait for the first attempt"
+                      t.Close()
+                      server.Close()
+                      do! server.WaitClosedAsync()
                   }) ]

@@ -301,8 +301,12 @@ let expected: (string * Line list) list =
         // ::1's name depends on the machine's /etc/hosts (none here; ip6-localhost on Debian).
         Like @"^::1:443        \(NumericHost\): ::1 https$" ]
       "signal",
-      [ Is "starting send_signals for this process"
-        for name in [ "SIGHUP"; "SIGHUP"; "SIGUSR1"; "SIGINT" ] do
+      // A test process started with SIGINT ignored (a background job) cannot handle it: the example says so.
+      [ let ignored = Tulip.NameResolution.LibC.IsIgnored UnixSignal.SIGINT
+        if ignored then
+            Is $"not handling SIGINT: sig 2 is ignored in this process (SIG_IGN inherited from its parent); the .NET runtime does not deliver it"
+        Is "starting send_signals for this process"
+        for name in [ "SIGHUP"; "SIGHUP"; "SIGUSR1" ] @ (if ignored then [] else [ "SIGINT" ]) do
             Is $"sending {name}"
             Is "yielding control"
             Is $"signal_handler('{name}')" ]

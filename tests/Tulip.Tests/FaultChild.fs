@@ -114,11 +114,26 @@ let runUnderSigint (stubborn: bool) =
         say $"INTERRUPTED {e.Signal}"
         130
 
+/// Started with SIGINT ignored (a background job): a loop's SIGINT handler is refused with a clear
+/// error (the runtime would never deliver it), and Asyncio.Run installs none and runs normally.
+let sigintIgnored () =
+    use loop = new EventLoop()
+
+    try
+        loop.AddSignalHandler(2, (fun () -> ()))
+        say "ACCEPTED"
+    with e ->
+        say $"REFUSED {e.GetType().Name}"
+
+    Asyncio.Run(fun () -> task { say "RAN" } :> Task)
+    0
+
 let run (args: string list) =
     match args with
     | [ "accept-emfile"; kind ] -> acceptOutOfDescriptors (Enum.Parse<ReactorKind> kind)
     | [ "run-sigint" ] -> runUnderSigint false
     | [ "run-sigint-stubborn" ] -> runUnderSigint true
+    | [ "sigint-ignored" ] -> sigintIgnored ()
     | _ ->
         eprintfn "unknown child scenario: %A" args
         2

@@ -20,6 +20,21 @@ open Tulip.Tests.NetSupport
 
 let private send (signal: int) = UnixSignal.SendToSelf signal
 
+/// This test program as a child (`--child NAME`), started with SIGINT and SIGQUIT at their defaults
+/// (`env --default-signal`): a test run as a background job inherits them ignored, and so would the child.
+let private childWithDefaultSigint (prefix: string) (args: string list) =
+    let host = Environment.ProcessPath
+    let dll = Reflection.Assembly.GetExecutingAssembly().Location
+    let command = if IO.Path.GetFileNameWithoutExtension host = "dotnet" then [ host; dll ] else [ host ]
+    let psi = Diagnostics.ProcessStartInfo("/bin/bash")
+    psi.ArgumentList.Add "-c"
+    psi.ArgumentList.Add(prefix + " \"$0\" \"$@\"")
+
+    for a in command @ [ "--child" ] @ args do
+        psi.ArgumentList.Add a
+
+    new Child(psi, ignore)
+
 /// Other code's registrations for `signals` (they cancel the default action), held while `f` runs.
 let private withSafety (signals: int list) (f: unit -> unit) =
     let regs =
@@ -299,7 +314,7 @@ let tests =
 
           testCase "Asyncio.Run under SIGINT (child process): the main task's finally runs, Run raises KeyboardInterrupt, exit 130"
           <| fun () ->
-              use child = selfChild "true" [ "run-sigint" ]
+              use child = childWithDefaultSigint "exec env --default-signal=INT,QUIT" [ "run-sigint" ]
               Expect.equal (child.ReadLine 20.0) "READY" "the main task runs"
               Tulip.NameResolution.LibC.kill (child.Id, UnixSignal.SIGINT) |> ignore
               Expect.equal (child.ReadLine 10.0) "FINALLY" "the main task unwound"
@@ -308,11 +323,18 @@ let tests =
 
           testCase "a second SIGINT gets the default action when the main task ignores the first (child process)"
           <| fun () ->
-              use child = selfChild "true" [ "run-sigint-stubborn" ]
+              use child = childWithDefaultSigint "exec env --default-signal=INT,QUIT" [ "run-sigint-stubborn" ]
               Expect.equal (child.ReadLine 20.0) "READY" "the main task runs"
               Tulip.NameResolution.LibC.kill (child.Id, UnixSignal.SIGINT) |> ignore
               Expect.equal (child.ReadLine 10.0) "IGNORED" "the first SIGINT cancelled the main task, which swallowed it"
               Tulip.NameResolution.LibC.kill (child.Id, UnixSignal.SIGINT) |> ignore
               let code = child.WaitExit 10.0
               Expect.equal code (128 + UnixSignal.SIGINT) "killed by SIGINT's default action"
-              Expect.isFalse (child.TakeLines() |> List.exists (fun l -> l.StartsWith "INTERRUPTED")) "no orderly return" ]
+              Expect.isFalse (child.TakeLines() |> List.exists (fun l -> l.StartsWith "INTERRUPTED")) "no orderly return"
+
+          testCase "a process started with SIGINT ignored (a background job): AddSignalHandler(SIGINT) is refused clearly, Run installs nothing"
+          <| fun () ->
+              use child = childWithDefaultSigint "trap '' INT; exec" [ "sigint-ignored" ]
+              Expect.equal (child.ReadLine 20.0) "REFUSED SignalIgnoredException" "a typed refusal, not a handler that never runs"
+              Expect.equal (child.ReadLine 10.0) "RAN" "Run runs as usual"
+              Expect.equal (child.WaitExit 10.0) 0 "clean exit" ]

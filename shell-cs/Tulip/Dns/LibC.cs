@@ -46,6 +46,37 @@ internal static unsafe partial class LibC
     [LibraryImport(Lib, EntryPoint = "getpid")]
     internal static partial int getpid();
 
+    [LibraryImport(Lib, EntryPoint = "sigaction", SetLastError = true)]
+    private static partial int sigaction(int signal, byte* action, byte* oldAction);
+
+    // glibc's struct sigaction on Linux x64 / arm64: the handler (8 bytes), a 128-byte sigset_t, int
+    // flags (+4 padding), the restorer (8): 152 bytes; twice that is room enough.
+    private const int SigactionSize = 304;
+
+    /// <summary>
+    /// A signal this process inherited as ignored (SIG_IGN: started in the background by a shell, under
+    /// nohup…) is reset to the default before a loop handles it: the runtime never forwards a signal whose
+    /// disposition was SIG_IGN when it installed its own handler, while asyncio's add_signal_handler
+    /// replaces SIG_IGN as signal.signal does. Only SIG_IGN is touched; a handler already installed
+    /// (the runtime's, anyone's) is left alone.
+    /// </summary>
+    internal static void UnignoreSignal(int signal)
+    {
+        if (!IsIgnored(signal)) return;
+        byte* dfl = stackalloc byte[SigactionSize];
+        new Span<byte>(dfl, SigactionSize).Clear(); // SIG_DFL, empty mask, no flags
+        sigaction(signal, dfl, null);
+    }
+
+    /// <summary>Whether <paramref name="signal"/>'s disposition is SIG_IGN now.</summary>
+    internal static bool IsIgnored(int signal)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        byte* old = stackalloc byte[SigactionSize];
+        new Span<byte>(old, SigactionSize).Clear();
+        return sigaction(signal, null, old) == 0 && *(nint*)old == 1; // SIG_IGN is 1
+    }
+
     internal const int AF_UNSPEC = 0, AF_INET = 2, AF_INET6 = 10;
     internal const int EAI_SYSTEM = -11;
     private const int NI_MAXHOST = 1025, NI_MAXSERV = 32;

@@ -73,3 +73,18 @@ public sealed class ConnectionAttemptsException : System.Net.Sockets.SocketExcep
     /// <summary>Each address tried and why it failed.</summary>
     public IReadOnlyList<(System.Net.EndPoint Address, Exception Error)> Attempts { get; }
 }
+
+/// <summary>
+/// SIGINT or SIGQUIT cannot be handled in this process: it started with the signal ignored (SIG_IGN
+/// inherited from its parent, as a shell gives a background job or <c>nohup</c> a command), and the
+/// .NET runtime then never forwards it. Run <c>env --default-signal=INT</c> … to start with the default.
+/// </summary>
+public sealed class SignalIgnoredException : InvalidOperationException
+{
+    public SignalIgnoredException(int signal)
+        : base($"sig {signal} is ignored in this process (SIG_IGN inherited from its parent); the .NET runtime does not deliver it") =>
+        Signal = signal;
+
+    /// <summary>The signal concerned.</summary>
+    public int Signal { get; }
+}

@@ -16,7 +16,9 @@ internal static class Interrupts
 {
     public static T Run<T>(EventLoop loop, Func<Task<T>> main, bool handleSigterm)
     {
-        bool install = OperatingSystem.IsLinux() && Environment.CurrentManagedThreadId == 1;
+        // asyncio installs its handler only where SIGINT has its default handler: not where it is ignored.
+        bool install = OperatingSystem.IsLinux() && Environment.CurrentManagedThreadId == 1
+            && !NameResolution.LibC.IsIgnored(UnixSignal.SIGINT);
         if (!install && !handleSigterm) return loop.RunUntilComplete(main);
         var task = loop.CreateTask(main);
         int interruptedBy = 0;

@@ -44,6 +44,14 @@ internal static class SignalDispatcher
                 int signal = target.Signal;
                 PosixSignalRegistration registration;
                 if (OperatingSystem.IsWindows()) throw new PlatformNotSupportedException("no Unix signals on Windows");
+                if (signal is UnixSignal.SIGINT or UnixSignal.SIGQUIT && NameResolution.LibC.IsIgnored(signal))
+                {
+                    // The runtime decides at start-up, for these two, to leave an inherited SIG_IGN alone
+                    // (a background job's Ctrl+C belongs to the foreground) and never forwards them then.
+                    throw new SignalIgnoredException(signal);
+                }
+
+                NameResolution.LibC.UnignoreSignal(signal);
                 try
                 {
                     registration = PosixSignalRegistration.Create(ToPosixSignal(signal), ctx => OnSignal(signal, ctx));
