@@ -393,6 +393,7 @@ let targets: Target list =
       target "ExceptionContext" typeof<ExceptionContext> false (fun _ -> ret (ExceptionContext("sweep", InvalidOperationException())))
       target "CancelledException" typeof<CancelledException> false (fun _ -> ret (CancelledException "sweep"))
       target "KeyboardInterruptException" typeof<KeyboardInterruptException> false (fun _ -> ret (KeyboardInterruptException()))
+      target "SignalIgnoredException" typeof<SignalIgnoredException> false (fun _ -> ret (SignalIgnoredException 2))
       target "AddressInfoException" typeof<AddressInfoException> false (fun _ -> ret (AddressInfoException(-2, "Name or service not known")))
       target "ConnectionAttemptsException" typeof<ConnectionAttemptsException> false (fun _ ->
           ret (ConnectionAttemptsException("Multiple exceptions: sweep", [| struct (IPEndPoint(IPAddress.Loopback, 1) :> EndPoint, InvalidOperationException() :> exn) |])))
