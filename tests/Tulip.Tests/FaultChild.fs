@@ -91,9 +91,10 @@ let acceptOutOfDescriptors (kind: ReactorKind) =
 /// KeyboardInterruptException, which this "program" turns into exit code 130 as Python does. With
 /// `stubborn`, the main task swallows the first cancellation and sleeps on: the second SIGINT must then
 /// end the process by the default action.
-let runUnderSigint (stubborn: bool) =
+/// The same, with SIGTERM handling asked for (Asyncio.Run's handleSigterm), or not.
+let runUnder (stubborn: bool) (handleSigterm: bool) =
     try
-        Asyncio.Run(fun () ->
+        Asyncio.Run((fun () ->
             task {
                 try
                     try
@@ -106,7 +107,7 @@ let runUnderSigint (stubborn: bool) =
                 finally
                     say "FINALLY"
             }
-            :> Task)
+            :> Task), handleSigterm = handleSigterm)
 
         say "RETURNED"
         0
@@ -116,6 +117,8 @@ let runUnderSigint (stubborn: bool) =
 
 /// Started with SIGINT ignored (a background job): a loop's SIGINT handler is refused with a clear
 /// error (the runtime would never deliver it), and Asyncio.Run installs none and runs normally.
+let runUnderSigint (stubborn: bool) = runUnder stubborn false
+
 let sigintIgnored () =
     use loop = new EventLoop()
 
@@ -134,6 +137,7 @@ let run (args: string list) =
     | [ "run-sigint" ] -> runUnderSigint false
     | [ "run-sigint-stubborn" ] -> runUnderSigint true
     | [ "sigint-ignored" ] -> sigintIgnored ()
+    | [ "run-sigterm"; opt ] -> runUnder false (opt = "handled")
     | _ ->
         eprintfn "unknown child scenario: %A" args
         2

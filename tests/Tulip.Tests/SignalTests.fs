@@ -337,4 +337,19 @@ let tests =
               use child = childWithDefaultSigint "trap '' INT; exec" [ "sigint-ignored" ]
               Expect.equal (child.ReadLine 20.0) "REFUSED SignalIgnoredException" "a typed refusal, not a handler that never runs"
               Expect.equal (child.ReadLine 10.0) "RAN" "Run runs as usual"
-              Expect.equal (child.WaitExit 10.0) 0 "clean exit" ]
+              Expect.equal (child.WaitExit 10.0) 0 "clean exit"
+
+          testCase "SIGTERM is opt-in: with handleSigterm Run unwinds the main task and raises KeyboardInterrupt(15); without, the default action ends the process"
+          <| fun () ->
+              use child = childWithDefaultSigint "exec env --default-signal=INT,QUIT,TERM" [ "run-sigterm"; "handled" ]
+              Expect.equal (child.ReadLine 20.0) "READY" "the main task runs"
+              Tulip.NameResolution.LibC.kill (child.Id, UnixSignal.SIGTERM) |> ignore
+              Expect.equal (child.ReadLine 10.0) "FINALLY" "the main task unwound"
+              Expect.equal (child.ReadLine 10.0) $"INTERRUPTED {UnixSignal.SIGTERM}" "Run raised KeyboardInterruptException(SIGTERM)"
+              Expect.equal (child.WaitExit 10.0) 130 "the program's exit code"
+              use plain = childWithDefaultSigint "exec env --default-signal=INT,QUIT,TERM" [ "run-sigterm"; "default" ]
+              Expect.equal (plain.ReadLine 20.0) "READY" "the main task runs"
+              Tulip.NameResolution.LibC.kill (plain.Id, UnixSignal.SIGTERM) |> ignore
+              let code = plain.WaitExit 10.0
+              Expect.notEqual code 130 "not an orderly interrupt"
+              Expect.isFalse (plain.TakeLines() |> List.exists (fun l -> l.StartsWith "INTERRUPTED")) "Run did not handle SIGTERM" ]
