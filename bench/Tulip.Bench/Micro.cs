@@ -33,6 +33,9 @@ public static class Micro
         ("executor_thread", 20_000, ExecutorThread),
         ("executor_process", 5_000, ExecutorProcess),
         ("run_coroutine_threadsafe", 20_000, RunCoroutineThreadsafe),
+        // Issue 16 (twin: bench/getaddrinfo.py): sequential round trips of loop.GetAddrInfoAsync.
+        ("getaddrinfo_numeric", 100_000, GetAddrInfoNumeric),
+        ("getaddrinfo_localhost", 10_000, GetAddrInfoLocalhost),
     ];
 
     public static int Run(string[] args)
@@ -292,6 +295,26 @@ public static class Micro
         loop.RunUntilComplete(async () =>
         {
             for (long i = 0; i < n; i++) await loop.CreateTask(Noop);
+        });
+        sw.Stop();
+        return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)n);
+    }
+
+    // getaddrinfo round trips, one after another (as bench/getaddrinfo.py): a numeric host is answered on
+    // the loop's thread (asyncio's _ipaddr_info fast path); localhost goes to the resolver pool and back.
+    private static Result GetAddrInfoNumeric(long n) => GetAddrInfoBench(n, "127.0.0.1");
+
+    private static Result GetAddrInfoLocalhost(long n) => GetAddrInfoBench(n, "localhost");
+
+    private static Result GetAddrInfoBench(long n, string host)
+    {
+        using var loop = new EventLoop();
+        long a0 = Allocated();
+        var sw = Stopwatch.StartNew();
+        loop.RunUntilComplete(async () =>
+        {
+            for (long i = 0; i < n; i++)
+                await loop.GetAddrInfoAsync(host, 80, System.Net.Sockets.AddressFamily.Unspecified, System.Net.Sockets.SocketType.Stream);
         });
         sw.Stop();
         return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)n);

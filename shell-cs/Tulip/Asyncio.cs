@@ -13,9 +13,13 @@ public static partial class Asyncio
     /// tasks still pending are cancelled and awaited, errors they end with are reported, the default
     /// executor is shut down (its threads joined, up to <see cref="EventLoop.ExecutorJoinTimeout"/>), and the
     /// loop is closed. Refused inside a running loop.
+    /// <para>Ctrl+C as asyncio.run (3.11): on the main thread, the first SIGINT cancels the main task;
+    /// once it has unwound, Run raises <see cref="KeyboardInterruptException"/>; a second SIGINT gets the
+    /// default action. <paramref name="handleSigterm"/> (opt-in) treats SIGTERM the same way, so a service
+    /// stopped by its supervisor unwinds too. A loop with its own SIGINT handler takes precedence.</para>
     /// </summary>
     [OverloadResolutionPriority(1)] // an async lambda fits the ValueTask overload too: the Task one wins
-    public static T Run<T>(Func<Task<T>> main, bool debug = false, LoopClock? clock = null)
+    public static T Run<T>(Func<Task<T>> main, bool debug = false, LoopClock? clock = null, bool handleSigterm = false)
     {
         ArgumentNullException.ThrowIfNull(main);
         if (EventLoop.RunningOrNull is not null)
@@ -27,7 +31,7 @@ public static partial class Asyncio
         bool failed = true;
         try
         {
-            var result = loop.RunUntilComplete(main);
+            var result = Interrupts.Run(loop, main, handleSigterm);
             failed = false;
             return result;
         }
@@ -53,27 +57,27 @@ public static partial class Asyncio
     }
 
     [OverloadResolutionPriority(1)]
-    public static void Run(Func<Task> main, bool debug = false, LoopClock? clock = null)
+    public static void Run(Func<Task> main, bool debug = false, LoopClock? clock = null, bool handleSigterm = false)
     {
         ArgumentNullException.ThrowIfNull(main);
         Run(async () =>
         {
             await main();
             return default(ValueTuple);
-        }, debug, clock);
+        }, debug, clock, handleSigterm);
     }
 
     /// <summary>asyncio.run of a <see cref="ValueTask{TResult}"/> method (no <c>.AsTask()</c> at the call).</summary>
-    public static T Run<T>(Func<ValueTask<T>> main, bool debug = false, LoopClock? clock = null)
+    public static T Run<T>(Func<ValueTask<T>> main, bool debug = false, LoopClock? clock = null, bool handleSigterm = false)
     {
         ArgumentNullException.ThrowIfNull(main);
-        return Run(() => main().AsTask(), debug, clock);
+        return Run(() => main().AsTask(), debug, clock, handleSigterm);
     }
 
-    public static void Run(Func<ValueTask> main, bool debug = false, LoopClock? clock = null)
+    public static void Run(Func<ValueTask> main, bool debug = false, LoopClock? clock = null, bool handleSigterm = false)
     {
         ArgumentNullException.ThrowIfNull(main);
-        Run(() => main().AsTask(), debug, clock);
+        Run(() => main().AsTask(), debug, clock, handleSigterm);
     }
 
     /// <summary>asyncio.runners._cancel_all_tasks: cancel, wait for all, report the ones that failed.</summary>

@@ -275,46 +275,38 @@ public sealed partial class EventLoop
     }
 
     /// <summary>
-    /// Connects to <paramref name="host"/>:<paramref name="port"/> (each resolved address in turn) and
-    /// returns the transport and protocol once ConnectionMade has run (a null host: the loopback, as
-    /// getaddrinfo(None) gives asyncio). Cancel the awaiting task, or the token, to give up: the socket
-    /// is closed and unregistered.
+    /// Connects to <paramref name="host"/>:<paramref name="port"/> and returns the transport and protocol
+    /// once ConnectionMade has run (asyncio's <c>create_connection</c>). The host is resolved with
+    /// <see cref="GetAddrInfoAsync(string?, int, AddressFamily, SocketType, ProtocolType, AddrInfoFlags, CancellationToken)"/>
+    /// (a null host: the loopback addresses, as getaddrinfo(None) gives asyncio) and its addresses are
+    /// tried in the resolver's order, one after another; with <paramref name="happyEyeballsDelay"/>
+    /// (seconds; RFC 8305 suggests 0.25) as a staggered race: the next attempt starts when the previous one
+    /// fails or the delay passes, and the first to connect wins. <paramref name="interleave"/> reorders the
+    /// addresses by family first (1 when a delay is given: IPv6, IPv4, IPv6…). When every address fails the
+    /// error is the one attempt's, or a <see cref="ConnectionAttemptsException"/> ("Multiple exceptions: …")
+    /// holding all of them. Cancel the awaiting task, or the token, to give up: every socket is closed and
+    /// unregistered.
     /// </summary>
     public async Task<(ITransport Transport, TProtocol Protocol)> CreateConnectionAsync<TProtocol>(Func<TProtocol> protocolFactory,
-        string? host, int port, EndPoint? localAddress = null, CancellationToken cancellationToken = default)
+        string? host, int port, EndPoint? localAddress = null, double? happyEyeballsDelay = null, int? interleave = null,
+        CancellationToken cancellationToken = default)
         where TProtocol : BaseProtocol
     {
         ArgumentNullException.ThrowIfNull(protocolFactory);
+        if (happyEyeballsDelay is { } d && (double.IsNaN(d) || d < 0))
+            throw new ArgumentOutOfRangeException(nameof(happyEyeballsDelay), d, "the delay must be a non-negative number of seconds");
+        if (interleave is < 0) throw new ArgumentOutOfRangeException(nameof(interleave), interleave, "interleave must be 0 or more");
         ThrowIfClosed();
         VerifyAccess();
         cancellationToken.ThrowIfCancellationRequested();
-        var addresses = await Resolve(host, passive: false, cancellationToken);
-        Exception? last = null;
-        foreach (var address in addresses)
-        {
-            var sock = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
-            try
-            {
-                if (localAddress is not null) sock.Bind(localAddress);
-                await SockConnectAsync(sock, new IPEndPoint(address, port), cancellationToken);
-            }
-            catch (SocketException e)
-            {
-                sock.Dispose();
-                last = e;
-                continue;
-            }
-            catch
-            {
-                sock.Dispose(); // cancelled or failed otherwise: leave nothing open or registered
-                throw;
-            }
-
-            sock.NoDelay = true;
-            return await MakeTransport(sock, protocolFactory);
-        }
-
-        throw last ?? new SocketException((int)SocketError.HostNotFound);
+        var infos = await GetAddrInfoAsync(host, port, AddressFamily.Unspecified, SocketType.Stream, ProtocolType.Unspecified,
+            AddrInfoFlags.None, cancellationToken);
+        // asyncio 3.11: a delay without an interleave count interleaves by 1.
+        int order = interleave ?? (happyEyeballsDelay is null ? 0 : 1);
+        if (order > 0) infos = Transports.HappyEyeballs.Interleave(infos, order);
+        var sock = await Transports.HappyEyeballs.Connect(this, infos, localAddress, happyEyeballsDelay, cancellationToken);
+        sock.NoDelay = true;
+        return await MakeTransport(sock, protocolFactory);
     }
 
     /// <summary>Wraps a connected socket the caller made (a token already cancelled: nothing is done, the

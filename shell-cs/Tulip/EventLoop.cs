@@ -531,6 +531,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
         _sched.Close();
         _table.Clear();
         CloseReactor();
+        CloseSignals(); // asyncio: close() removes the loop's signal handlers
         lock (_inboxLock) _inbox.Clear();
         if (ReferenceEquals(s_threadLoop, this)) s_threadLoop = null;
         // asyncio's close(): the default executor is shut down without waiting (Run has joined it already).

@@ -44,7 +44,7 @@ public sealed class Runner : IDisposable
         if (EventLoop.RunningOrNull is not null)
             throw new EventLoopException("Runner.run() cannot be called from a running event loop");
         LazyInit();
-        return _loop!.RunUntilComplete(main);
+        return Interrupts.Run(_loop!, main, handleSigterm: false); // Ctrl+C as asyncio.Runner.run
     }
 
     [OverloadResolutionPriority(1)]

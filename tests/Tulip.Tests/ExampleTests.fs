@@ -287,6 +287,29 @@ let expected: (string * Line list) list =
       "echo_client_coroutine", echoLines "the demo starts its own server"
       "log_tail",
       [ for i in 1..5 -> Is(sprintf "tail: t=%.1f event %d" (0.2 * double i) i) ] @ [ Is "tail: end of log" ]
+      // Issue 16: PyMOTW's asyncio_getaddrinfo / getnameinfo / signal, on names that need no network.
+      "getaddrinfo",
+      [ Is "localhost/https : InterNetwork Stream Tcp 'localhost' 127.0.0.1:443"
+        Is "127.0.0.1/http  : InterNetwork Stream Tcp '127.0.0.1' 127.0.0.1:80"
+        Is "::1/ssh         : InterNetworkV6 Stream Tcp '::1' [::1]:22"
+        Like @"^this machine    : (\d+ IPv4 address\(es\), first [0-9.]+|not resolved: \[Errno -\d+\] .+)$"
+        Is "refused         : the host name has a label of 64 characters at offset 0 (at most 63)" ]
+      "getnameinfo",
+      [ Is "127.0.0.1:80   (None): localhost http"
+        Is "127.0.0.1:22   (None): localhost ssh"
+        Is "127.0.0.1:443  (NumericHost, NumericServ): 127.0.0.1 443"
+        // ::1's name depends on the machine's /etc/hosts (none here; ip6-localhost on Debian).
+        Like @"^::1:443        \(NumericHost\): ::1 https$" ]
+      "signal",
+      // A test process started with SIGINT ignored (a background job) cannot handle it: the example says so.
+      [ let ignored = Tulip.NameResolution.LibC.IsIgnored UnixSignal.SIGINT
+        if ignored then
+            Is $"not handling SIGINT: sig 2 is ignored in this process (SIG_IGN inherited from its parent); the .NET runtime does not deliver it"
+        Is "starting send_signals for this process"
+        for name in [ "SIGHUP"; "SIGHUP"; "SIGUSR1" ] @ (if ignored then [] else [ "SIGINT" ]) do
+            Is $"sending {name}"
+            Is "yielding control"
+            Is $"signal_handler('{name}')" ]
       "rx_echo",
       [ Is "server: new connection"
         Is "server: echo 'hello'"

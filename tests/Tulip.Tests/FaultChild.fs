@@ -86,9 +86,58 @@ let acceptOutOfDescriptors (kind: ReactorKind) =
     say "DONE"
     0
 
+/// Issue 16: a console program written with Tulip and no signal code of its own. Its main task
+/// sleeps; the parent sends SIGINT. Asyncio.Run cancels the main task (its finally runs), then raises
+/// KeyboardInterruptException, which this "program" turns into exit code 130 as Python does. With
+/// `stubborn`, the main task swallows the first cancellation and sleeps on: the second SIGINT must then
+/// end the process by the default action.
+/// The same, with SIGTERM handling asked for (Asyncio.Run's handleSigterm), or not.
+let runUnder (stubborn: bool) (handleSigterm: bool) =
+    try
+        Asyncio.Run((fun () ->
+            task {
+                try
+                    try
+                        say "READY"
+                        do! Asyncio.Sleep 30.0
+                        say "SLEPT"
+                    with :? OperationCanceledException when stubborn ->
+                        say "IGNORED"
+                        do! Asyncio.Sleep 30.0
+                finally
+                    say "FINALLY"
+            }
+            :> Task), handleSigterm = handleSigterm)
+
+        say "RETURNED"
+        0
+    with :? KeyboardInterruptException as e ->
+        say $"INTERRUPTED {e.Signal}"
+        130
+
+/// Started with SIGINT ignored (a background job): a loop's SIGINT handler is refused with a clear
+/// error (the runtime would never deliver it), and Asyncio.Run installs none and runs normally.
+let runUnderSigint (stubborn: bool) = runUnder stubborn false
+
+let sigintIgnored () =
+    use loop = new EventLoop()
+
+    try
+        loop.AddSignalHandler(2, (fun () -> ()))
+        say "ACCEPTED"
+    with e ->
+        say $"REFUSED {e.GetType().Name}"
+
+    Asyncio.Run(fun () -> task { say "RAN" } :> Task)
+    0
+
 let run (args: string list) =
     match args with
     | [ "accept-emfile"; kind ] -> acceptOutOfDescriptors (Enum.Parse<ReactorKind> kind)
+    | [ "run-sigint" ] -> runUnderSigint false
+    | [ "run-sigint-stubborn" ] -> runUnderSigint true
+    | [ "sigint-ignored" ] -> sigintIgnored ()
+    | [ "run-sigterm"; opt ] -> runUnder false (opt = "handled")
     | _ ->
         eprintfn "unknown child scenario: %A" args
         2

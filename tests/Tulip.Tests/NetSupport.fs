@@ -516,6 +516,9 @@ type Child(psi: ProcessStartInfo, cleanup: unit -> unit) =
 
     member _.HasExited = proc.HasExited
 
+    /// The child's process id (a signal's target).
+    member _.Id = proc.Id
+
     /// Waits (in a loop task, without blocking the loop) for the process to end; its exit code.
     member _.Exited() =
         task {

@@ -149,6 +149,34 @@ let private busyProgram (loop: EventLoop) : Task =
         poster.Join()
     }
 
+/// Issue 16: resolver completions and signals reach the loop through the same door as every post, so
+/// a run of lookups and signal deliveries replays through the core too. SIGXCPU (held by a registration
+/// of "other code" for the run, so a late one cannot dump core) is sent by nothing else in the tests.
+let private namesAndSignalsProgram (loop: EventLoop) : Task =
+    task {
+        use _safety =
+            Runtime.InteropServices.PosixSignalRegistration.Create(
+                enum<Runtime.InteropServices.PosixSignal> UnixSignal.SIGXCPU,
+                fun c -> c.Cancel <- true
+            )
+
+        for _ in 1..5 do
+            let! r = loop.GetAddrInfoAsync("localhost", 80)
+            Expect.isNonEmpty r "localhost resolved"
+            let! _ = loop.GetNameInfoAsync(Net.IPEndPoint(Net.IPAddress.Loopback, 80))
+            ()
+
+        let mutable got = loop.CreateFuture<unit>()
+        loop.AddSignalHandler(UnixSignal.SIGXCPU, fun () -> if not got.Done then got.SetResult(()))
+
+        for _ in 1..5 do
+            got <- loop.CreateFuture<unit>()
+            UnixSignal.SendToSelf UnixSignal.SIGXCPU
+            do! got
+
+        loop.RemoveSignalHandler UnixSignal.SIGXCPU |> ignore
+    }
+
 let private kinds (r: RecordingScheduler) =
     let inputs = r.Steps |> Seq.map (fun (struct (i, _, _)) -> i) |> List.ofSeq
 
@@ -197,6 +225,13 @@ let tests =
               Expect.isGreaterThan watches 2 "sources were watched"
               let n = replay r
               Expect.isGreaterThan n 500 "a long record")
+
+          testCase "resolver completions and signal deliveries arrive as posts and replay exactly through the core (issue 16)" (fun () ->
+              let r = record (fun now -> MutableScheduler(now)) namesAndSignalsProgram
+              let _, posts, _, _ = kinds r
+              // 10 lookups (localhost and a reverse lookup go to the resolver pool) and 5 signals.
+              Expect.isGreaterThanOrEqual posts 15 "every completion and delivery came through the door"
+              replay r |> ignore)
 
           testCase "the same with the pure core as the loop's scheduler (Model)" (fun () ->
               let r = record (fun now -> CoreScheduler(now)) busyProgram

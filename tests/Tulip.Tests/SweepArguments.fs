@@ -95,6 +95,8 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
                     let! port = w.Port()
                     return box port
             | "parties" -> return box 2
+            // Signal 0 (kill's existence check): the sweep must never send itself a real signal.
+            | "signal" -> return box 0
             | "maxSize" -> return box 0
             | "limit" -> return box (64 * 1024)
             | "backlog" -> return box 100
@@ -147,6 +149,12 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
             | "CreateConnectionAsync", _ -> return box (w.NewConnected())
             | "SockConnectAsync", _ -> return box (w.NewUnconnected())
             | _ -> return box (w.Connected())
+        elif t = typeof<AddrInfo> then
+            return box (AddrInfo(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp, "", IPEndPoint(IPAddress.Loopback, 80)))
+        elif t = typeof<IReadOnlyList<struct (EndPoint * exn)>> then
+            return box [| struct (IPEndPoint(IPAddress.Loopback, 1) :> EndPoint, InvalidOperationException() :> exn) |]
+        elif t = typeof<IPEndPoint> then
+            return box (IPEndPoint(IPAddress.Loopback, 80))
         elif t = typeof<EndPoint> then
             match name with
             | "address" ->
@@ -392,6 +400,13 @@ let targets: Target list =
       target "AsyncConcurrency" typeof<AsyncConcurrency> false (fun _ -> ret (AsyncConcurrency.Parallel 2))
       target "ExceptionContext" typeof<ExceptionContext> false (fun _ -> ret (ExceptionContext("sweep", InvalidOperationException())))
       target "CancelledException" typeof<CancelledException> false (fun _ -> ret (CancelledException "sweep"))
+      target "KeyboardInterruptException" typeof<KeyboardInterruptException> false (fun _ -> ret (KeyboardInterruptException()))
+      target "SignalIgnoredException" typeof<SignalIgnoredException> false (fun _ -> ret (SignalIgnoredException 2))
+      target "AddressInfoException" typeof<AddressInfoException> false (fun _ -> ret (AddressInfoException(-2, "Name or service not known")))
+      target "ConnectionAttemptsException" typeof<ConnectionAttemptsException> false (fun _ ->
+          ret (ConnectionAttemptsException("Multiple exceptions: sweep", [| struct (IPEndPoint(IPAddress.Loopback, 1) :> EndPoint, InvalidOperationException() :> exn) |])))
+      target "AddrInfo" typeof<AddrInfo> false (fun _ ->
+          ret (AddrInfo(Net.Sockets.AddressFamily.InterNetwork, Net.Sockets.SocketType.Stream, Net.Sockets.ProtocolType.Tcp, "", Net.IPEndPoint(Net.IPAddress.Loopback, 80))))
       target "IncompleteReadException" typeof<IncompleteReadException> false (fun _ -> ret (IncompleteReadException("ab"B, Nullable 3)))
       target "LimitOverrunException" typeof<LimitOverrunException> false (fun _ -> ret (LimitOverrunException("sweep", 1)))
       target "BaseProtocol" typeof<BaseProtocol> false (fun _ -> ret (SweepProtocol()))

@@ -96,7 +96,7 @@ public sealed partial class EventLoop
     /// (<see cref="EventLoopException"/>: "Executor shutdown has been called"), shuts it down and waits, on
     /// another thread, for its threads to finish. Past <paramref name="timeout"/> (null: no limit) the wait
     /// ends with a warning in the log and the executor is left to finish on its own, as asyncio does.
-    /// <see cref="Asyncio.Run(Func{Task}, bool, LoopClock?)"/> and <see cref="Runner"/> call it on exit
+    /// <see cref="Asyncio.Run(Func{Task}, bool, LoopClock?, bool)"/> and <see cref="Runner"/> call it on exit
     /// (timeout: <see cref="ExecutorJoinTimeout"/>). <paramref name="cancellationToken"/> ends only the wait.
     /// </summary>
     public Task ShutdownDefaultExecutorAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
@@ -154,7 +154,7 @@ public sealed partial class EventLoop
         }
     }
 
-    /// <summary>How long <see cref="Asyncio.Run(Func{Task}, bool, LoopClock?)"/> waits for the default
+    /// <summary>How long <see cref="Asyncio.Run(Func{Task}, bool, LoopClock?, bool)"/> waits for the default
     /// executor's threads on exit (asyncio's THREAD_JOIN_TIMEOUT: 300 s).</summary>
     [ThreadSafe]
     public static TimeSpan ExecutorJoinTimeout { get; } = TimeSpan.FromSeconds(300);

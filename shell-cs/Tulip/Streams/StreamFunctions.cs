@@ -4,16 +4,17 @@ public static partial class Asyncio
 {
     /// <summary>
     /// Connects and returns a reader and writer (asyncio's <c>open_connection</c>). The token cancels the
-    /// connect as <see cref="EventLoop.CreateConnectionAsync{TProtocol}(Func{TProtocol}, string?, int, System.Net.EndPoint?, CancellationToken)"/>'s:
+    /// connect as <see cref="EventLoop.CreateConnectionAsync{TProtocol}(Func{TProtocol}, string?, int, System.Net.EndPoint?, double?, int?, CancellationToken)"/>'s:
     /// already cancelled, no connection is attempted; fired while connecting, the half-open socket is closed.
     /// </summary>
     public static async Task<(LoopStreamReader Reader, LoopStreamWriter Writer)> OpenConnection(string? host, int port,
-        int limit = LoopStreamReader.DefaultLimit, CancellationToken cancellationToken = default)
+        int limit = LoopStreamReader.DefaultLimit, double? happyEyeballsDelay = null, int? interleave = null,
+        CancellationToken cancellationToken = default)
     {
         var loop = EventLoop.GetRunningLoop();
         var reader = new LoopStreamReader(loop, limit);
         var protocol = new StreamReaderProtocol(reader, null, loop);
-        var (transport, _) = await loop.CreateConnectionAsync(() => protocol, host, port, null, cancellationToken);
+        var (transport, _) = await loop.CreateConnectionAsync(() => protocol, host, port, null, happyEyeballsDelay, interleave, cancellationToken);
         return (reader, new LoopStreamWriter(transport, protocol, reader, loop));
     }
 
