@@ -25,6 +25,8 @@ public sealed class LoopProcess : IAsyncDisposable
         Pid = transport.GetPid();
     }
 
+    internal SubprocessTransport Transport => _transport;
+
     /// <summary>The child's stdin when it is a pipe, else null (fixed; any thread).</summary>
     [ThreadSafe]
     public LoopStreamWriter? Stdin { get; }

@@ -150,6 +150,9 @@ internal abstract class PipeTransport : ITransport
 
     protected bool FdClosed => _fdClosed;
 
+    /// <summary>The descriptor (for the hygiene tests: its pipe must be gone once the transport closed).</summary>
+    internal int FileDescriptor => Fd;
+
     // The other direction's members: a pipe has one.
     public virtual void Write(ReadOnlySpan<byte> data) => throw ReadOnly();
     public virtual void WriteLines(IEnumerable<ReadOnlyMemory<byte>> lines) => throw ReadOnly();
