@@ -51,22 +51,31 @@ let private alive (pid: int) =
 let private pidfdCount () =
     openLinks () |> Array.filter (fun l -> l = "anon_inode:[pidfd]") |> Array.length
 
+/// Everything every test of this list started, for the suite's closing check.
+let private allPids = System.Collections.Concurrent.ConcurrentBag<int>()
+let private allPipes' = System.Collections.Concurrent.ConcurrentBag<string>()
+
 /// What a test started: pids and the pipe links of the parent's ends ("pipe:[inode]").
 type Track() =
     let pids = List<int>()
     let pipes = List<string>()
 
-    member _.Pid(pid: int) = pids.Add pid
+    member _.Pid(pid: int) =
+        pids.Add pid
+        allPids.Add pid
 
     member _.Transport(t: ISubprocessTransport) =
         pids.Add(t.GetPid())
+        allPids.Add(t.GetPid())
 
         for fd in 0..2 do
             match t.GetPipeTransport fd with
             | :? Tulip.Transports.PipeTransport as p ->
                 match linkOf p.FileDescriptor with
                 | null -> ()
-                | l -> pipes.Add l
+                | l ->
+                    pipes.Add l
+                    allPipes'.Add l
             | _ -> ()
 
     member this.Add(p: LoopProcess) = this.Transport(p.Transport)
@@ -560,6 +569,52 @@ let private pipeTests =
                       File.Delete path
               })) ]
 
+let private closingTests =
+    [ testCase "the pidfd-less fallback: a thread waits for the child and posts its exit to the loop" (fun () ->
+          let before = Tulip.Subprocess.ChildWatch.UsePidfd
+          Tulip.Subprocess.ChildWatch.UsePidfd <- false
+
+          try
+              run 10.0 (fun _ track ->
+                  task {
+                      let! p = exec track "cat" [] allPipes
+                      Expect.equal (pidfdCount ()) 0 "no pidfd: the thread watches"
+                      let! (out, _) = p.CommunicateAsync(ascii "through the thread")
+                      Expect.equal (str out) "through the thread" "output"
+                      Expect.equal p.ReturnCode (Nullable 0) "exit reported through CallSoonThreadsafe"
+                  })
+          finally
+              Tulip.Subprocess.ChildWatch.UsePidfd <- before)
+
+      // Last in this sequenced list: whatever the tests above started is gone.
+      testCase "after the suite: no child process, zombie or pipe descriptor of it remains" (fun () ->
+          let pids = List.ofSeq allPids
+          Expect.isGreaterThan pids.Length 20 "the suite started children"
+
+          for pid in pids do
+              Expect.isFalse (alive pid) (sprintf "child %d is gone (not running, not a zombie)" pid)
+
+          let zombies =
+              Directory.GetDirectories "/proc"
+              |> Array.choose (fun d ->
+                  match Int32.TryParse(Path.GetFileName d) with
+                  | true, pid ->
+                      try
+                          let stat = File.ReadAllText(Path.Combine(d, "stat"))
+                          let fields = stat.Substring(stat.LastIndexOf(')') + 2).Split(' ')
+                          if fields[0] = "Z" && int fields[1] = selfPid && List.contains pid pids then Some pid else None
+                      with _ ->
+                          None
+                  | _ -> None)
+
+          Expect.isEmpty zombies "no zombie child"
+          let links = openLinks () |> Set.ofArray
+
+          for l in allPipes' do
+              Expect.isFalse (links.Contains l) (sprintf "pipe %s closed" l)
+
+          Expect.equal (pidfdCount ()) 0 "no pidfd") ]
+
 [<Tests>]
 let tests =
-    testSequenced <| testList "Subprocess" (protocolTests @ streamTests @ pipeTests)
+    testSequenced <| testList "Subprocess" (protocolTests @ streamTests @ pipeTests @ closingTests)

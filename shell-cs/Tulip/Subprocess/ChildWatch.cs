@@ -17,6 +17,13 @@ namespace Tulip.Subprocess;
 internal sealed unsafe class ChildWatch
 {
     private static bool s_noPidfd;
+
+    /// <summary>For tests: false makes new watches use the waiting thread, as on a kernel without pidfd.</summary>
+    internal static bool UsePidfd
+    {
+        get => !s_noPidfd;
+        set => s_noPidfd = !value;
+    }
     private readonly EventLoop _loop;
     private readonly int _pid;
     private readonly Action<int> _onExit;
