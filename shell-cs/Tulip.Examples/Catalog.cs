@@ -16,6 +16,7 @@ public static class Catalog
         .. Synchronization.Examples,
         .. Protocols.Examples,
         .. Streams.Examples,
+        .. Subprocesses.Examples,
         .. Reactive.Examples,
         .. Bridges.Examples,
         // Loop tasks as .NET Tasks and cancellation tokens, from F# (shell-cs/Tulip.Examples.FSharp).

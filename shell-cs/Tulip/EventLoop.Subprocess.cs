@@ -112,6 +112,8 @@ public sealed partial class EventLoop
         where TProtocol : BaseProtocol
     {
         ArgumentNullException.ThrowIfNull(pipe);
+        ArgumentNullException.ThrowIfNull(protocolFactory);
+        VerifyAccess();
         return ConnectPipeAsync(protocolFactory, PipeFd(pipe), pipe, write: false, cancellationToken);
     }
 
@@ -122,6 +124,8 @@ public sealed partial class EventLoop
         where TProtocol : BaseProtocol
     {
         ArgumentNullException.ThrowIfNull(pipe);
+        ArgumentNullException.ThrowIfNull(protocolFactory);
+        VerifyAccess();
         return ConnectPipeAsync(protocolFactory, PipeFd(pipe.SafeFileHandle), pipe, write: false, cancellationToken);
     }
 
@@ -135,6 +139,8 @@ public sealed partial class EventLoop
         where TProtocol : BaseProtocol
     {
         ArgumentNullException.ThrowIfNull(pipe);
+        ArgumentNullException.ThrowIfNull(protocolFactory);
+        VerifyAccess();
         return ConnectPipeAsync(protocolFactory, PipeFd(pipe), pipe, write: true, cancellationToken);
     }
 
@@ -144,6 +150,8 @@ public sealed partial class EventLoop
         where TProtocol : BaseProtocol
     {
         ArgumentNullException.ThrowIfNull(pipe);
+        ArgumentNullException.ThrowIfNull(protocolFactory);
+        VerifyAccess();
         return ConnectPipeAsync(protocolFactory, PipeFd(pipe.SafeFileHandle), pipe, write: true, cancellationToken);
     }
 

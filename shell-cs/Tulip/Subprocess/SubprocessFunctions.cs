@@ -6,8 +6,12 @@ public static partial class Asyncio
 {
     /// <summary>Starts <paramref name="program"/> with <paramref name="args"/>, every stream inherited
     /// (asyncio's <c>create_subprocess_exec</c> with its defaults).</summary>
-    public static Task<LoopProcess> CreateSubprocessExec(string program, params string[] args) =>
-        CreateSubprocessExec(program, args, null, CancellationToken.None);
+    public static Task<LoopProcess> CreateSubprocessExec(string program, params string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(program);
+        ArgumentNullException.ThrowIfNull(args);
+        return CreateSubprocessExec(program, args, null, CancellationToken.None);
+    }
 
     /// <summary>
     /// Starts <paramref name="program"/> (searched on PATH unless it names a directory) and returns the
