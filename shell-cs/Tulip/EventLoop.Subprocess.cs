@@ -6,7 +6,8 @@ namespace Tulip;
 
 public sealed partial class EventLoop
 {
-    /// <summary>Children still running, killed and reaped if the loop closes first.</summary>
+    /// <summary>Subprocess transports not finished yet (ConnectionLost not called): if the loop closes
+    /// first, a child still running is killed and reaped, and the pipes still open are closed.</summary>
     internal readonly HashSet<SubprocessTransport> Subprocesses = new();
 
     private void CloseSubprocesses()

@@ -164,7 +164,6 @@ internal sealed class SubprocessTransport : ISubprocessTransport
     private void ProcessExited(int returnCode)
     {
         _returnCode = returnCode;
-        _loop.Subprocesses.Remove(this);
         Call(() => Guard("process_exited", p => p.ProcessExited()));
         TryFinish();
         var waiters = _exitWaiters!;
@@ -200,6 +199,7 @@ internal sealed class SubprocessTransport : ISubprocessTransport
         Call(() =>
         {
             _lost = true;
+            _loop.Subprocesses.Remove(this);
             try
             {
                 _protocol.ConnectionLost(null);
@@ -220,7 +220,8 @@ internal sealed class SubprocessTransport : ISubprocessTransport
         return f;
     }
 
-    /// <summary>The loop is closing: no zombie, no descriptor left behind.</summary>
+    /// <summary>The loop is closing with this transport not finished (the child running, or a pipe
+    /// still open, say held by a grandchild): no zombie, no descriptor left behind.</summary>
     internal void CloseForLoopClose()
     {
         _watch.KillAndReap();
