@@ -569,6 +569,67 @@ let private pipeTests =
                       File.Delete path
               })) ]
 
+/// Observes an observable on the loop: items, and how it ended.
+type private Seen() =
+    member val Items = List<string>()
+    member val Ended: Future<exn option> = null with get, set
+
+let private observe (loop: EventLoop) (o: IObservable<string>) =
+    let seen = Seen(Ended = loop.CreateFuture<exn option>())
+    let d =
+        o.Subscribe(
+            { new IObserver<string> with
+                member _.OnNext x = seen.Items.Add x
+                member _.OnError e = if not seen.Ended.Done then seen.Ended.SetResult(Some e)
+                member _.OnCompleted() = if not seen.Ended.Done then seen.Ended.SetResult None }
+        )
+    seen, d
+
+let private onlyTransport (loop: EventLoop) =
+    loop.Subprocesses |> Seq.exactlyOne
+
+let private rxTests =
+    [ testCase "Rx: a child's stdout lines, then its exit code and completion; stderr merged on request" (fun () ->
+          run 10.0 (fun loop _ ->
+              task {
+                  let mutable code = -1
+                  let seen, d = observe loop (Tulip.Reactive.SubprocessObservables.Lines(loop, "printf", [ "a\nb\nc\n" ], exited = (fun c -> code <- c)))
+                  let! ended = seen.Ended
+                  d.Dispose()
+                  Expect.isNone ended "completed"
+                  Expect.sequenceEqual seen.Items [ "a"; "b"; "c" ] "lines"
+                  Expect.equal code 0 "exit code"
+                  let seen, d = observe loop (Tulip.Reactive.SubprocessObservables.Lines(loop, "sh", [ "-c"; "echo out; echo err >&2; exit 2" ], mergeStderr = true, exited = (fun c -> code <- c)))
+                  let! _ = seen.Ended
+                  d.Dispose()
+                  Expect.sequenceEqual seen.Items [ "out"; "err" ] "stderr into stdout"
+                  Expect.equal code 2 "exit code 2"
+                  let seen, d = observe loop (Tulip.Reactive.SubprocessObservables.Lines(loop, "no-such-program-tulip"))
+                  let! ended = seen.Ended
+                  d.Dispose()
+                  Expect.isTrue (match ended with Some(:? SubprocessNotFoundException) -> true | _ -> false) "OnError: not found"
+              }))
+
+      testCase "Rx: disposing kills and reaps the child (Cancel) or detaches it (StopListening)" (fun () ->
+          run 10.0 (fun loop track ->
+              task {
+                  let seen, d = observe loop (Tulip.Reactive.SubprocessObservables.Lines(loop, "sh", [ "-c"; "echo first; exec sleep 30" ]))
+                  while seen.Items.Count = 0 do do! Asyncio.Sleep 0.01
+                  let t = onlyTransport loop
+                  track.Transport t
+                  d.Dispose()
+                  let! rc = t.ExitFuture()
+                  Expect.equal rc -9 "killed"
+                  let seen, d = observe loop (Tulip.Reactive.SubprocessObservables.Lines(loop, "sh", [ "-c"; "echo first; exec sleep 0.3" ], onDispose = Tulip.Reactive.OnDispose.StopListening))
+                  while seen.Items.Count = 0 do do! Asyncio.Sleep 0.01
+                  let t = onlyTransport loop
+                  track.Transport t
+                  d.Dispose()
+                  let! rc = t.ExitFuture()
+                  Expect.equal rc 0 "detached: it ran to its own end, and was reaped"
+                  while loop.Subprocesses.Count > 0 do do! Asyncio.Sleep 0.01
+              })) ]
+
 let private closingTests =
     [ testCase "the pidfd-less fallback: a thread waits for the child and posts its exit to the loop" (fun () ->
           let before = Tulip.Subprocess.ChildWatch.UsePidfd
@@ -617,4 +678,4 @@ let private closingTests =
 
 [<Tests>]
 let tests =
-    testSequenced <| testList "Subprocess" (protocolTests @ streamTests @ pipeTests @ closingTests)
+    testSequenced <| testList "Subprocess" (protocolTests @ streamTests @ pipeTests @ rxTests @ closingTests)

@@ -25,7 +25,10 @@ public sealed class LoopProcess : IAsyncDisposable
         Pid = transport.GetPid();
     }
 
-    internal SubprocessTransport Transport => _transport;
+    /// <summary>The subprocess transport underneath (asyncio's <c>_transport</c>): its pipe transports,
+    /// for example to close the read end of stdout without killing the child (fixed; any thread).</summary>
+    [ThreadSafe]
+    public ISubprocessTransport Transport => _transport;
 
     /// <summary>The child's stdin when it is a pipe, else null (fixed; any thread).</summary>
     [ThreadSafe]
