@@ -29,3 +29,14 @@ if [ "$peers" = 1 ]; then
     echo "## uvloop: not installed (apt-get install -y python3-uvloop)"
   fi
 fi
+  # The subprocess rows' twin (issue 17): bench/subprocess_bench.py, same names and N.
+  sub=$(printf '%s\n' "${args[@]}" | grep -E '^subprocess_' | paste -sd, - || true)
+  if [ -n "$sub" ]; then
+    echo "## asyncio subprocess ($($py --version 2>&1))"
+    $py bench/subprocess_bench.py --loop asyncio --only "$sub"
+    if $py -c 'import uvloop' 2>/dev/null; then
+      echo "## uvloop subprocess"
+      $py bench/subprocess_bench.py --loop uvloop --only "$sub"
+    fi
+  fi
+fi
