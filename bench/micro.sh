@@ -28,7 +28,6 @@ if [ "$peers" = 1 ]; then
   else
     echo "## uvloop: not installed (apt-get install -y python3-uvloop)"
   fi
-fi
   # The subprocess rows' twin (issue 17): bench/subprocess_bench.py, same names and N.
   sub=$(printf '%s\n' "${args[@]}" | grep -E '^subprocess_' | paste -sd, - || true)
   if [ -n "$sub" ]; then
