@@ -487,6 +487,14 @@ let private streamTests =
                     do! p.DisposeAsync()
                 }))
 
+        testCase "the child starts with no signal blocked and none ignored (the runtime ignores SIGPIPE: restore_signals)" (fun () ->
+            run 10.0 (fun _ track ->
+                task {
+                    let! p = exec track "grep" [ "-E"; "^Sig(Blk|Ign)"; "/proc/self/status" ] (SubprocessOptions(Stdout = SubprocessRedirect.Pipe))
+                    let! (out, _) = p.CommunicateAsync()
+                    Expect.equal (str out) "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n" "empty mask, no ignored signal"
+                }))
+
         testCase "coexistence with System.Diagnostics.Process and the runtime's child reaping" (fun () ->
             run 20.0 (fun _ track ->
                 task {

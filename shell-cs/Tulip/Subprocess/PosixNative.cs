@@ -33,6 +33,9 @@ internal static unsafe partial class PosixNative
     [LibraryImport("libc", SetLastError = true)]
     public static partial long lseek(int fd, long offset, int whence);
 
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags);
+
     [LibraryImport("libc", SetLastError = true)]
     public static partial int access(byte* path, int mode);
 
@@ -84,7 +87,29 @@ internal static unsafe partial class PosixNative
     [LibraryImport("libc")]
     public static partial int sigfillset(void* set);
 
+    [LibraryImport("libc")]
+    public static partial int sigaddset(void* set, int signal);
+
     public static int Errno => Marshal.GetLastPInvokeError();
+
+    private static int s_devNull = -1;
+
+    /// <summary>/dev/null, read-write and close-on-exec, opened once for the process (a DEVNULL redirect is
+    /// a dup2 of it in the child: no open, fstat and flock per spawn as File.OpenHandle would do).</summary>
+    public static int DevNull
+    {
+        get
+        {
+            int fd = Volatile.Read(ref s_devNull);
+            if (fd >= 0) return fd;
+            fd = open("/dev/null", 2 /* O_RDWR */ | O_CLOEXEC);
+            if (fd < 0) throw IoError(Errno, "open /dev/null");
+            int had = Interlocked.CompareExchange(ref s_devNull, fd, -1);
+            if (had < 0) return fd;
+            close(fd);
+            return had;
+        }
+    }
 
     /// <summary>Makes <paramref name="fd"/> non-blocking (the loop's end of a pipe: the child's end stays blocking).</summary>
     public static void SetNonBlocking(int fd)

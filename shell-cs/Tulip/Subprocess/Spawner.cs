@@ -1,6 +1,5 @@
 using System.Collections;
 using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
 
 namespace Tulip.Subprocess;
 
@@ -18,8 +17,8 @@ namespace Tulip.Subprocess;
 /// ignored at startup), so the two coexist (tested beside Process in SubprocessTests).
 ///
 /// Every descriptor the parent makes is close-on-exec; the child gets its three streams by dup2 and
-/// nothing else (closefrom(3), as Python's close_fds=True). Signals: an empty mask and every
-/// disposition reset to default in the child (the runtime ignores SIGPIPE; a child must not inherit
+/// nothing else (closefrom(3), as Python's close_fds=True). Signals: an empty mask, and SIGPIPE and
+/// SIGXFSZ back to their defaults in the child (the runtime ignores SIGPIPE; a child must not inherit
 /// that: Python's restore_signals=True).
 /// </summary>
 internal static unsafe class Spawner
@@ -38,7 +37,6 @@ internal static unsafe class Spawner
         var toClose = new List<int>();          // child ends: closed in the parent after the spawn
         int[] parentEnds = [-1, -1, -1];
         int[] sources = [-1, -1, -1];
-        SafeFileHandle? devNull = null;
         var strings = new List<nint>();
         byte* fa = stackalloc byte[1024]; // posix_spawn_file_actions_t: 80 bytes on glibc x64
         byte* attr = stackalloc byte[1024]; // posix_spawnattr_t: 336 bytes
@@ -57,8 +55,7 @@ internal static unsafe class Spawner
                         toClose.Add(sources[i]);
                         break;
                     case SubprocessRedirect.Kinds.DevNull:
-                        devNull ??= File.OpenHandle("/dev/null", FileMode.Open, FileAccess.ReadWrite);
-                        sources[i] = (int)devNull.DangerousGetHandle();
+                        sources[i] = PosixNative.DevNull;
                         break;
                     case SubprocessRedirect.Kinds.Handle:
                         sources[i] = redirects[i].Descriptor;
@@ -93,7 +90,16 @@ internal static unsafe class Spawner
             attrInit = true;
             PosixNative.sigemptyset(sigs);
             Check(PosixNative.posix_spawnattr_setsigmask(attr, sigs), "setsigmask");
-            PosixNative.sigfillset(sigs);
+            // Handled signals are reset by exec itself; ignored ones would be inherited. Python's
+            // restore_signals resets SIGPIPE and SIGXFSZ (the runtime ignores SIGPIPE); the same two
+            // here, not all 64 (one sigaction each in the child, on every spawn).
+            PosixNative.sigaddset(sigs, 13 /* SIGPIPE */);
+            PosixNative.sigaddset(sigs, 25 /* SIGXFSZ */);
+            // glibc's posix_spawn sets its internal signals (32 and 33: thread cancellation, setxid) to
+            // SIG_IGN in the child, and an ignored signal survives exec; sigaddset refuses them, so their
+            // bits (n - 1 of the first word) are set directly: the child gets them at default, as a
+            // Python child does.
+            ((ulong*)sigs)[0] |= (1UL << 31) | (1UL << 32);
             Check(PosixNative.posix_spawnattr_setsigdefault(attr, sigs), "setsigdefault");
             Check(PosixNative.posix_spawnattr_setflags(attr, PosixNative.POSIX_SPAWN_SETSIGDEF | PosixNative.POSIX_SPAWN_SETSIGMASK), "setflags");
 
@@ -125,7 +131,6 @@ internal static unsafe class Spawner
             if (attrInit) PosixNative.posix_spawnattr_destroy(attr);
             foreach (var p in strings) NativeMemory.Free((void*)p);
             foreach (int fd in toClose) PosixNative.close(fd);
-            devNull?.Dispose();
             if (!ok)
             {
                 foreach (int fd in parentEnds)
