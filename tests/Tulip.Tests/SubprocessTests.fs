@@ -495,6 +495,46 @@ let private streamTests =
                     Expect.equal (str out) "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n" "empty mask, no ignored signal"
                 }))
 
+        testCase "Environment and WorkingDirectory; a missing working directory is 'not found' (errno 2)" (fun () ->
+            run 10.0 (fun _ track ->
+                task {
+                    let env = dict [ "FOO", "bar baz"; "PATH", "/usr/bin:/bin" ] |> Dictionary
+                    let dir = Path.GetTempPath().TrimEnd('/')
+                    let opts = SubprocessOptions(Stdout = SubprocessRedirect.Pipe, Environment = env, WorkingDirectory = dir)
+                    let! p = shell track "echo \"$FOO\"; pwd; env | wc -l" opts
+                    let! (out, _) = p.CommunicateAsync()
+                    let lines = (str out).Split('\n')
+                    Expect.equal lines[0] "bar baz" "the given environment"
+                    Expect.equal (Path.GetFullPath lines[1]) (Path.GetFullPath dir) "the given directory"
+                    Expect.isLessThanOrEqual (int (lines[2].Trim())) 4 "only the given variables (and what sh adds: PWD, SHLVL)"
+
+                    try
+                        let! _ = Asyncio.CreateSubprocessExec("true", [], SubprocessOptions(WorkingDirectory = "/nonexistent-tulip"), CancellationToken.None)
+                        failtest "expected not found"
+                    with :? SubprocessNotFoundException as e ->
+                        Expect.equal e.Errno 2 "ENOENT"
+                        Expect.equal e.FileName "/nonexistent-tulip" "the directory"
+                }))
+
+        testCase "a token on WaitAsync cancels the wait only: the child runs on" (fun () ->
+            run 10.0 (fun _ track ->
+                task {
+                    let! p = exec track "sleep" [ "30" ] (SubprocessOptions())
+                    use cts = new CancellationTokenSource(TimeSpan.FromMilliseconds 50.0)
+
+                    try
+                        let! _ = p.WaitAsync(cts.Token)
+                        failtest "expected a cancellation"
+                    with :? OperationCanceledException as e ->
+                        Expect.equal e.CancellationToken cts.Token "carries the token"
+
+                    Expect.equal p.ReturnCode (Nullable()) "still running"
+                    p.Terminate()
+                    let! rc = p.WaitAsync()
+                    Expect.equal rc -15 "then terminated"
+                    do! p.DisposeAsync()
+                }))
+
         testCase "coexistence with System.Diagnostics.Process and the runtime's child reaping" (fun () ->
             run 20.0 (fun _ track ->
                 task {
