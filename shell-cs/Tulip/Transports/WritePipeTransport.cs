@@ -5,8 +5,9 @@ namespace Tulip.Transports;
 
 /// <summary>
 /// The write end of a pipe as a transport (CPython's <c>_UnixWritePipeTransport</c>): writes directly
-/// and buffers the rest, with the socket transport's flow control (PauseWriting above the high-water
-/// mark, ResumeWriting at the low one; 64 KiB and high/4). <see cref="Close"/> is
+/// and buffers the rest, with the socket transport's flow control (<see cref="WriteFlowControl"/>:
+/// PauseWriting above the high-water mark, ResumeWriting at the low one; 64 KiB and high/4) and its
+/// <see cref="Streams.ByteBuffer"/>. <see cref="Close"/> is
 /// <see cref="WriteEof"/>: everything buffered is written first, then <c>ConnectionLost(null)</c>;
 /// <see cref="Abort()"/> discards. The descriptor is also watched for readability, which on a pipe's
 /// write end means the reader went away (epoll reports EPOLLERR): the transport then closes, with a
@@ -17,8 +18,8 @@ internal sealed unsafe class WritePipeTransport : PipeTransport, ITransport
     private const int LogThresholdForConnLostWrites = 5;
     private readonly Streams.ByteBuffer _buffer = new();
     private readonly Handle _readHandle, _writeHandle;
-    private bool _writing, _protocolPaused, _watching;
-    private int _high = SocketTransport.DefaultHighWater, _low = SocketTransport.DefaultHighWater / 4;
+    private bool _writing, _watching;
+    private WriteFlowControl _flow = new();
 
     public WritePipeTransport(EventLoop loop, int fd, IDisposable? owner, BaseProtocol protocol, Future<ValueTuple>? waiter)
         : base(loop, fd, owner, protocol, waiter)
@@ -173,46 +174,18 @@ internal sealed unsafe class WritePipeTransport : PipeTransport, ITransport
         CallSoonConnectionLost(e);
     }
 
-    private void MaybePauseProtocol()
-    {
-        if (_buffer.Count <= _high || _protocolPaused) return;
-        _protocolPaused = true;
-        try
-        {
-            CurrentProtocol.PauseWriting();
-        }
-        catch (Exception e)
-        {
-            Loop.CallExceptionHandler(new ExceptionContext("protocol.pause_writing() failed", e) { Transport = this, Protocol = CurrentProtocol });
-        }
-    }
+    private void MaybePauseProtocol() => _flow.MaybePause(_buffer.Count, Loop, this, CurrentProtocol);
 
-    private void MaybeResumeProtocol()
-    {
-        if (!_protocolPaused || _buffer.Count > _low) return;
-        _protocolPaused = false;
-        try
-        {
-            CurrentProtocol.ResumeWriting();
-        }
-        catch (Exception e)
-        {
-            Loop.CallExceptionHandler(new ExceptionContext("protocol.resume_writing() failed", e) { Transport = this, Protocol = CurrentProtocol });
-        }
-    }
+    private void MaybeResumeProtocol() => _flow.MaybeResume(_buffer.Count, Loop, this, CurrentProtocol);
 
     public override void SetWriteBufferLimits(int? high = null, int? low = null)
     {
         Loop.VerifyAccess();
-        int h = high ?? (low is { } l ? (int)Math.Min(int.MaxValue, 4L * l) : SocketTransport.DefaultHighWater);
-        int lo = low ?? h / 4;
-        if (!(h >= lo && lo >= 0)) throw new ArgumentOutOfRangeException(nameof(high), $"high ({h}) must be >= low ({lo}) must be >= 0");
-        _high = h;
-        _low = lo;
+        _flow.SetLimits(high, low);
         MaybePauseProtocol();
     }
 
     public override int GetWriteBufferSize() { Loop.VerifyAccess(); return _buffer.Count; }
 
-    public override (int Low, int High) GetWriteBufferLimits() { Loop.VerifyAccess(); return (_low, _high); }
+    public override (int Low, int High) GetWriteBufferLimits() { Loop.VerifyAccess(); return (_flow.Low, _flow.High); }
 }
