@@ -193,6 +193,21 @@ let private protocolTests =
                   Expect.throwsT<ProcessLookupException> (fun () -> t.SendSignal 15) "after ConnectionLost there is no process to signal"
               }))
 
+      testCase "protocol: a child that exits at once still gets ConnectionMade first and ConnectionLost last" (fun () ->
+          // The exit may be seen before the protocol is connected: asyncio's _pending_calls keep the order.
+          run 10.0 (fun loop track ->
+              task {
+                  for _ in 1..10 do
+                      let mutable r = Unchecked.defaultof<Recorder>
+                      let! (t, p) = loop.SubprocessExecAsync((fun () -> r <- Recorder(loop); r), "true")
+                      track.Transport t
+                      do! p.Lost
+                      Expect.equal (List.head p.Events) "connection_made" "first"
+                      Expect.equal (List.last p.Events) "connection_lost" "last"
+                      Expect.equal (p.Events.Length) 6 "made, three pipes lost, exited, lost"
+                      t.Close()
+              }))
+
       testCase "protocol: stdin Close flushes everything written before the pipe closes" (fun () ->
           run 20.0 (fun loop track ->
               task {
@@ -572,6 +587,7 @@ let private pipeTests =
                   let received = new MemoryStream()
                   let eof = loop.CreateFuture<unit>()
                   let mutable paused = 0
+                  let mutable resumed = 0
 
                   let readProto =
                       { new Protocol() with
@@ -580,7 +596,8 @@ let private pipeTests =
 
                   let writeProto =
                       { new Protocol() with
-                          member _.PauseWriting() = paused <- paused + 1 }
+                          member _.PauseWriting() = paused <- paused + 1
+                          member _.ResumeWriting() = resumed <- resumed + 1 }
 
                   let! (wt, _) = loop.ConnectWritePipeAsync((fun () -> writeProto), writer)
                   let! (rt, _) = loop.ConnectReadPipeAsync((fun () -> readProto), reader)
@@ -596,6 +613,7 @@ let private pipeTests =
                   wt.Close()
                   do! eof
                   Expect.equal (received.ToArray()) data "every byte, in order; Close flushed first"
+                  Expect.equal (paused, resumed) (1, 1) "one PauseWriting, one ResumeWriting once drained"
                   Expect.isTrue reader.IsClosed "the transport owns and closed the read handle"
                   Expect.isTrue writer.IsClosed "and the write handle"
               }))
