@@ -74,12 +74,26 @@ public sealed partial class EventLoop
         return argv;
     }
 
+    /// <summary>Pipes and pidfds need epoll: refused up front on the select reactor, before any child or
+    /// descriptor exists.</summary>
+    private void RequirePipeReactor()
+    {
+        bool epoll = _reactor is not null ? _reactor is Io.EpollReactor : _reactorKind switch
+        {
+            Io.ReactorKind.Select => false,
+            Io.ReactorKind.Epoll => true,
+            _ => Io.EpollReactor.IsSupported,
+        };
+        if (!epoll) throw new NotSupportedException("subprocesses and pipe transports need the epoll reactor (this loop uses select)");
+    }
+
     internal async Task<(ISubprocessTransport Transport, TProtocol Protocol)> SpawnAsync<TProtocol>(Func<TProtocol> protocolFactory,
         string program, List<string> argv, SubprocessOptions options, SubprocessRedirect defaultRedirect, CancellationToken cancellationToken)
         where TProtocol : SubprocessProtocol
     {
         cancellationToken.ThrowIfCancellationRequested();
         ThrowIfClosed();
+        RequirePipeReactor();
         var protocol = protocolFactory() ?? throw new InvalidOperationException("the protocol factory returned null");
         var child = Spawner.Spawn(program, argv, options, defaultRedirect);
         var waiter = CreateFuture();
@@ -174,6 +188,7 @@ public sealed partial class EventLoop
         VerifyAccess();
         cancellationToken.ThrowIfCancellationRequested();
         ThrowIfClosed();
+        RequirePipeReactor();
         var protocol = protocolFactory() ?? throw new InvalidOperationException("the protocol factory returned null");
         var waiter = CreateFuture();
         PipeTransport transport = write

@@ -345,6 +345,20 @@ let private streamTests =
                     ignore pid
                 }))
 
+        testCase "the select reactor refuses subprocesses up front (pipes need epoll): nothing started" (fun () ->
+            use loop = new EventLoop()
+            loop.Reactor <- Tulip.Io.ReactorKind.Select
+            let before = Set.ofArray (openLinks ())
+
+            let e =
+                throws<NotSupportedException> (fun () ->
+                    loop.RunUntilComplete(Func<Task<LoopProcess>>(fun () -> Asyncio.CreateSubprocessExec("true", [], allPipes, CancellationToken.None))) |> ignore)
+
+            Expect.stringContains e.Message "epoll" "says why"
+            Expect.equal loop.Subprocesses.Count 0 "no child"
+            loop.Close()
+            Expect.isEmpty (Set.difference (Set.ofArray (openLinks ())) before |> Set.filter (fun l -> l.StartsWith "pipe:")) "no pipe")
+
         testCase "an already-cancelled token starts nothing" (fun () ->
             run 10.0 (fun _ _ ->
                 task {
