@@ -19,6 +19,8 @@ if [ "$peers" = 1 ]; then
   micro=../shared/bench/micro/py_micro.py
   [ -f "$micro" ] || { echo "peer script $micro not found" >&2; exit 1; }
   only=$(printf '%s\n' "${args[@]}" | grep -E '^(call_soon|call_later|tasks_batch|tasks_seq|queue_pingpong|queue_unbounded)$' | paste -sd, - || true)
+  sub_only=$(printf '%s\n' "${args[@]}" | grep -E '^subprocess_' | paste -sd, - || true)
+  if [ -n "$only" ] || [ -z "$sub_only" ]; then
   [ -n "$only" ] || only=call_soon,call_later,tasks_batch,tasks_seq
   echo "## asyncio ($($py --version 2>&1))"
   $py "$micro" --loop asyncio --only "$only"
@@ -27,6 +29,7 @@ if [ "$peers" = 1 ]; then
     $py "$micro" --loop uvloop --only "$only"
   else
     echo "## uvloop: not installed (apt-get install -y python3-uvloop)"
+  fi
   fi
   # The subprocess rows' twin (issue 17): bench/subprocess_bench.py, same names and N.
   sub=$(printf '%s\n' "${args[@]}" | grep -E '^subprocess_' | paste -sd, - || true)
