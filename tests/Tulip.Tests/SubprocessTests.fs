@@ -450,6 +450,17 @@ let private streamTests =
                     do! p.DisposeAsync()
                 }))
 
+        testCase "a redirect to one of the parent's fds 0-2 is not clobbered by the child's earlier dup2s" (fun () ->
+            run 10.0 (fun _ track ->
+                task {
+                    // stdin is a pipe (dup2'd onto 0 first), stdout the parent's fd 0: the child's fd 1 must be
+                    // what the parent's 0 is, not the stdin pipe.
+                    let parent0 = linkOf 0
+                    let! p = shell track "x=$(readlink /proc/$$/fd/1); echo \"$x\" >&2" (options SubprocessRedirect.Pipe (SubprocessRedirect.FromFileDescriptor 0) SubprocessRedirect.Pipe)
+                    let! (_, err) = p.CommunicateAsync()
+                    Expect.equal ((str err).Trim()) parent0 "the child's stdout is the parent's fd 0"
+                }))
+
         testCase "a file as stdout, a handle as stdin" (fun () ->
             run 20.0 (fun _ track ->
                 task {

@@ -63,6 +63,20 @@ internal static unsafe class Spawner
                 }
             }
 
+            // The child's dup2s run in order 0, 1, 2: a source that is itself one of 0..2 (stdout given
+            // the parent's fd 0, say) would be overwritten by an earlier dup2 before its own. Such a
+            // source is copied above 2 first (close-on-exec; closed in the parent after the spawn).
+            for (int i = 0; i < 3; i++)
+            {
+                if (sources[i] is >= 0 and < 3 && sources[i] != i)
+                {
+                    int copy = PosixNative.fcntl(sources[i], PosixNative.F_DUPFD_CLOEXEC, 3);
+                    if (copy < 0) throw PosixNative.IoError(PosixNative.Errno, "fcntl F_DUPFD_CLOEXEC");
+                    toClose.Add(copy);
+                    sources[i] = copy;
+                }
+            }
+
             Check(PosixNative.posix_spawn_file_actions_init(fa), "posix_spawn_file_actions_init");
             faInit = true;
             for (int i = 0; i < 3; i++)
