@@ -36,6 +36,10 @@ public static class Micro
         // Issue 16 (twin: bench/getaddrinfo.py): sequential round trips of loop.GetAddrInfoAsync.
         ("getaddrinfo_numeric", 100_000, GetAddrInfoNumeric),
         ("getaddrinfo_localhost", 10_000, GetAddrInfoLocalhost),
+        // Issue 17 (bench/subprocess_bench.py is the asyncio/uvloop twin): spawn + communicate round
+        // trips of `cat` per second; bulk throughput through one `cat` child, in MiB/s (n = MiB).
+        ("subprocess_spawn_communicate", 200, SubprocessSpawnCommunicate),
+        ("subprocess_cat_throughput", 256, SubprocessCatThroughput),
     ];
 
     public static int Run(string[] args)
@@ -195,6 +199,69 @@ public static class Micro
             ["fire_ops_per_sec"] = n / fire,
             ["inversions"] = inversions,
         });
+    }
+
+    private static readonly SubprocessOptions Piped = new()
+    {
+        Stdin = SubprocessRedirect.Pipe, Stdout = SubprocessRedirect.Pipe, Stderr = SubprocessRedirect.DevNull,
+    };
+
+    private static Result SubprocessSpawnCommunicate(long n)
+    {
+        using var loop = new EventLoop();
+        var input = "hello tulip\n"u8.ToArray();
+        long a0 = Allocated();
+        var sw = Stopwatch.StartNew();
+        loop.RunUntilComplete(async () =>
+        {
+            for (long i = 0; i < n; i++)
+            {
+                var p = await Asyncio.CreateSubprocessExec("cat", [], Piped);
+                var (stdout, _) = await p.CommunicateAsync(input);
+                if (stdout!.Length != input.Length) throw new InvalidOperationException("short output");
+                await p.DisposeAsync();
+            }
+        });
+        sw.Stop();
+        return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)n);
+    }
+
+    // n MiB written to cat's stdin in 256 KiB writes (each awaiting DrainAsync) while a task reads its
+    // stdout in 256 KiB reads; ops = MiB.
+    private static Result SubprocessCatThroughput(long n)
+    {
+        using var loop = new EventLoop();
+        var chunk = new byte[256 * 1024];
+        long total = n * 1024 * 1024;
+        long a0 = Allocated();
+        var sw = Stopwatch.StartNew();
+        loop.RunUntilComplete(async () =>
+        {
+            var p = await Asyncio.CreateSubprocessExec("cat", [], Piped);
+            var reader = loop.CreateTask(async () =>
+            {
+                long got = 0;
+                while (true)
+                {
+                    var data = await p.Stdout!.ReadAsync(256 * 1024);
+                    if (data.Length == 0) return got;
+                    got += data.Length;
+                }
+            });
+            for (long sent = 0; sent < total; sent += chunk.Length)
+            {
+                p.Stdin!.Write(chunk);
+                await p.Stdin.DrainAsync();
+            }
+
+            p.Stdin!.Close();
+            long received = await reader;
+            if (received != total) throw new InvalidOperationException($"received {received} of {total}");
+            await p.WaitAsync();
+            await p.DisposeAsync();
+        });
+        sw.Stop();
+        return new Result(n / sw.Elapsed.TotalSeconds, n, sw.Elapsed.TotalSeconds, (Allocated() - a0) / (double)n);
     }
 
     private static Task<int> Noop() => Task.FromResult(0);

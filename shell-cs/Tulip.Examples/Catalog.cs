@@ -17,6 +17,7 @@ public static class Catalog
         .. Protocols.Examples,
         .. Streams.Examples,
         .. NamesAndSignals.Examples,
+        .. Subprocesses.Examples,
         .. Reactive.Examples,
         .. Bridges.Examples,
         // Loop tasks as .NET Tasks and cancellation tokens, from F# (shell-cs/Tulip.Examples.FSharp).

@@ -93,7 +93,7 @@ public sealed partial class EventLoop
         ThrowIfClosed();
         var reactor = ReactorInstance;
         bool r = read is not null, w = write is not null;
-        if (source.Token < 0) source.Token = reactor.Register(source.Socket, r, w);
+        if (source.Token < 0) source.Token = source.Socket is { } socket ? reactor.Register(socket, r, w) : reactor.RegisterFd(source.Fd, r, w);
         else if ((source.Read is not null) != r || (source.Write is not null) != w) reactor.Modify(source.Token, r, w);
 
         Rebind(ref source.Read, read);
@@ -211,13 +211,27 @@ public sealed partial class EventLoop
 }
 
 /// <summary>
-/// A socket as the loop watches it: the reactor's token for it, and the handles its readiness runs
-/// (null: that interest is off). Owned by a transport, server or add_reader registration; changed only
-/// through <see cref="EventLoop.SetWatch"/> and <see cref="EventLoop.Unwatch"/>. Loop thread only.
+/// A socket (or a raw descriptor: a pipe end, a pidfd) as the loop watches it: the reactor's token for
+/// it, and the handles its readiness runs (null: that interest is off). Owned by a transport, server or
+/// add_reader registration; changed only through <see cref="EventLoop.SetWatch"/> and
+/// <see cref="EventLoop.Unwatch"/>. Loop thread only.
 /// </summary>
-internal sealed class IoSource(Socket socket)
+internal sealed class IoSource
 {
-    public readonly Socket Socket = socket;
+    public IoSource(Socket socket)
+    {
+        Socket = socket;
+        Fd = -1;
+    }
+
+    /// <summary>A raw descriptor; its owner calls <see cref="EventLoop.Unwatch"/> before closing it.</summary>
+    public IoSource(int fd)
+    {
+        Fd = fd;
+    }
+
+    public readonly Socket? Socket;
+    public readonly int Fd;
     public int Token = -1;
     public Handle? Read, Write;
 }

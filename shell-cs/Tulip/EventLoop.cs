@@ -528,6 +528,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
         using var access = Enter();
         if (IsRunning) throw new EventLoopException("Cannot close a running event loop");
         if (IsClosed) return;
+        CloseSubprocesses(); // while the reactor is open: their pidfds and pipes are unwatched, then closed
         _sched.Close();
         _table.Clear();
         CloseReactor();

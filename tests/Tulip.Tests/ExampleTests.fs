@@ -310,6 +310,60 @@ let expected: (string * Line list) list =
             Is $"sending {name}"
             Is "yielding control"
             Is $"signal_handler('{name}')" ]
+      // PyMOTW's asyncio_subprocess_* with ls -1 of a fresh directory instead of df -hl (machine-dependent).
+      "subprocess_protocol",
+      [ Is "in run_ls"
+        Is "launching process"
+        Is "process started"
+        Is "launched process"
+        Is "read 29 bytes from stdout"
+        Is "exited w/ return code 0"
+        Is "return code 0"
+        Is "parsing results"
+        Is "alpha.txt"
+        Is "beta.txt"
+        Is "gamma.txt" ]
+      "subprocess_coroutine",
+      [ Is "in run_ls"
+        Is "launching process"
+        Is "process started"
+        Is "read 'alpha.txt\\n'"
+        Is "read 'beta.txt\\n'"
+        Is "read 'gamma.txt\\n'"
+        Is "read ''"
+        Is "no more output from command"
+        Is "waiting for process to complete"
+        Is "return code 0"
+        Is "parsing results"
+        Is "return code: 0"
+        Is "alpha.txt"
+        Is "beta.txt"
+        Is "gamma.txt" ]
+      "subprocess_protocol_write",
+      [ Is "launching process"
+        Is "process started"
+        Is "writing input"
+        Is "waiting for process to complete"
+        Is "read 29 bytes from stdout"
+        Is "process exited"
+        Is "return code 0"
+        Is "return code: 0"
+        Is "results:"
+        Is "LINE ONE"
+        Is "LINE TWO"
+        Is "LINE THREE" ]
+      "subprocess_coroutine_write",
+      [ Is "in to_upper"
+        Is "launching process"
+        Like @"^pid \d+$"
+        Is "communicating with process"
+        Is "waiting for process to complete"
+        Is "return code 0"
+        Is "return code: 0"
+        Is "results:"
+        Is "LINE ONE"
+        Is "LINE TWO"
+        Is "LINE THREE" ]
       "rx_echo",
       [ Is "server: new connection"
         Is "server: echo 'hello'"

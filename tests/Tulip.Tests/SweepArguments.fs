@@ -132,6 +132,8 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
         elif t = typeof<string> then
             match name with
             | "host" -> return box "127.0.0.1"
+            | "program"
+            | "command" -> return box "true"
             | "path" ->
                 if serverish then return box (w.UnixPath())
                 else
@@ -203,6 +205,14 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
             return box (loop.CallSoon(fun () -> ()))
         elif t = typeof<ExceptionContext> then
             return box (ExceptionContext("sweep"))
+        elif t = typeof<SubprocessOptions> then
+            return box quietSubprocess
+        elif t = typeof<SubprocessRedirect> then
+            return box SubprocessRedirect.DevNull
+        elif t = typeof<Runtime.InteropServices.SafeHandle> then
+            return box (w.PipeEnd(m.Name.Contains "Write"))
+        elif t = typeof<IO.FileStream> then
+            return box (w.PipeStream(m.Name.Contains "Write" || m.Name = "FromFile"))
         elif typeof<Exception>.IsAssignableFrom t then
             return box (InvalidOperationException("sweep"))
         elif t = typeof<LoopClock> then
@@ -223,6 +233,8 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
             return box "x\n"B
         elif t = typeof<IReadOnlyDictionary<string, obj>> then
             return box (Dictionary<string, obj>())
+        elif t = typeof<IReadOnlyDictionary<string, string>> then
+            return box (Dictionary<string, string>(dict [ "PATH", "/usr/bin:/bin" ]))
         elif isGenericTypeOf typedefof<IComparer<_>> t then
             return typedefof<Comparer<_>>.MakeGenericType(t.GetGenericArguments()).GetProperty("Default").GetValue(null)
         elif t = typeof<Task> then
@@ -266,7 +278,7 @@ let rec valueFor (w: World) (m: MethodBase) (p: ParameterInfo) : Task<obj> =
 // Generic type arguments: int, string, obj as the constraints allow; protocol and future types
 // where a constraint asks for one.
 let typeCandidates = [ typeof<int>; typeof<string>; typeof<obj> ]
-let specialCandidates = [ typeof<SweepProtocol>; typeof<SweepDatagramProtocol>; typeof<Future<int>> ]
+let specialCandidates = [ typeof<SweepProtocol>; typeof<SweepDatagramProtocol>; typeof<SweepSubprocessProtocol>; typeof<Future<int>> ]
 
 let instantiations (m: MethodInfo) : MethodInfo list =
     if not m.IsGenericMethodDefinition then
@@ -383,6 +395,8 @@ let targets: Target list =
               let! (r, wr, _) = w.Streams()
               return box (new LoopPipe(r, wr))
           })
+      target "LoopProcess" typeof<LoopProcess> true (fun w -> ofTask (w.Process()))
+      target "ISubprocessTransport" typeof<ISubprocessTransport> true (fun w -> ofTask (w.Subprocess()))
       target "LoopScheduler" typeof<LoopScheduler> true (fun w -> ret (LoopScheduler(w.Loop)))
       target "QueueObserver<int>" typeof<QueueObserver<int>> true (fun w ->
           task {
@@ -413,6 +427,11 @@ let targets: Target list =
       target "Protocol" typeof<Protocol> false (fun _ -> ret (SweepProtocol()))
       target "BufferedProtocol" typeof<BufferedProtocol> false (fun _ -> ret (SweepBufferedProtocol()))
       target "DatagramProtocol" typeof<DatagramProtocol> false (fun _ -> ret (SweepDatagramProtocol()))
+      target "SubprocessProtocol" typeof<SubprocessProtocol> false (fun _ -> ret (SweepSubprocessProtocol()))
+      target "SubprocessOptions" typeof<SubprocessOptions> false (fun _ -> ret (SubprocessOptions()))
+      target "SubprocessRedirect" typeof<SubprocessRedirect> false (fun _ -> ret SubprocessRedirect.Pipe)
+      target "SubprocessNotFoundException" typeof<SubprocessNotFoundException> false (fun _ -> ret (SubprocessNotFoundException("sweep", "sweep", 2)))
+      target "SubprocessStartException" typeof<SubprocessStartException> false (fun _ -> ret (SubprocessStartException("sweep", 13)))
       target "LoopClock" typeof<LoopClock> false (fun _ -> ret (MonotonicClock()))
       target "MonotonicClock" typeof<MonotonicClock> false (fun _ -> ret (MonotonicClock()))
       // Executors are thread-safe (not loop-bound); each world shuts its own down at its end. The process

@@ -67,6 +67,13 @@ type SweepBufferedProtocol() =
 type SweepDatagramProtocol() =
     inherit DatagramProtocol()
 
+type SweepSubprocessProtocol() =
+    inherit SubprocessProtocol()
+
+/// Children the sweep starts: quiet (every stream /dev/null unless a pipe is wanted).
+let quietSubprocess = SubprocessOptions(Stdin = SubprocessRedirect.DevNull, Stdout = SubprocessRedirect.DevNull, Stderr = SubprocessRedirect.DevNull)
+let pipedSubprocess = SubprocessOptions(Stdin = SubprocessRedirect.Pipe, Stdout = SubprocessRedirect.Pipe, Stderr = SubprocessRedirect.Pipe)
+
 /// An async sequence of one default item.
 type OneItem<'T>() =
     interface IAsyncEnumerable<'T> with
@@ -159,6 +166,7 @@ let concreteProtocol (r: Type) =
     if not r.IsAbstract then r
     elif typeof<DatagramProtocol>.IsAssignableFrom r then typeof<SweepDatagramProtocol>
     elif r = typeof<BufferedProtocol> then typeof<SweepBufferedProtocol>
+    elif typeof<SubprocessProtocol>.IsAssignableFrom r then typeof<SweepSubprocessProtocol>
     else typeof<SweepProtocol>
 
 let makeDelegate (d: Type) : Delegate =
@@ -197,6 +205,7 @@ type Owned =
     | OwnTransport of ITransportBase
     | OwnDisposable of IDisposable
     | OwnTask of ILoopTask
+    | OwnAsync of IAsyncDisposable
 
 /// One call's world: a loop on a virtual clock running RunForever on a thread of its own (the test
 /// thread watches it), and what calls need, made on that thread and closed at the end.
@@ -328,6 +337,7 @@ type World() =
                 | OwnTransport t -> t.Close()
                 | OwnDisposable d -> d.Dispose()
                 | OwnTask t -> t.Cancel() |> ignore
+                | OwnAsync d -> d.DisposeAsync() |> ignore
                 | OwnSocket _ -> ()
             with _ ->
                 ()
@@ -438,6 +448,44 @@ type World() =
                     return t
                 }
         )
+
+    /// A child that exits at once, its streams piped.
+    member w.Process() : Task<LoopProcess> =
+        w.Once(
+            "process",
+            fun () ->
+                task {
+                    let! p = Asyncio.CreateSubprocessExec("true", [], pipedSubprocess)
+                    w.Own(OwnAsync p)
+                    return p
+                }
+        )
+
+    member w.Subprocess() : Task<ISubprocessTransport> =
+        w.Once(
+            "subprocess",
+            fun () ->
+                task {
+                    let! struct (t, _) = loop.SubprocessExecAsync(Func<SweepSubprocessProtocol>(fun () -> SweepSubprocessProtocol()), "true")
+                    w.Adopt t
+                    return t
+                }
+        )
+
+    /// A fresh pipe's end (the world closes both).
+    member w.PipeEnd(write: bool) : Microsoft.Win32.SafeHandles.SafeFileHandle =
+        let struct (r, wr) = Tulip.Subprocess.PosixNative.Pipe()
+        let rh = new Microsoft.Win32.SafeHandles.SafeFileHandle(nativeint r, true)
+        let wh = new Microsoft.Win32.SafeHandles.SafeFileHandle(nativeint wr, true)
+        w.Own(OwnDisposable rh)
+        w.Own(OwnDisposable wh)
+        if write then wh else rh
+
+    member w.PipeStream(write: bool) : FileStream =
+        let h = w.PipeEnd write
+        let f = new FileStream(h, (if write then FileAccess.Write else FileAccess.Read), 1)
+        w.Own(OwnDisposable f)
+        f
 
     member w.Streams() : Task<LoopStreamReader * LoopStreamWriter * StreamReaderProtocol> =
         w.Once(

@@ -18,7 +18,10 @@ internal sealed unsafe partial class EpollReactor : IReactor
 
     private readonly int _epfd;
     private readonly int _eventfd;
+    // By token: the socket (null for a raw descriptor) and the descriptor (-1: a free token). A raw
+    // descriptor (a pipe, a pidfd) is owned by its transport, which unregisters it before closing it.
     private Socket?[] _sockets = new Socket?[64];
+    private int[] _fds = NewFds(64);
     private int _count;
     private readonly Stack<int> _freeTokens = new();
     private int _nextToken;
@@ -40,11 +43,32 @@ internal sealed unsafe partial class EpollReactor : IReactor
 
     public int Count => _count;
 
-    public int Register(Socket socket, bool read, bool write)
+    private static int[] NewFds(int n)
     {
-        int fd = (int)socket.Handle;
+        var fds = new int[n];
+        Array.Fill(fds, -1);
+        return fds;
+    }
+
+    public int Register(Socket socket, bool read, bool write) => Add(socket, (int)socket.Handle, read, write);
+
+    public int RegisterFd(int fd, bool read, bool write)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(fd);
+        return Add(null, fd, read, write);
+    }
+
+    private int Add(Socket? socket, int fd, bool read, bool write)
+    {
         int token = _freeTokens.Count > 0 ? _freeTokens.Pop() : _nextToken++;
-        if (token >= _sockets.Length) Array.Resize(ref _sockets, _sockets.Length * 2);
+        if (token >= _sockets.Length)
+        {
+            int old = _sockets.Length;
+            Array.Resize(ref _sockets, old * 2);
+            Array.Resize(ref _fds, old * 2);
+            Array.Fill(_fds, -1, old, old);
+        }
+
         var add = new EpollEvent { Events = Interests(read, write), Data = (ulong)token };
         if (epoll_ctl(_epfd, EPOLL_CTL_ADD, fd, &add) < 0)
         {
@@ -53,6 +77,7 @@ internal sealed unsafe partial class EpollReactor : IReactor
         }
 
         _sockets[token] = socket;
+        _fds[token] = fd;
         _count++;
         return token;
     }
@@ -61,20 +86,24 @@ internal sealed unsafe partial class EpollReactor : IReactor
 
     public void Modify(int token, bool read, bool write)
     {
-        var socket = _sockets[token] ?? throw new InvalidOperationException($"token {token} is not registered");
+        if ((uint)token >= (uint)_fds.Length || _fds[token] < 0) throw new InvalidOperationException($"token {token} is not registered");
+        int fd = _sockets[token] is { } socket ? (int)socket.Handle : _fds[token];
         var ev = new EpollEvent { Events = Interests(read, write), Data = (ulong)token };
-        if (epoll_ctl(_epfd, EPOLL_CTL_MOD, (int)socket.Handle, &ev) < 0) throw new SocketException(Marshal.GetLastPInvokeError());
+        if (epoll_ctl(_epfd, EPOLL_CTL_MOD, fd, &ev) < 0) throw new SocketException(Marshal.GetLastPInvokeError());
     }
 
     public void Unregister(int token)
     {
-        if ((uint)token >= (uint)_sockets.Length || _sockets[token] is not { } socket) return;
+        if ((uint)token >= (uint)_fds.Length || _fds[token] < 0) return;
+        var socket = _sockets[token];
+        int rawFd = _fds[token];
         _sockets[token] = null;
+        _fds[token] = -1;
         _freeTokens.Push(token);
         _count--;
         try
         {
-            int fd = (int)socket.Handle;
+            int fd = socket is null ? rawFd : (int)socket.Handle;
             var ev = default(EpollEvent);
             if (epoll_ctl(_epfd, EPOLL_CTL_DEL, fd, &ev) < 0)
             {

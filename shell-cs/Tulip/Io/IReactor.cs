@@ -19,6 +19,11 @@ internal interface IReactor : IDisposable
     /// <see cref="Unregister"/>).</summary>
     int Register(Socket socket, bool read, bool write);
 
+    /// <summary>Watches a raw descriptor (a pipe end, a pidfd) that is not a <see cref="Socket"/>; its
+    /// owner unregisters it before closing it. Backends that cannot watch one throw
+    /// <see cref="NotSupportedException"/>.</summary>
+    int RegisterFd(int fd, bool read, bool write);
+
     /// <summary>Changes the interests of a registered token (at least one).</summary>
     void Modify(int token, bool read, bool write);
 

@@ -44,6 +44,10 @@ internal sealed class SelectReactor : IReactor
         return token;
     }
 
+    // Socket.Select takes sockets only: pipes and pidfds need the epoll reactor (subprocesses, pipe transports).
+    public int RegisterFd(int fd, bool read, bool write) =>
+        throw new NotSupportedException("the select reactor watches sockets only; pipes need the epoll reactor (ReactorKind.Epoll)");
+
     public void Modify(int token, bool read, bool write)
     {
         var socket = _watched[token].Socket ?? throw new InvalidOperationException($"token {token} is not registered");

@@ -14,7 +14,7 @@ namespace Tulip.Transports;
 /// </summary>
 internal sealed class SocketTransport : ITransport
 {
-    internal const int DefaultHighWater = 64 * 1024;
+    internal const int DefaultHighWater = WriteFlowControl.DefaultHighWater;
     internal const int MaxReadSize = 256 * 1024;
     private const int LogThresholdForConnLostWrites = 5;
 
@@ -26,9 +26,9 @@ internal sealed class SocketTransport : ITransport
     private readonly Streams.ByteBuffer _buffer = new();
     private readonly Handle _readHandle, _writeHandle;
     private readonly IoSource _source;
-    private bool _closing, _eof, _readingPaused, _protocolPaused, _readRegistered, _writeRegistered, _sockClosed;
+    private bool _closing, _eof, _readingPaused, _readRegistered, _writeRegistered, _sockClosed;
     private int _connLost;
-    private int _high = DefaultHighWater, _low = DefaultHighWater / 4;
+    private WriteFlowControl _flow = new();
     private readonly EndPoint? _peer, _local;
 
     public SocketTransport(EventLoop loop, Socket sock, BaseProtocol protocol, Future<ValueTuple>? waiter, Server? server)
@@ -341,43 +341,14 @@ internal sealed class SocketTransport : ITransport
 
     public bool CanWriteEof() => true;
 
-    private void MaybePauseProtocol()
-    {
-        if (_buffer.Count <= _high || _protocolPaused) return;
-        _protocolPaused = true;
-        try
-        {
-            _protocol.PauseWriting();
-        }
-        catch (Exception e)
-        {
-            _loop.CallExceptionHandler(new ExceptionContext("protocol.pause_writing() failed", e) { Transport = this, Protocol = _protocol });
-        }
-    }
+    private void MaybePauseProtocol() => _flow.MaybePause(_buffer.Count, _loop, this, _protocol);
 
-    private void MaybeResumeProtocol()
-    {
-        if (!_protocolPaused || _buffer.Count > _low) return;
-        _protocolPaused = false;
-        try
-        {
-            _protocol.ResumeWriting();
-        }
-        catch (Exception e)
-        {
-            _loop.CallExceptionHandler(new ExceptionContext("protocol.resume_writing() failed", e) { Transport = this, Protocol = _protocol });
-        }
-    }
+    private void MaybeResumeProtocol() => _flow.MaybeResume(_buffer.Count, _loop, this, _protocol);
 
     public void SetWriteBufferLimits(int? high = null, int? low = null)
     {
         _loop.VerifyAccess();
-        // asyncio: high = 4 * low (Python ints); saturated here rather than wrapped into a misleading error.
-        int h = high ?? (low is { } l ? (int)Math.Min(int.MaxValue, 4L * l) : DefaultHighWater);
-        int lo = low ?? h / 4;
-        if (!(h >= lo && lo >= 0)) throw new ArgumentOutOfRangeException(nameof(high), $"high ({h}) must be >= low ({lo}) must be >= 0");
-        _high = h;
-        _low = lo;
+        _flow.SetLimits(high, low);
         MaybePauseProtocol();
     }
 
@@ -386,7 +357,7 @@ internal sealed class SocketTransport : ITransport
     /// <summary>The storage the write buffer holds (for tests: a drained buffer should hold none).</summary>
     internal int WriteBufferCapacity => _buffer.Capacity;
 
-    public (int Low, int High) GetWriteBufferLimits() { _loop.VerifyAccess(); return (_low, _high); }
+    public (int Low, int High) GetWriteBufferLimits() { _loop.VerifyAccess(); return (_flow.Low, _flow.High); }
 
     // ---------------------------------------------------------------------------------------------
     // Closing
