@@ -2,6 +2,7 @@
   subprocess_spawn_communicate  N spawn + communicate(b"hello tulip\\n") round trips of `cat`, ops/s
   subprocess_cat_throughput     N MiB through one `cat` child (256 KiB writes with drain, 256 KiB
                                 reads by a concurrent task), MiB/s
+  subprocess_cat_throughput_1m  the same with 1 MiB pipes (Popen's pipesize)
 Prints one "name <ops/s> ops/s n=N in Xs" line per benchmark, the median of --runs runs.
     python3 bench/subprocess_bench.py [--loop asyncio|uvloop] [--only a,b] [--runs 3] [--scale F]"""
 import argparse, asyncio, statistics, sys, time
@@ -17,10 +18,10 @@ async def spawn_communicate(n):
         assert out == data
 
 
-async def cat_throughput(n):
+async def cat_throughput(n, **kw):
     chunk = bytes(256 * 1024)
     total = n * 1024 * 1024
-    p = await asyncio.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE, stderr=DEVNULL)
+    p = await asyncio.create_subprocess_exec("cat", stdin=PIPE, stdout=PIPE, stderr=DEVNULL, **kw)
 
     async def reader():
         got = 0
@@ -42,7 +43,15 @@ async def cat_throughput(n):
     await p.wait()
 
 
-BENCHES = [("subprocess_spawn_communicate", 200, spawn_communicate), ("subprocess_cat_throughput", 256, cat_throughput)]
+async def cat_throughput_1m(n):
+    await cat_throughput(n, pipesize=1 << 20)
+
+
+BENCHES = [
+    ("subprocess_spawn_communicate", 200, spawn_communicate),
+    ("subprocess_cat_throughput", 256, cat_throughput),
+    ("subprocess_cat_throughput_1m", 256, cat_throughput_1m),
+]
 
 
 def main():

@@ -40,6 +40,8 @@ public static class Micro
         // trips of `cat` per second; bulk throughput through one `cat` child, in MiB/s (n = MiB).
         ("subprocess_spawn_communicate", 200, SubprocessSpawnCommunicate),
         ("subprocess_cat_throughput", 256, SubprocessCatThroughput),
+        // The same with 1 MiB pipes (SubprocessOptions.PipeSize; the twin passes Popen's pipesize).
+        ("subprocess_cat_throughput_1m", 256, SubprocessCatThroughputLarge),
     ];
 
     public static int Run(string[] args)
@@ -206,6 +208,11 @@ public static class Micro
         Stdin = SubprocessRedirect.Pipe, Stdout = SubprocessRedirect.Pipe, Stderr = SubprocessRedirect.DevNull,
     };
 
+    private static readonly SubprocessOptions PipedLarge = new()
+    {
+        Stdin = SubprocessRedirect.Pipe, Stdout = SubprocessRedirect.Pipe, Stderr = SubprocessRedirect.DevNull, PipeSize = 1 << 20,
+    };
+
     private static Result SubprocessSpawnCommunicate(long n)
     {
         using var loop = new EventLoop();
@@ -228,7 +235,11 @@ public static class Micro
 
     // n MiB written to cat's stdin in 256 KiB writes (each awaiting DrainAsync) while a task reads its
     // stdout in 256 KiB reads; ops = MiB.
-    private static Result SubprocessCatThroughput(long n)
+    private static Result SubprocessCatThroughput(long n) => SubprocessCatThroughput(n, Piped);
+
+    private static Result SubprocessCatThroughputLarge(long n) => SubprocessCatThroughput(n, PipedLarge);
+
+    private static Result SubprocessCatThroughput(long n, SubprocessOptions options)
     {
         using var loop = new EventLoop();
         var chunk = new byte[256 * 1024];
@@ -237,7 +248,7 @@ public static class Micro
         var sw = Stopwatch.StartNew();
         loop.RunUntilComplete(async () =>
         {
-            var p = await Asyncio.CreateSubprocessExec("cat", [], Piped);
+            var p = await Asyncio.CreateSubprocessExec("cat", [], options);
             var reader = loop.CreateTask(async () =>
             {
                 long got = 0;

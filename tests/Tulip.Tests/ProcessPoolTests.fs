@@ -29,6 +29,12 @@ module Work =
         Thread.Sleep ms
         Environment.ProcessId
 
+    /// Makes the file `marker` (the item has started: a test can wait for it), then sleeps 300 ms.
+    let markThenSleep (marker: string) : int =
+        File.WriteAllText(marker, "started")
+        Thread.Sleep 300
+        Environment.ProcessId
+
     let chatty (s: string) : string =
         Console.WriteLine "this goes to stderr, not into the protocol"
         Console.Out.Flush()
@@ -198,9 +204,13 @@ let tests =
 
           testCase "shutdown(wait, cancel_futures): running work finishes, pending work is cancelled, workers exit" (fun () ->
               let pool = new ProcessPoolExecutor(1)
-              let a = pool.Submit(Func<int, int>(Work.sleepMs), 300)
+              let marker = Path.Combine(Path.GetTempPath(), sprintf "tulip-pool-%s" (Guid.NewGuid().ToString "N"))
+              let a = pool.Submit(Func<string, int>(Work.markThenSleep), marker)
               let rest = [ for i in 1..5 -> pool.Submit(Func<int, int>(Work.square), i) ]
-              Thread.Sleep 100
+              // Shut down once the first item runs (a worker's start takes a while on a busy machine).
+              let sw = Stopwatch.StartNew()
+              while not (File.Exists marker) && sw.Elapsed < limit do Thread.Sleep 10
+              File.Delete marker
               pool.Shutdown(wait = true, cancelPending = true)
               Expect.isTrue a.IsCompletedSuccessfully "the running (or first) item finished"
               Expect.isTrue (rest |> List.forall (fun t -> t.IsCanceled)) "the pending ones were cancelled"

@@ -32,15 +32,18 @@ let tests =
               withLoopThread (fun loop ->
                   use cts = new CancellationTokenSource()
                   let reachedFinally = new ManualResetEventSlim()
+                  let started = new ManualResetEventSlim()
                   let t =
                       Asyncio.RunCoroutineThreadsafe(Func<Task>(fun () ->
                           task {
                               try
+                                  started.Set()
                                   do! Asyncio.Sleep 3600.0
                               finally
                                   reachedFinally.Set()
                           }), loop, cts.Token)
-                  Thread.Sleep 20
+                  // Cancel once the body runs (a cancel before its first step would skip the body: another test).
+                  Expect.isTrue (started.Wait limit) "the coroutine started"
                   cts.Cancel()
                   Expect.isTrue (reachedFinally.Wait limit) "the loop task was cancelled (its finally ran)"
                   Expect.isTrue (try t.Wait limit |> ignore; false with :? AggregateException -> true) "the Task ended"

@@ -434,6 +434,34 @@ let private streamTests =
                     do! refused (SubprocessOptions(Shell = Nullable false)) true "shell must be True"
                 }))
 
+        testCase "PipeSize (Popen's pipesize): a 1 MiB pipe takes a child's 1,000,000 bytes before anyone reads" (fun () ->
+            run 20.0 (fun _ track ->
+                task {
+                    // python3: create_subprocess_exec(..., pipesize=1 << 20) gives pipes of 1048576 bytes
+                    // (F_GETPIPE_SZ). The child writes everything and exits while nobody reads: with the
+                    // default 64 KiB pipe it would block in its write until the parent read.
+                    let opts =
+                        SubprocessOptions(Stdin = SubprocessRedirect.DevNull, Stdout = SubprocessRedirect.Pipe, Stderr = SubprocessRedirect.DevNull, PipeSize = (1 <<< 20))
+
+                    let! p = exec track "head" [ "-c"; "1000000"; "/dev/zero" ] opts
+                    let! rc = p.WaitAsync().WaitAsync(TimeSpan.FromSeconds 10.0)
+                    Expect.equal rc 0 "the child exited before anything was read"
+                    let! out = p.Stdout.ReadAsync(-1)
+                    Expect.equal out.Length 1_000_000 "every byte, from the pipe"
+                }))
+
+        testCase "PipeSize the kernel refuses fails the spawn with its errno (Popen's OSError): nothing started, no pipe left" (fun () ->
+            run 10.0 (fun _ _ ->
+                task {
+                    // python3: pipesize=1 << 30 -> PermissionError [Errno 1] (past /proc/sys/fs/pipe-max-size).
+                    try
+                        let! _ = Asyncio.CreateSubprocessExec("cat", [], SubprocessOptions(Stdin = SubprocessRedirect.Pipe, PipeSize = (1 <<< 30)))
+                        failtest "expected a refusal"
+                    with :? IOException as e ->
+                        Expect.equal e.HResult 1 "EPERM"
+                        Expect.stringContains e.Message "F_SETPIPE_SZ" "says which call"
+                }))
+
         testCase "redirections: DEVNULL, STDOUT (stderr into stdout), a file, an inherited handle" (fun () ->
             run 20.0 (fun _ track ->
                 task {

@@ -9,7 +9,7 @@ namespace Tulip.Subprocess;
 internal static unsafe partial class PosixNative
 {
     public const int O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
-    public const int F_GETFL = 3, F_SETFL = 4, F_DUPFD_CLOEXEC = 1030;
+    public const int F_GETFL = 3, F_SETFL = 4, F_DUPFD_CLOEXEC = 1030, F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032;
     public const int EINTR = 4, EAGAIN = 11, ENOENT = 2, ESRCH = 3, ECHILD = 10, EPIPE = 32, ESPIPE = 29;
     public const int WNOHANG = 1;
     public const int SIGKILL = 9, SIGTERM = 15;

@@ -53,6 +53,10 @@ internal static unsafe class Spawner
                         parentEnds[i] = i == 0 ? w : r;
                         sources[i] = i == 0 ? r : w;
                         toClose.Add(sources[i]);
+                        // Popen's pipesize (3.10): the pipe's capacity; a refusal (past
+                        // /proc/sys/fs/pipe-max-size, or the user's pipe pages spent) fails the spawn.
+                        if (options.PipeSize > 0 && PosixNative.fcntl(r, PosixNative.F_SETPIPE_SZ, options.PipeSize) < 0)
+                            throw PosixNative.IoError(PosixNative.Errno, "fcntl F_SETPIPE_SZ");
                         break;
                     case SubprocessRedirect.Kinds.DevNull:
                         sources[i] = PosixNative.DevNull;

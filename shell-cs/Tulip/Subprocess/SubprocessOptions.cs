@@ -26,6 +26,17 @@ public sealed class SubprocessOptions
     /// read until the reader is drained to it (asyncio's <c>limit</c>, 64 KiB).</summary>
     public int Limit { get; init; } = LoopStreamReader.DefaultLimit;
 
+    /// <summary>
+    /// The capacity of every pipe made for the child, in bytes (Popen's <c>pipesize</c>, which asyncio passes
+    /// through; Linux's <c>F_SETPIPE_SZ</c>, rounded up by the kernel to a power-of-two number of pages).
+    /// Zero or negative (the default, -1): the system's (64 KiB). A bigger pipe means fewer wake-ups per
+    /// megabyte for bulk transfers; it counts against the user's pipe pages
+    /// (<c>/proc/sys/fs/pipe-user-pages-soft</c>), so keep it for children that move a lot of data. A size
+    /// the kernel refuses (past <c>/proc/sys/fs/pipe-max-size</c>) fails the spawn with its
+    /// <see cref="IOException"/> (errno in the HResult), as Popen raises its OSError.
+    /// </summary>
+    public int PipeSize { get; init; } = -1;
+
     /// <summary>Refused when true (asyncio: "text must be False").</summary>
     public bool Text { get; init; }
 
