@@ -36,16 +36,25 @@ public sealed partial class EventLoop
         ThrowIfClosed();
         VerifyAccess();
         CheckSignal(signal);
-        if (_signalHandlers.TryGetValue(signal, out var existing))
+        if (_signalHandlers.TryGetValue(signal, out var existing) && existing.IsFallback == fallback && !fallback)
         {
+            // The program replaces its own callback (asyncio: a second add_signal_handler): same registration.
             existing.Callback = callback;
-            existing.IsFallback = fallback;
             return existing;
         }
 
+        // A new handler object otherwise: one that replaces Run's fallback (or the reverse) is not the one
+        // its owner removes at the end (RemoveSignalHandlerIf compares identity). Added before the old one
+        // leaves, so the signal never falls back to its default action in between.
         var target = new LoopSignal(this, signal, callback) { IsFallback = fallback };
         SignalDispatcher.Add(target); // may refuse the signal: nothing is recorded then
-        _signalHandlers.Add(signal, target);
+        if (existing is not null)
+        {
+            existing.Removed();
+            SignalDispatcher.Remove(existing);
+        }
+
+        _signalHandlers[signal] = target;
         return target;
     }
 

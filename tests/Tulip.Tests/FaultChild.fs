@@ -6,6 +6,7 @@ module Tulip.Tests.FaultChild
 open System
 open System.Net
 open System.Net.Sockets
+open System.Threading
 open System.Threading.Tasks
 open Tulip
 open Tulip.Io
@@ -131,12 +132,48 @@ let sigintIgnored () =
     Asyncio.Run(fun () -> task { say "RAN" } :> Task)
     0
 
+/// The main task blocks the loop's thread (sync-over-async, a hung call): the first SIGINT's delivery
+/// can never run on the loop, and the second must still end the process by the default action.
+let runStuck () =
+    Asyncio.Run(fun () ->
+        task {
+            say "READY"
+            Thread.Sleep 30_000
+            say "SLEPT"
+        }
+        :> Task)
+
+    say "RETURNED"
+    0
+
+/// The program handles SIGINT itself on the Runner's loop before Run: Run installs nothing (asyncio's
+/// Runner only installs where SIGINT has its default handler), so the program's handler gets the signal
+/// and the main task is not cancelled.
+let runnerOwnSigint () =
+    use runner = new Runner()
+    let loop = runner.GetLoop()
+    let got = loop.CreateFuture<int>()
+    loop.AddSignalHandler(UnixSignal.SIGINT, fun () -> say "OWN"; if not got.Done then got.SetResult 2)
+
+    runner.Run(fun () ->
+        task {
+            say "READY"
+            let! _ = got
+            say "DONE"
+        }
+        :> Task)
+
+    say (sprintf "HANDLED %b" (loop.RemoveSignalHandler UnixSignal.SIGINT))
+    0
+
 let run (args: string list) =
     match args with
     | [ "accept-emfile"; kind ] -> acceptOutOfDescriptors (Enum.Parse<ReactorKind> kind)
     | [ "run-sigint" ] -> runUnderSigint false
     | [ "run-sigint-stubborn" ] -> runUnderSigint true
     | [ "sigint-ignored" ] -> sigintIgnored ()
+    | [ "run-sigint-stuck" ] -> runStuck ()
+    | [ "runner-own-sigint" ] -> runnerOwnSigint ()
     | [ "run-sigterm"; opt ] -> runUnder false (opt = "handled")
     | _ ->
         eprintfn "unknown child scenario: %A" args

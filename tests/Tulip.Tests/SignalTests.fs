@@ -332,6 +332,28 @@ let tests =
               Expect.equal code (128 + UnixSignal.SIGINT) "killed by SIGINT's default action"
               Expect.isFalse (child.TakeLines() |> List.exists (fun l -> l.StartsWith "INTERRUPTED")) "no orderly return"
 
+          testCase "a second SIGINT ends the process even while the loop is stuck in blocking code (child process)"
+          <| fun () ->
+              // asyncio's _on_sigint raises KeyboardInterrupt on the second Ctrl+C whatever the loop does.
+              use child = childWithDefaultSigint "exec env --default-signal=INT,QUIT" [ "run-sigint-stuck" ]
+              Expect.equal (child.ReadLine 20.0) "READY" "the main task runs (and blocks the loop's thread)"
+              Tulip.NameResolution.LibC.kill (child.Id, UnixSignal.SIGINT) |> ignore
+              // Two separate deliveries: a signal still pending in the kernel would absorb the second.
+              Thread.Sleep 1000
+              Tulip.NameResolution.LibC.kill (child.Id, UnixSignal.SIGINT) |> ignore
+              let code = child.WaitExit 15.0
+              Expect.equal code (128 + UnixSignal.SIGINT) "killed by SIGINT's default action, not after the 30 s block"
+
+          testCase "a program's own SIGINT handler on the Runner's loop keeps the signal: Run installs nothing (child process)"
+          <| fun () ->
+              use child = childWithDefaultSigint "exec env --default-signal=INT,QUIT" [ "runner-own-sigint" ]
+              Expect.equal (child.ReadLine 20.0) "READY" "the main task runs"
+              Tulip.NameResolution.LibC.kill (child.Id, UnixSignal.SIGINT) |> ignore
+              Expect.equal (child.ReadLine 10.0) "OWN" "the program's handler ran"
+              Expect.equal (child.ReadLine 10.0) "DONE" "the main task was not cancelled"
+              Expect.equal (child.ReadLine 10.0) "HANDLED true" "and its handler is still registered after Run"
+              Expect.equal (child.WaitExit 10.0) 0 "clean exit"
+
           testCase "a process started with SIGINT ignored (a background job): AddSignalHandler(SIGINT) is refused clearly, Run installs nothing"
           <| fun () ->
               use child = childWithDefaultSigint "trap '' INT; exec" [ "sigint-ignored" ]

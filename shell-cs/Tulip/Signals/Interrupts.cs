@@ -20,6 +20,8 @@ internal static class Interrupts
         bool install = OperatingSystem.IsLinux() && Environment.CurrentManagedThreadId == 1
             && !NameResolution.LibC.IsIgnored(UnixSignal.SIGINT);
         if (!install && !handleSigterm) return loop.RunUntilComplete(main);
+        // (A second SIGINT while the loop is stuck in blocking code still ends the process: the dispatcher
+        // lets a fallback's second arrival take the default action, on the signal thread.)
         var task = loop.CreateTask(main);
         int interruptedBy = 0;
         var installed = new List<LoopSignal>();
@@ -34,8 +36,12 @@ internal static class Interrupts
             task.Cancel();
         }
 
-        if (install) installed.Add(loop.AddSignalHandler(UnixSignal.SIGINT, () => Interrupt(UnixSignal.SIGINT), fallback: true));
-        if (handleSigterm) installed.Add(loop.AddSignalHandler(UnixSignal.SIGTERM, () => Interrupt(UnixSignal.SIGTERM), fallback: true));
+        // asyncio.Runner installs nothing where the program already handles the signal: a handler this loop
+        // has keeps it (and Run's finally, which removes only its own, leaves it in place).
+        if (install && !loop.HandledSignals.Contains(UnixSignal.SIGINT))
+            installed.Add(loop.AddSignalHandler(UnixSignal.SIGINT, () => Interrupt(UnixSignal.SIGINT), fallback: true));
+        if (handleSigterm && !loop.HandledSignals.Contains(UnixSignal.SIGTERM))
+            installed.Add(loop.AddSignalHandler(UnixSignal.SIGTERM, () => Interrupt(UnixSignal.SIGTERM), fallback: true));
         try
         {
             return loop.RunUntilComplete(task);

@@ -85,17 +85,27 @@ internal static class SignalDispatcher
     {
         LoopSignal[] targets;
         lock (s_lock) targets = s_entries.TryGetValue(signal, out var e) ? e.Targets : [];
-        // A loop handles it: the default action (terminate, for most) must not run.
-        if (targets.Length > 0) context.Cancel = true;
         // A fallback (Run's Ctrl+C handling: asyncio's stand-in for default_int_handler) steps aside
         // while any loop has a handler of its own for the signal.
         bool anyOwn = false;
         foreach (var t in targets) anyOwn |= !t.IsFallback;
+        bool handled = anyOwn;
         foreach (var t in targets)
         {
-            if (anyOwn && t.IsFallback) continue;
+            if (t.IsFallback)
+            {
+                // Its second arrival takes the default action here, on the signal thread, even when the
+                // loop never ran the first one (stuck in blocking code): Ctrl+C twice always ends the
+                // process, as asyncio's _on_sigint raises KeyboardInterrupt the second time.
+                if (anyOwn || !t.FirstArrival()) continue;
+                handled = true;
+            }
+
             t.Arrive();
         }
+
+        // A loop handles it: the default action (terminate, for most) must not run.
+        if (handled) context.Cancel = true;
     }
 
     /// <summary>The runtime's own names for the signals it knows (its default-action handling keys on
@@ -135,6 +145,12 @@ internal sealed class LoopSignal(EventLoop loop, int signal, Action callback)
     public volatile bool IsFallback;
 
     public void Removed() => _removed = true;
+
+    private int _arrivals;
+
+    /// <summary>On the signal thread: whether this is the first arrival this handler sees (a fallback's second
+    /// one is left to the default action).</summary>
+    public bool FirstArrival() => Interlocked.Increment(ref _arrivals) == 1;
 
     /// <summary>On the runtime's signal thread: record, and post once.</summary>
     public void Arrive()
