@@ -54,7 +54,7 @@ public sealed partial class EventLoop
     {
         ThrowIfClosed();
         VerifyAccess();
-        if (host is not null) HostNames.Validate(host, nameof(host));
+        if (host is not null) host = HostNames.ToAscii(host, nameof(host));
         int nativeFamily = LibC.ToNativeFamily(family);
         int nativeType = type == SocketType.Unknown ? 0 : (int)type;
         int nativeProto = protocol == ProtocolType.Unknown ? 0 : (int)protocol;

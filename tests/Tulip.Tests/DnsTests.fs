@@ -243,6 +243,24 @@ let tests =
                       Expect.sequenceEqual fake.Hosts [ name253; name253 + "." ] "the names the resolver saw, whole"
                   })
 
+          testCase "a non-ASCII host name reaches the resolver IDNA-encoded (CPython: host.encode('idna')); the limits apply to the encoded name"
+          <| fun () ->
+              realLoop 10.0 (fun loop ->
+                  task {
+                      let fake = FakeResolver(false)
+                      loop.Resolver <- fake
+                      // python3: 'bücher.example'.encode('idna') == b'xn--bcher-kva.example'
+                      let! _ = loop.GetAddrInfoAsync("bücher.example", 80)
+                      Expect.sequenceEqual fake.Hosts [ "xn--bcher-kva.example" ] "the resolver saw the IDNA form"
+                      // 60 characters plus 'ü' fit in a label as text (61) but not once encoded (xn--...: over 63).
+                      try
+                          let! _ = loop.GetAddrInfoAsync(String('a', 60) + "ü.example", 80)
+                          failtest "accepted"
+                      with :? ArgumentException as e ->
+                          Expect.equal e.ParamName "host" "the error names the host"
+                      Expect.equal fake.Calls 1 "the over-long encoded name never reached the resolver"
+                  })
+
           testCase "a lookup in flight is cancelled by its token and by cancelling its task; the loop goes on; the late answer is dropped"
           <| fun () ->
               realLoop 10.0 (fun loop ->

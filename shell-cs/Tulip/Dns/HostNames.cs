@@ -9,14 +9,44 @@ internal static class HostNames
 {
     public const int MaxName = 253, MaxLabel = 63;
 
-    public static void Validate(string host, string paramName)
+    /// <summary>
+    /// The name as the resolver gets it: a non-ASCII name in its IDNA (punycode) form, as CPython's
+    /// socket module encodes <c>host.encode("idna")</c> ("bücher.example" → "xn--bcher-kva.example"),
+    /// then validated as <see cref="Validate"/> (the limits apply to the encoded name, as they do to the
+    /// bytes a resolver sees). A name IDNA cannot encode is an <see cref="ArgumentException"/>.
+    /// </summary>
+    public static string ToAscii(string host, string paramName)
     {
-        if (host.Length == 0) throw new ArgumentException("the host name is empty", paramName);
+        if (!System.Text.Ascii.IsValid(host))
+        {
+            CheckCharacters(host, paramName);
+            try
+            {
+                host = new System.Globalization.IdnMapping().GetAscii(host);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"the host name cannot be encoded with IDNA: {e.Message}", paramName, e);
+            }
+        }
+
+        Validate(host, paramName);
+        return host;
+    }
+
+    private static void CheckCharacters(string host, string paramName)
+    {
         foreach (char c in host)
         {
             if (c == '\0') throw new ArgumentException("the host name contains a NUL character", paramName);
             if (char.IsControl(c)) throw new ArgumentException($"the host name contains a control character (U+{(int)c:X4})", paramName);
         }
+    }
+
+    public static void Validate(string host, string paramName)
+    {
+        if (host.Length == 0) throw new ArgumentException("the host name is empty", paramName);
+        CheckCharacters(host, paramName);
 
         // A numeric IPv6 address (with a %scope) is not a DNS name: its colons are not label separators.
         if (host.Contains(':')) return;
