@@ -243,6 +243,38 @@ let tests =
                       Expect.sequenceEqual fake.Hosts [ name253; name253 + "." ] "the names the resolver saw, whole"
                   })
 
+          testCase "a cancelled lookup no longer holds a virtual clock: time jumps while its getaddrinfo is still blocked"
+          <| fun () ->
+              let clock = Tulip.Testing.VirtualClock()
+              clock.IdleLimit <- TimeSpan.FromSeconds 5.0
+              use loop = new EventLoop(clock)
+              let fake = FakeResolver(true)
+              loop.Resolver <- fake
+              let sw = Stopwatch.StartNew()
+
+              try
+                  loop.RunUntilComplete(fun () ->
+                      task {
+                          use cts = new CancellationTokenSource()
+                          let lookup = loop.GetAddrInfoAsync("blocked.test", 80, cancellationToken = cts.Token)
+                          do! Task.Run(fun () -> fake.WaitEntered 1)
+                          cts.Cancel()
+
+                          try
+                              let! _ = lookup
+                              failtest "the lookup completed"
+                          with :? OperationCanceledException ->
+                              ()
+
+                          // An hour of loop time: a jump, since nothing outside the loop is awaited any more.
+                          do! Asyncio.Sleep 3600.0
+                      }
+                      :> Task)
+
+                  Expect.isLessThan sw.Elapsed.TotalSeconds 4.0 "the clock jumped (it did not wait for the blocked resolver)"
+              finally
+                  fake.Release()
+
           testCase "a non-ASCII host name reaches the resolver IDNA-encoded (CPython: host.encode('idna')); the limits apply to the encoded name"
           <| fun () ->
               realLoop 10.0 (fun loop ->

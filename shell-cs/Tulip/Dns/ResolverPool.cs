@@ -57,6 +57,8 @@ internal sealed class ResolverPool
     {
         var work = new Work<T>(loop, lookup);
         loop.BeginExternal(); // a virtual clock does not jump past a lookup in flight
+        // A cancelled lookup is no longer the loop's to wait for: its count ends now (a virtual clock may
+        // jump), not when the blocked getaddrinfo returns.
         work.Future.AddDoneCallback(static (f, w) => { if (f.Cancelled) w.Cancel(); }, (Work)work);
         Interlocked.Increment(ref _started);
         _queue.Enqueue(work);
@@ -96,20 +98,32 @@ internal sealed class ResolverPool
         }
     }
 
-    private abstract class Work
+    private abstract class Work(EventLoop loop)
     {
-        private int _cancelled;
+        private int _cancelled, _ended;
+
+        protected EventLoop Loop { get; } = loop;
 
         protected bool IsCancelled => Volatile.Read(ref _cancelled) == 1;
 
-        public void Cancel() => Volatile.Write(ref _cancelled, 1);
+        public void Cancel()
+        {
+            Volatile.Write(ref _cancelled, 1);
+            EndExternal();
+        }
+
+        /// <summary>The loop stops counting this lookup as pending work: once, whichever way it ended.</summary>
+        protected void EndExternal()
+        {
+            if (Interlocked.Exchange(ref _ended, 1) == 0) Loop.EndExternal();
+        }
 
         public abstract void Execute();
     }
 
-    private sealed class Work<T>(EventLoop loop, Func<T> lookup) : Work
+    private sealed class Work<T>(EventLoop owner, Func<T> lookup) : Work(owner)
     {
-        public readonly Future<T> Future = new(loop);
+        public readonly Future<T> Future = new(owner);
         private T? _result;
         private Exception? _error;
 
@@ -129,17 +143,17 @@ internal sealed class ResolverPool
 
             try
             {
-                loop.CallSoonThreadsafe(static w => w.Complete(), this);
+                Loop.CallSoonThreadsafe(static w => w.Complete(), this);
             }
             catch (EventLoopException)
             {
-                loop.EndExternal(); // the loop closed meanwhile: nobody waits for this any more
+                EndExternal(); // the loop closed meanwhile: nobody waits for this any more
             }
         }
 
         private void Complete()
         {
-            loop.EndExternal();
+            EndExternal();
             if (Future.Done) return; // cancelled meanwhile: the result is dropped
             if (_error is not null) Future.SetException(_error);
             else Future.SetResult(_result!);
