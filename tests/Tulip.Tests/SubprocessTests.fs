@@ -7,6 +7,8 @@
 /// The list is sequenced: the pidfd count is only meaningful while one of these tests runs.
 module Tulip.Tests.SubprocessTests
 
+#nowarn "9" "51" // a nativeptr for waitpid's status
+
 open System
 open System.Collections.Generic
 open System.Diagnostics
@@ -47,6 +49,11 @@ let private alive (pid: int) =
         int fields[1] = selfPid
     with _ ->
         false
+
+/// A blocking waitpid from the test itself: the child is then unknown to the loop (ECHILD).
+let private reapBehindTheLoop (pid: int) =
+    let mutable status = 0
+    Tulip.Subprocess.PosixNative.waitpid (pid, &&status, 0)
 
 let private pidfdCount () =
     openLinks () |> Array.filter (fun l -> l = "anon_inode:[pidfd]") |> Array.length
@@ -331,7 +338,6 @@ let private streamTests =
                     // Runs in the tick after the spawn, before the pipes are connected.
                     loop.CallSoon(fun () -> cts.Cancel()) |> ignore
                     let before = Set.ofArray (openLinks ())
-                    let mutable pid = 0
 
                     try
                         let! _ = Asyncio.CreateSubprocessExec("sleep", [ "30" ], allPipes, cts.Token)
@@ -342,7 +348,6 @@ let private streamTests =
                     let after = Set.ofArray (openLinks ())
                     Expect.isEmpty (Set.difference after before |> Set.filter (fun l -> l.StartsWith "pipe:" || l.Contains "pidfd")) "no pipe or pidfd left"
                     Expect.equal loop.Subprocesses.Count 0 "the child was reaped"
-                    ignore pid
                 }))
 
         testCase "the select reactor refuses subprocesses up front (pipes need epoll): nothing started" (fun () ->
@@ -765,6 +770,109 @@ let private closingTests =
                   })
           finally
               Tulip.Subprocess.ChildWatch.UsePidfd <- before)
+
+      testCase "a pipe transport failing after the spawn: the child is killed and reaped at once, no pipe left" (fun () ->
+          run 10.0 (fun loop track ->
+              task {
+                  let before = Set.ofArray (openLinks ())
+                  // stdin's transport is made, then stdout's fails: both cleanup branches run.
+                  Tulip.Subprocess.SubprocessTransport.PipeFaultForTests <-
+                      Action<int, int>(fun pid fd ->
+                          if fd = 0 then track.Pid pid
+                          if fd = 1 then raise (IOException "injected"))
+
+                  try
+                      try
+                          let! _ = Asyncio.CreateSubprocessExec("sleep", [ "30" ], allPipes, CancellationToken.None)
+                          failtest "expected the injected failure"
+                      with :? IOException as e ->
+                          Expect.equal e.Message "injected" "the transport's error"
+                  finally
+                      Tulip.Subprocess.SubprocessTransport.PipeFaultForTests <- null
+
+                  Expect.equal track.Pids.Length 1 "a child was spawned"
+                  Expect.isFalse (alive track.Pids.Head) "reaped before the call ended (no process, no zombie)"
+                  do! Asyncio.Sleep 0.05 // stdin's scheduled ConnectionMade runs on a closed pipe: nothing
+                  let after = Set.ofArray (openLinks ())
+                  Expect.isEmpty (Set.difference after before |> Set.filter (fun l -> l.StartsWith "pipe:" || l.Contains "pidfd")) "no pipe or pidfd left"
+                  Expect.equal loop.Subprocesses.Count 0 "nothing registered"
+              }))
+
+      // asyncio's PidfdChildWatcher / ThreadedChildWatcher: waitpid's ECHILD logs "Unknown child process
+      // pid %d, will report returncode 255" (a warning) and reports 255.
+      testCase "a child reaped behind the loop's back (ECHILD) reports 255 with asyncio's warning" (fun () ->
+          let lines = System.Collections.Concurrent.ConcurrentQueue<string>()
+          let old = Tulip.Diagnostics.LoopLog.Sink
+          Tulip.Diagnostics.LoopLog.Sink <- Action<string>(fun s -> lines.Enqueue s)
+
+          try
+              run 10.0 (fun _ track ->
+                  task {
+                      let! p = exec track "sh" [ "-c"; "sleep 0.3; exit 3" ] (SubprocessOptions())
+                      Expect.equal (pidfdCount ()) 1 "the pidfd watches (its readiness is handled at a later tick)"
+                      let r = reapBehindTheLoop p.Pid
+                      Expect.equal r p.Pid "the test reaped it first"
+                      let! rc = p.WaitAsync()
+                      Expect.equal rc 255 "asyncio's returncode for an unknown child"
+                  })
+          finally
+              Tulip.Diagnostics.LoopLog.Sink <- old
+
+          Expect.exists lines (fun l -> l.Contains "Unknown child process pid" && l.EndsWith "will report returncode 255") "the warning")
+
+      testCase "the pidfd-less fallback: once its thread reaped the child, Kill/Terminate/SendSignal send nothing before the exit is posted" (fun () ->
+          let before = Tulip.Subprocess.ChildWatch.UsePidfd
+          Tulip.Subprocess.ChildWatch.UsePidfd <- false
+
+          try
+              run 10.0 (fun _ track ->
+                  task {
+                      // Alive when the spawn returns (its exit cannot have been posted yet), gone soon after.
+                      let! p = exec track "sleep" [ "0.5" ] (SubprocessOptions())
+                      let t = p.Transport :?> Tulip.Subprocess.SubprocessTransport
+                      // The loop thread is held here, so the thread's post cannot run: the window is open.
+                      let sw = Stopwatch.StartNew()
+
+                      while not t.Watch.Reaped && sw.Elapsed < TimeSpan.FromSeconds 5.0 do
+                          Thread.Sleep 1
+
+                      Expect.isTrue t.Watch.Reaped "the waiting thread reaped it"
+                      Expect.isFalse p.ReturnCode.HasValue "its exit has not reached the loop yet"
+                      p.Kill()
+                      p.Terminate()
+                      p.SendSignal 10
+                      Expect.equal t.SignalsSent 0 "no kill(2) on a pid that may be recycled (Popen.send_signal: nothing once reaped)"
+                      let! rc = p.WaitAsync()
+                      Expect.equal rc 0 "then the exit arrives"
+                  })
+          finally
+              Tulip.Subprocess.ChildWatch.UsePidfd <- before)
+
+      testCase "the loop's Close hands a child that SIGKILL has not ended yet to a reaping thread: Close returns, the child is reaped soon" (fun () ->
+          let budget = Tulip.Subprocess.ChildWatch.ReapPollBudget
+          // No polling at all: the hand-over path, as for a child in uninterruptible sleep after the ~1 s.
+          Tulip.Subprocess.ChildWatch.ReapPollBudget <- TimeSpan.Zero
+          let track = Track()
+
+          try
+              let loop = new EventLoop()
+
+              loop.RunUntilComplete(Func<Task<LoopProcess>>(fun () -> exec track "sleep" [ "30" ] (SubprocessOptions())))
+              |> ignore
+
+              let sw = Stopwatch.StartNew()
+              loop.Close()
+              Expect.isLessThan sw.Elapsed (TimeSpan.FromSeconds 1.0) "Close did not wait"
+          finally
+              Tulip.Subprocess.ChildWatch.ReapPollBudget <- budget
+
+          let pid = track.Pids.Head
+          let sw = Stopwatch.StartNew()
+
+          while alive pid && sw.Elapsed < TimeSpan.FromSeconds 5.0 do
+              Thread.Sleep 5
+
+          track.Check())
 
       // Last in this sequenced list: whatever the tests above started is gone.
       testCase "after the suite: no child process, zombie or pipe descriptor of it remains" (fun () ->

@@ -21,5 +21,13 @@ public static class LoopLog
         s_sink(message);
     }
 
+    /// <summary>A warning (asyncio's <c>logger.warning</c>): the same sink; by default a Trace warning.</summary>
+    internal static void Warning(string message)
+    {
+        var sink = s_sink;
+        if (sink == (Action<string>)DefaultSink) System.Diagnostics.Trace.TraceWarning(message);
+        else sink(message);
+    }
+
     private static void DefaultSink(string message) => System.Diagnostics.Trace.TraceError(message);
 }

@@ -23,6 +23,15 @@ internal sealed class SubprocessTransport : ISubprocessTransport
     private int? _returnCode;
     private bool _closed, _finished, _lost;
 
+    /// <summary>For tests, per thread: runs before each pipe transport is made (the pid, the fd number); a throw
+    /// stands for the transport's creation failing after the spawn.</summary>
+    [ThreadStatic] internal static Action<int, int>? PipeFaultForTests;
+
+    /// <summary>For tests: the signals this transport actually sent with kill(2).</summary>
+    internal int SignalsSent { get; private set; }
+
+    internal ChildWatch Watch => _watch;
+
     public SubprocessTransport(EventLoop loop, BaseProtocol protocol, Spawner.Child child, Future<ValueTuple> waiter)
     {
         _loop = loop;
@@ -36,15 +45,28 @@ internal sealed class SubprocessTransport : ISubprocessTransport
             _pipes[fd] = proto;
             try
             {
+                PipeFaultForTests?.Invoke(_pid, fd);
                 proto.Pipe = fd == 0
                     ? new WritePipeTransport(loop, fds[fd], null, proto, null)
                     : new ReadPipeTransport(loop, fds[fd], null, proto, null);
             }
             catch
             {
+                // The child is running already and nobody will watch it: release the pipes made so far
+                // (their ConnectionMade, scheduled, sees the fd closed and does nothing) and the raw fds
+                // left, then kill and reap it (SIGKILL cannot be caught: the wait is short), so a failed
+                // spawn leaves no zombie.
+                for (int k = 0; k < fd; k++) _pipes[k]?.Pipe?.CloseFd();
                 for (int k = fd; k < 3; k++)
                 {
                     if (fds[k] >= 0) PosixNative.close(fds[k]);
+                }
+
+                PosixNative.kill(_pid, PosixNative.SIGKILL);
+                int status;
+                unsafe
+                {
+                    while (PosixNative.waitpid(_pid, &status, 0) < 0 && PosixNative.Errno == PosixNative.EINTR) { }
                 }
 
                 throw;
@@ -111,7 +133,9 @@ internal sealed class SubprocessTransport : ISubprocessTransport
         if (_lost) throw new ProcessLookupException("the subprocess transport is closed");
         // Reaped already: its pid may belong to someone else now (Popen.send_signal does nothing then).
         // Not reaped yet, the pid is still this child's, even as a zombie.
+        // _watch.Done covers the fallback's window between its thread's waitpid and the exit's post.
         if (_returnCode is not null || _watch.Done) return;
+        SignalsSent++;
         if (PosixNative.kill(_pid, signal) < 0 && PosixNative.Errno != PosixNative.ESRCH)
             throw PosixNative.IoError(PosixNative.Errno, "kill");
     }
@@ -127,7 +151,11 @@ internal sealed class SubprocessTransport : ISubprocessTransport
         if (_closed) return;
         _closed = true;
         foreach (var p in _pipes) p?.Pipe?.Close();
-        if (_returnCode is null && !_watch.Done && !_lost) PosixNative.kill(_pid, PosixNative.SIGKILL);
+        if (_returnCode is null && !_watch.Done && !_lost)
+        {
+            SignalsSent++;
+            PosixNative.kill(_pid, PosixNative.SIGKILL);
+        }
     }
 
     // ---------------------------------------------------------------------------------------------
