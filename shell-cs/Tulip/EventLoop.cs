@@ -534,6 +534,7 @@ public sealed partial class EventLoop : IDisposable, IArrivalProbe
         CloseReactor();
         CloseSignals(); // asyncio: close() removes the loop's signal handlers
         lock (_inboxLock) _inbox.Clear();
+        FailThreadsafeStarts(); // their posts were just dropped: their callers must not wait forever
         if (ReferenceEquals(s_threadLoop, this)) s_threadLoop = null;
         // asyncio's close(): the default executor is shut down without waiting (Run has joined it already).
         if (_defaultExecutor is { } executor)

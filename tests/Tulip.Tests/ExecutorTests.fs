@@ -204,6 +204,73 @@ let tests =
 
               Expect.equal name "mine_0" "the executor set as default ran it")
 
+          testCase "set_default_executor refuses a non-ThreadPoolExecutor (3.11: TypeError 'executor must be ThreadPoolExecutor instance'); a closed loop refuses it" (fun () ->
+              use pool = new ProcessPoolExecutor(1) // no worker is started: nothing is submitted
+              use ex = new ThreadPoolExecutor(1)
+              use loop = new EventLoop()
+              let e = throws<ArgumentException> (fun () -> loop.SetDefaultExecutor pool)
+              Expect.stringStarts e.Message "executor must be ThreadPoolExecutor instance" "asyncio 3.11's message"
+              loop.SetDefaultExecutor ex // a thread pool is accepted
+              loop.Close()
+              let c = throws<EventLoopException> (fun () -> loop.SetDefaultExecutor ex)
+              Expect.equal c.Message "Event loop is closed" "as the loop's other methods")
+
+          testCase "DisposeAsync (await using) from a loop task does not block the loop: a loop callback runs meanwhile; the threads are gone after" (fun () ->
+              let ex = new ThreadPoolExecutor(2)
+              use hold = gate ()
+              use started = gate ()
+              // The work waits for the loop callback below: a disposal blocking the loop's thread would
+              // keep that callback from running (the work would then see its wait time out: false).
+              let work = ex.Submit(Func<bool>(fun () -> started.Set(); hold.Wait(TimeSpan.FromSeconds 10.0)))
+              Expect.isTrue (started.Wait limit) "the work runs"
+
+              let disposedAtCallback, threadsAtCallback =
+                  runReal (fun () ->
+                      task {
+                          let loop = Asyncio.GetRunningLoop()
+                          let mutable d = ValueTask()
+                          let mutable seen = (true, -1)
+                          loop.CallSoon(fun () ->
+                              seen <- (d.IsCompleted, ex.LiveThreads)
+                              hold.Set())
+                          |> ignore
+                          d <- ex.DisposeAsync()
+                          do! d
+                          return seen
+                      })
+
+              Expect.isFalse disposedAtCallback "the disposal was still under way when the loop callback ran"
+              Expect.isGreaterThan threadsAtCallback 0 "the worker was still alive then"
+              Expect.isTrue work.Result "the loop callback released the work while it was being disposed"
+              Expect.equal ex.LiveThreads 0 "the workers are gone after the disposal"
+              throws<InvalidOperationException> (fun () -> ex.Submit(Func<int>(fun () -> 1)) |> ignore) |> ignore)
+
+          testCase "10,000 Submits with one long-lived token, all completed, leave no registration on it (registered before the enqueue)" (fun () ->
+              use ex = new ThreadPoolExecutor(4)
+              use cts = new CancellationTokenSource()
+              let tasks = [| for i in 1..10_000 -> ex.Submit(Func<int, int>(fun x -> x + 1), i, cts.Token) |]
+              Expect.isTrue (Task.WaitAll(tasks |> Array.map (fun t -> t :> Task), limit)) "all completed"
+              Expect.equal (tasks |> Array.sumBy (fun t -> int64 t.Result)) (int64 (10_000 * 10_001 / 2 + 10_000)) "all results"
+              Expect.equal (TokenTests.registrations cts) 0 "no registration left on the long-lived token")
+
+          testCase "map with a CancellationToken: a cancel during the wait cancels the items not started and ends the enumeration with OperationCanceledException" (fun () ->
+              use ex = new ThreadPoolExecutor(1)
+              use hold = gate ()
+              use started = gate ()
+              use cts = new CancellationTokenSource()
+              let ran = ConcurrentQueue<int>()
+
+              let it =
+                  ex.Map(Func<int, int>(fun x -> ran.Enqueue x; started.Set(); hold.Wait(limit) |> ignore; x), [ 1..5 ], cancellationToken = cts.Token).GetEnumerator()
+
+              Expect.isTrue (started.Wait limit) "the first item runs"
+              cts.CancelAfter 50 // the enumeration is blocked on the first item when the token fires
+              throws<OperationCanceledException> (fun () -> it.MoveNext() |> ignore) |> ignore
+              hold.Set()
+              ex.Shutdown(wait = true)
+              Expect.sequenceEqual ran [ 1 ] "the items not started never ran"
+              Expect.isFalse (it.MoveNext()) "the enumeration has ended")
+
           testCase "wrap_future: a .NET task completed on another thread becomes a loop future completed on the loop" (fun () ->
               let r, sameThread =
                   runReal (fun () ->

@@ -186,6 +186,21 @@ let tests =
               Expect.equal e.Message BrokenProcessPoolException.NotUsableMessage "later submits are refused (CPython's message)"
               finish pool [ first.Result ])
 
+          testCase "a worker killed while idle breaks the pool at once: the next Submit is refused (CPython watches each worker's sentinel)" (fun () ->
+              let pool = new ProcessPoolExecutor(1)
+              let first = pool.Submit(Func<int>(Work.pid))
+              Expect.isTrue (first.Wait limit) "the worker runs, then idles"
+              use p = Process.GetProcessById first.Result
+              p.Kill()
+              Expect.isTrue (p.WaitForExit(int limit.TotalMilliseconds)) "killed"
+              // Nothing is submitted while waiting: only the exit watch can notice the death.
+              let sw = Stopwatch.StartNew()
+              while not pool.Broken && sw.Elapsed < TimeSpan.FromSeconds 10.0 do Thread.Sleep 10
+              Expect.isTrue pool.Broken "the pool noticed the idle worker's death with no work sent"
+              let e = throws<BrokenProcessPoolException> (fun () -> pool.Submit(Func<int>(Work.pid)) |> ignore)
+              Expect.equal e.Message BrokenProcessPoolException.NotUsableMessage "the next Submit fails at once (CPython's message)"
+              finish pool [ first.Result ])
+
           testCase "a worker host that cannot be started fails the work with a broken-pool error saying why" (fun () ->
               let pool = new ProcessPoolExecutor(1, "/nonexistent/Tulip.Worker.dll")
               let t = pool.Submit(Func<int, int>(Work.square), 2)

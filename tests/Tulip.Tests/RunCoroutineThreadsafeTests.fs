@@ -95,6 +95,19 @@ let tests =
                   Expect.stringContains ctx.Message "RunCoroutineThreadsafe" "and says where"
                   Expect.isTrue (ctx.Exception :? ArgumentException) "with the exception"))
 
+          testCase "a loop closed after the post was accepted but before it ran faults the Task with EventLoopException (no hang)" (fun () ->
+              let loop = new EventLoop() // stopped, not closed: the post is accepted and waits
+              let mutable ran = false
+              let mutable t: Task<int> = null
+              let poster = Thread(fun () -> t <- Asyncio.RunCoroutineThreadsafe(Func<Task<int>>(fun () -> ran <- true; Task.FromResult 1), loop))
+              poster.Start()
+              Expect.isTrue (poster.Join limit) "posted from another thread"
+              Expect.isFalse t.IsCompleted "waiting for the loop to run"
+              loop.Close()
+              Expect.isTrue (try t.Wait(TimeSpan.FromSeconds 5.0) with :? AggregateException -> true) "the Task ended within a bounded time"
+              Expect.isTrue (t.Exception.InnerException :? EventLoopException) (sprintf "faulted with EventLoopException: %A" t.Exception)
+              Expect.isFalse ran "the coroutine never started")
+
           testCase "a closed loop refuses it" (fun () ->
               let loop = new EventLoop()
               loop.Close()

@@ -83,12 +83,58 @@ public sealed partial class EventLoop
     }
 
     /// <summary>Makes <paramref name="executor"/> the one <see cref="RunInExecutor{T}(Executor?, Func{T}, CancellationToken)"/>
-    /// uses when given null (asyncio's <c>set_default_executor</c>). The previous one is not shut down.</summary>
+    /// uses when given null (asyncio's <c>set_default_executor</c>). The previous one is not shut down.
+    /// Only a <see cref="ThreadPoolExecutor"/> is accepted (asyncio 3.11 raises TypeError "executor must be
+    /// ThreadPoolExecutor instance": <see cref="ArgumentException"/> here); a closed loop refuses it
+    /// (<see cref="EventLoopException"/>, stricter than asyncio, which accepts it silently).</summary>
     public void SetDefaultExecutor(Executor executor)
     {
         ArgumentNullException.ThrowIfNull(executor);
+        ThrowIfClosed();
         VerifyAccess();
+        if (executor is not ThreadPoolExecutor)
+            throw new ArgumentException("executor must be ThreadPoolExecutor instance", nameof(executor));
         _defaultExecutor = executor;
+    }
+
+    /// <summary>RunCoroutineThreadsafe starts posted but not yet run (any thread adds; guarded by itself):
+    /// <see cref="Close"/> drops posted callbacks, so it fails these, or their callers would wait forever.</summary>
+    private readonly HashSet<IThreadsafeStart> _threadsafeStarts = new();
+
+    internal interface IThreadsafeStart
+    {
+        /// <summary>The loop closed before the start ran.</summary>
+        void FailClosed();
+    }
+
+    /// <summary>Tracks a start about to be posted; a closed loop refuses it (as the post would).</summary>
+    internal void TrackThreadsafeStart(IThreadsafeStart start)
+    {
+        lock (_threadsafeStarts)
+        {
+            ThrowIfClosed();
+            _threadsafeStarts.Add(start);
+        }
+    }
+
+    /// <summary>The start ran (or its post was refused): no longer pending. False if Close failed it already.</summary>
+    internal bool UntrackThreadsafeStart(IThreadsafeStart start)
+    {
+        lock (_threadsafeStarts) return _threadsafeStarts.Remove(start);
+    }
+
+    /// <summary>On <see cref="Close"/>, once the loop is closed (no start can be added after this).</summary>
+    private void FailThreadsafeStarts()
+    {
+        IThreadsafeStart[] pending;
+        lock (_threadsafeStarts)
+        {
+            if (_threadsafeStarts.Count == 0) return;
+            pending = _threadsafeStarts.ToArray();
+            _threadsafeStarts.Clear();
+        }
+
+        foreach (var s in pending) s.FailClosed();
     }
 
     /// <summary>

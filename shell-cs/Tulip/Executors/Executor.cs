@@ -12,7 +12,7 @@ namespace Tulip;
 /// <para><b>Threads.</b> Every member is thread-safe. <see cref="Shutdown"/> with <c>wait</c> blocks the
 /// caller until the workers have finished: on a loop's thread prefer <see cref="ShutdownAsync"/>.</para>
 /// </summary>
-public abstract class Executor : IDisposable
+public abstract class Executor : IDisposable, IAsyncDisposable
 {
     private protected Executor()
     {
@@ -57,8 +57,19 @@ public abstract class Executor : IDisposable
         var item = new TaskWorkItem<T>(call, cancellationToken);
         Validate(item);
         if (cancellationToken.IsCancellationRequested) return Task.FromCanceled<T>(cancellationToken);
-        Enqueue(item);
+        // Listen before queueing: work that completes at once then still unregisters (listening after
+        // the enqueue left the registration on a long-lived token when the work had finished first).
         item.Listen();
+        try
+        {
+            Enqueue(item);
+        }
+        catch
+        {
+            item.StopListening();
+            throw;
+        }
+
         return item.Task;
     }
 
@@ -67,16 +78,18 @@ public abstract class Executor : IDisposable
     /// results in the items' order, waiting for each (this blocks: not for a loop's thread). An exception
     /// is thrown when its result is reached; past <paramref name="timeout"/> (from this call) a
     /// <see cref="TimeoutException"/>. Leaving the enumeration early cancels what has not started.
+    /// <paramref name="cancellationToken"/> cancels the items not started yet and ends the enumeration
+    /// (at its next or current wait) with <see cref="OperationCanceledException"/>.
     /// </summary>
     [ThreadSafe]
-    public IEnumerable<TResult> Map<TArg, TResult>(Func<TArg, TResult> fn, IEnumerable<TArg> items, TimeSpan? timeout = null)
+    public IEnumerable<TResult> Map<TArg, TResult>(Func<TArg, TResult> fn, IEnumerable<TArg> items, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(fn);
         ArgumentNullException.ThrowIfNull(items);
         if (timeout is { } t && t < TimeSpan.Zero && t != Timeout.InfiniteTimeSpan)
             throw new ArgumentOutOfRangeException(nameof(timeout), "timeout is negative");
         long deadline = timeout is { } d && d != Timeout.InfiniteTimeSpan ? Environment.TickCount64 + (long)d.TotalMilliseconds : long.MaxValue;
-        var cancel = new CancellationTokenSource();
+        var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var tasks = new List<Task<TResult>>();
         try
         {
@@ -89,21 +102,29 @@ public abstract class Executor : IDisposable
             throw;
         }
 
-        return Results(tasks, deadline, cancel);
+        return Results(tasks, deadline, cancel, cancellationToken);
     }
 
-    private static IEnumerable<TResult> Results<TResult>(List<Task<TResult>> tasks, long deadline, CancellationTokenSource cancel)
+    private static IEnumerable<TResult> Results<TResult>(List<Task<TResult>> tasks, long deadline, CancellationTokenSource cancel, CancellationToken cancellationToken)
     {
         try
         {
             foreach (var task in tasks)
             {
-                if (deadline != long.MaxValue)
+                cancellationToken.ThrowIfCancellationRequested();
+                long left = deadline == long.MaxValue ? Timeout.Infinite : Math.Max(0, deadline - Environment.TickCount64);
+                bool done;
+                try
                 {
-                    long left = Math.Max(0, deadline - Environment.TickCount64);
-                    if (!((IAsyncResult)task).AsyncWaitHandle.WaitOne(TimeSpan.FromMilliseconds(left)))
-                        throw new TimeoutException("map: the results did not come within the timeout");
+                    // Throws OperationCanceledException when the caller's token fires during the wait.
+                    done = task.Wait(TimeSpan.FromMilliseconds(left), cancellationToken);
                 }
+                catch (AggregateException)
+                {
+                    done = true; // the item failed: its exception is thrown below, at its place
+                }
+
+                if (!done) throw new TimeoutException("map: the results did not come within the timeout");
 
                 yield return task.GetAwaiter().GetResult();
             }
@@ -155,10 +176,20 @@ public abstract class Executor : IDisposable
     [ThreadSafe]
     public abstract int MaxWorkers { get; }
 
-    /// <summary>Shuts down and waits (<c>with executor:</c>).</summary>
+    /// <summary>Shuts down and waits (<c>with executor:</c>); this blocks the caller: on a loop's thread use
+    /// <see cref="DisposeAsync"/>.</summary>
     public void Dispose()
     {
         Shutdown(wait: true);
         GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Shuts down and waits without blocking the caller (<see cref="ShutdownAsync"/>): completes when
+    /// the workers (threads, processes) are gone (<c>await using</c>).</summary>
+    [ThreadSafe]
+    public ValueTask DisposeAsync()
+    {
+        GC.SuppressFinalize(this);
+        return new ValueTask(ShutdownAsync());
     }
 }

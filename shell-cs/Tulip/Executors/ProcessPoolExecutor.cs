@@ -17,7 +17,7 @@ namespace Tulip;
 /// <para><b>Errors.</b> An exception in the worker comes back as a <see cref="RemoteWorkerException"/> (its
 /// type name, message and stack there). A worker that dies fails the work running and pending with
 /// <see cref="BrokenProcessPoolException"/> at once (the other workers are stopped), and the pool refuses
-/// new work.</para>
+/// new work; an idle worker's death is noticed at once too (its exit is watched).</para>
 /// </summary>
 public sealed class ProcessPoolExecutor : Executor
 {
@@ -68,6 +68,15 @@ public sealed class ProcessPoolExecutor : Executor
         get
         {
             lock (_lock) return _workers.All(w => w.Exited);
+        }
+    }
+
+    /// <summary>Whether a worker died and the pool refuses work (tests).</summary>
+    internal bool Broken
+    {
+        get
+        {
+            lock (_lock) return _broken;
         }
     }
 
@@ -223,6 +232,7 @@ public sealed class ProcessPoolExecutor : Executor
         private readonly Thread _thread = new(static s => ((WorkerProcess)s!).Run()) { IsBackground = true, Name = $"ProcessPoolExecutor worker {index}" };
         private System.Diagnostics.Process? _process;
         private volatile bool _exited;
+        private volatile bool _stopping; // the pool ends this worker: its exit is expected, not a death
 
         public int ProcessId { get; private set; }
 
@@ -265,6 +275,13 @@ public sealed class ProcessPoolExecutor : Executor
             try
             {
                 ProcessId = _process.Id;
+                // A worker killed while idle is noticed at once, not when work is next sent to it
+                // (CPython's executor manager thread watches every worker's sentinel).
+                _process.Exited += (_, _) =>
+                {
+                    if (!_stopping) pool.Break(new EndOfStreamException($"the worker process {ProcessId} exited"));
+                };
+                _process.EnableRaisingEvents = true;
                 var input = _process.StandardInput.BaseStream;
                 var output = _process.StandardOutput.BaseStream;
                 while ((current = pool.Take()) is not null)
@@ -295,6 +312,7 @@ public sealed class ProcessPoolExecutor : Executor
                 }
 
                 // Shut down (or broken): closing stdin ends the worker; give it a moment, then make sure.
+                _stopping = true;
                 input.Close();
                 if (!_process.WaitForExit(5000)) Kill();
             }
@@ -307,6 +325,7 @@ public sealed class ProcessPoolExecutor : Executor
             }
             finally
             {
+                _stopping = true;
                 if (_process is { } p)
                 {
                     p.WaitForExit(5000);

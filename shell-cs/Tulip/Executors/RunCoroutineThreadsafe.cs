@@ -9,7 +9,8 @@ public static partial class Asyncio
     /// already cancelled: before its first step), and a loop task cancelled on the loop gives a canceled
     /// .NET task (whose await throws the <see cref="CancelledException"/>), as concurrent.futures' cancel
     /// goes both ways. A factory that throws instead of returning its task is reported to the loop's
-    /// exception handler and faults the returned task. A closed loop: <see cref="EventLoopException"/>.
+    /// exception handler and faults the returned task. A closed loop: <see cref="EventLoopException"/>; a loop
+    /// closed after the post but before the task started faults the returned task with it.
     /// </summary>
     [ThreadSafe]
     public static Task<T> RunCoroutineThreadsafe<T>(Func<Task<T>> coroutine, EventLoop loop, CancellationToken cancellationToken = default)
@@ -17,7 +18,17 @@ public static partial class Asyncio
         ArgumentNullException.ThrowIfNull(coroutine);
         ArgumentNullException.ThrowIfNull(loop);
         var start = new ThreadsafeStart<T>(loop, coroutine, cancellationToken);
-        loop.CallSoonThreadsafe(static s => s.Start(), start);
+        loop.TrackThreadsafeStart(start);
+        try
+        {
+            loop.CallSoonThreadsafe(static s => s.Start(), start);
+        }
+        catch
+        {
+            if (!loop.UntrackThreadsafeStart(start)) _ = start.Started.Task.Exception; // failed by Close: observed here
+            throw;
+        }
+
         return Unwrap(start.Started.Task);
     }
 
@@ -39,13 +50,18 @@ public static partial class Asyncio
     private static async Task<T> Unwrap<T>(Task<Task<T>> started) =>
         await (await started.ConfigureAwait(false)).ConfigureAwait(false);
 
-    private sealed class ThreadsafeStart<T>(EventLoop loop, Func<Task<T>> coroutine, CancellationToken token)
+    private sealed class ThreadsafeStart<T>(EventLoop loop, Func<Task<T>> coroutine, CancellationToken token) : EventLoop.IThreadsafeStart
     {
         public readonly TaskCompletionSource<Task<T>> Started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>The loop closed with the start still posted (Close drops posted callbacks).</summary>
+        public void FailClosed() =>
+            Started.TrySetException(new EventLoopException("Event loop is closed: the coroutine passed to RunCoroutineThreadsafe() never started"));
 
         /// <summary>On the loop's thread: the task is made there, its outcome bridged by AsTask.</summary>
         public void Start()
         {
+            loop.UntrackThreadsafeStart(this);
             try
             {
                 var task = loop.CreateTask(Guarded, null, token);

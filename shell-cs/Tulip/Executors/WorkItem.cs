@@ -157,11 +157,15 @@ internal sealed class TaskWorkItem<T> : WorkItem<T>
 
     public Task<T> Task => _source.Task;
 
-    /// <summary>Listens to the token once the item is queued: a cancel before a worker claims it means it never runs.</summary>
+    /// <summary>Listens to the token before the item is queued (so no outcome can come before the
+    /// registration exists): a cancel before a worker claims it means it never runs.</summary>
     public void Listen()
     {
         if (_token.CanBeCanceled) _registration = _token.UnsafeRegister(static s => ((TaskWorkItem<T>)s!).TryCancel(), this);
     }
+
+    /// <summary>The item was not queued after all (the executor refused it).</summary>
+    public void StopListening() => _registration.Dispose();
 
     private protected override void DeliverTyped(T result, Exception? error)
     {
