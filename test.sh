@@ -59,10 +59,12 @@ for project in "${TEST_PROJECTS[@]}"; do
 import re, sys
 text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
 text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
-pat = re.compile(r"EXPECTO!\s+(\d+) tests? run in .*?(\d+) passed, (\d+) ignored, (\d+) failed, (\d+) errored")
+# Expecto groups digits past 999 ("1,002 tests run", "1,002 passed"): a count is digits and separators.
+n = r"(\d[\d,.'\u00a0\u202f]*)"
+pat = re.compile(r"EXPECTO!\s+" + n + r" tests? run in .*?\s" + n + r" passed, " + n + r" ignored, " + n + r" failed, " + n + r" errored")
 found = pat.findall(text)
 if found:
-    _, p, i, f, e = found[-1]
+    _, p, i, f, e = (re.sub(r"\D", "", x) for x in found[-1])
     print(p, i, f, e)
 PY
 )"
