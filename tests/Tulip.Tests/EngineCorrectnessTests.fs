@@ -644,3 +644,48 @@ let crossThreadCancelTests =
                       })
 
               Expect.equal result n "every task cancelled") ]
+
+[<Tests>]
+let wakeTests =
+    testList
+        "Waking an idle loop from another thread"
+        [ testCase "300,000 cross-thread round trips to a loop that sleeps until a post (no reactor): no wake-up is lost" (fun () ->
+              // The real clock's wait once cleared its pending flag before draining extra releases: a
+              // Wake between the two lost its release and left the flag set, and every later
+              // CallSoonThreadsafe was lost (a loop asleep for good; found by the getaddrinfo benchmark).
+              let n = 300_000
+              use go = new SemaphoreSlim(0)
+              let current: Future<int> ref = ref null
+              let mutable finished = false
+
+              let poster =
+                  Thread(fun () ->
+                      for _ in 1..n do
+                          go.Wait()
+                          let f = Volatile.Read(&current.contents)
+                          f.Loop.CallSoonThreadsafe(fun () -> f.SetResult 1) |> ignore)
+
+              poster.IsBackground <- true
+              poster.Start()
+
+              let runner =
+                  Thread(fun () ->
+                      use loop = new EventLoop()
+
+                      loop.RunUntilComplete(fun () ->
+                          task {
+                              for _ in 1..n do
+                                  let f = loop.CreateFuture<int>()
+                                  Volatile.Write(&current.contents, f)
+                                  go.Release() |> ignore
+                                  let! _ = f
+                                  ()
+                          }
+                          :> Task)
+
+                      finished <- true)
+
+              runner.IsBackground <- true
+              runner.Start()
+              Expect.isTrue (runner.Join(TimeSpan.FromSeconds 120.0)) "every round trip completed (no loop asleep with a post waiting)"
+              Expect.isTrue finished "the run ended normally") ]

@@ -169,14 +169,12 @@ public sealed class MonotonicClock : LoopClock
         long ticks = timeout.Ticks;
         int ms = timeout == Timeout.InfiniteTimeSpan ? Timeout.Infinite
             : (int)Math.Min(int.MaxValue, (ticks + TimeSpan.TicksPerMillisecond - 1) / TimeSpan.TicksPerMillisecond);
-        if (_wake.Wait(ms))
-        {
-            Interlocked.Exchange(ref _wakePending, 0);
-            // Drain extra wakes so they don't turn into spurious zero-length waits later.
-            while (_wake.CurrentCount > 0 && _wake.Wait(0))
-            {
-            }
-        }
+        // A release happens only when the flag goes from 0 to 1, so the semaphore holds at most one, and
+        // the flag is cleared only after the loop took it: a Wake meanwhile sees the flag set and adds
+        // nothing, and its post (queued before the Wake) is taken in by this tick. (The flag used to be
+        // cleared before draining extra releases: a Wake between the two had its release drained and left
+        // the flag set for good, and every later Wake was lost: the loop slept through its posts.)
+        if (_wake.Wait(ms)) Interlocked.Exchange(ref _wakePending, 0);
     }
 
     /// <inheritdoc/>
