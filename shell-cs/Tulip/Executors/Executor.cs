@@ -144,7 +144,39 @@ public abstract class Executor : IDisposable, IAsyncDisposable
     /// again is harmless.
     /// </summary>
     [ThreadSafe]
-    public abstract void Shutdown(bool wait = true, bool cancelPending = false);
+    public void Shutdown(bool wait = true, bool cancelPending = false)
+    {
+        List<WorkItem>? dropped = null;
+        Action join;
+        lock (_lock)
+        {
+            _shutdown = true;
+            if (cancelPending && _queue.Count > 0)
+            {
+                dropped = new List<WorkItem>(_queue);
+                _queue.Clear();
+            }
+
+            _idle = 0;
+            Monitor.PulseAll(_lock);
+            join = WorkersToJoin();
+        }
+
+        if (dropped is not null)
+            foreach (var item in dropped) item.TryCancel();
+        if (wait) join();
+    }
+
+    // The state every pool keeps under its lock: the work not started yet, the workers waiting for work
+    // that no pulse has claimed yet, and whether Shutdown was called.
+    private protected readonly object _lock = new();
+    private protected readonly Queue<WorkItem> _queue = new();
+    private protected int _idle;
+    private protected bool _shutdown;
+
+    /// <summary>Under the lock, at shutdown: what waits for this pool's workers to be gone (called after the
+    /// lock is released, when Shutdown is asked to wait).</summary>
+    private protected abstract Action WorkersToJoin();
 
     /// <summary>
     /// <see cref="Shutdown"/> without blocking the caller: the task completes when the workers are gone.

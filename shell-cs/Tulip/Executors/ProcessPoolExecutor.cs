@@ -21,13 +21,9 @@ namespace Tulip;
 /// </summary>
 public sealed class ProcessPoolExecutor : Executor
 {
-    private readonly object _lock = new();
-    private readonly Queue<WorkItem> _queue = new();
     private readonly List<WorkerProcess> _workers = new();
     private readonly int _maxWorkers;
     private readonly string _hostPath;
-    private int _idle;
-    private bool _shutdown;
     private bool _broken;
     private long _nextId;
 
@@ -198,30 +194,13 @@ public sealed class ProcessPoolExecutor : Executor
         foreach (var w in workers) w.Kill();
     }
 
-    /// <inheritdoc/>
-    [ThreadSafe]
-    public override void Shutdown(bool wait = true, bool cancelPending = false)
+    private protected override Action WorkersToJoin()
     {
-        List<WorkItem>? dropped = null;
-        WorkerProcess[] workers;
-        lock (_lock)
+        var workers = _workers.ToArray();
+        return () =>
         {
-            _shutdown = true;
-            if (cancelPending && _queue.Count > 0)
-            {
-                dropped = new List<WorkItem>(_queue);
-                _queue.Clear();
-            }
-
-            _idle = 0;
-            Monitor.PulseAll(_lock);
-            workers = _workers.ToArray();
-        }
-
-        if (dropped is not null)
-            foreach (var item in dropped) item.TryCancel();
-        if (!wait) return;
-        foreach (var w in workers) w.Join();
+            foreach (var w in workers) w.Join();
+        };
     }
 
     internal sealed record RemoteCall(string AssemblyPath, int Token, byte[]? Argument, string Name);

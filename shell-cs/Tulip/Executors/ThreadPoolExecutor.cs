@@ -15,13 +15,9 @@ public sealed class ThreadPoolExecutor : Executor
     /// <summary>Worker threads of every thread pool in the process that have not exited (tests' hygiene gate).</summary>
     internal static int LiveThreadsInProcess => Volatile.Read(ref s_liveThreads);
 
-    private readonly object _lock = new();
-    private readonly Queue<WorkItem> _queue = new();
     private readonly List<Thread> _threads = new();
     private readonly int _maxWorkers;
     private readonly string _prefix;
-    private int _idle; // threads waiting for work that no pulse has claimed yet
-    private bool _shutdown;
 
     /// <summary>An executor of at most <paramref name="maxWorkers"/> threads (default: as CPython,
     /// min(32, processors + 4)); thread names start with <paramref name="threadNamePrefix"/>.</summary>
@@ -108,32 +104,15 @@ public sealed class ThreadPoolExecutor : Executor
         }
     }
 
-    /// <inheritdoc/>
-    [ThreadSafe]
-    public override void Shutdown(bool wait = true, bool cancelPending = false)
+    private protected override Action WorkersToJoin()
     {
-        List<WorkItem>? dropped = null;
-        Thread[] threads;
-        lock (_lock)
+        var threads = _threads.ToArray();
+        return () =>
         {
-            _shutdown = true;
-            if (cancelPending && _queue.Count > 0)
+            foreach (var t in threads)
             {
-                dropped = new List<WorkItem>(_queue);
-                _queue.Clear();
+                if (t != Thread.CurrentThread) t.Join();
             }
-
-            _idle = 0;
-            Monitor.PulseAll(_lock);
-            threads = _threads.ToArray();
-        }
-
-        if (dropped is not null)
-            foreach (var item in dropped) item.TryCancel();
-        if (!wait) return;
-        foreach (var t in threads)
-        {
-            if (t != Thread.CurrentThread) t.Join();
-        }
+        };
     }
 }
